@@ -1,0 +1,5 @@
+import sys
+
+from selectit.cli import main
+
+sys.exit(main())

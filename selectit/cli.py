@@ -1,0 +1,230 @@
+"""`selectit` command line: score, aggregate, select, show-prompts.
+
+Every default comes from params.yaml (--params); a flag overrides one key.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from selectit.config import ParamsError, load_params
+from selectit.raters.loading import ModelLoadError
+from selectit.records import InputError, atomic_write, read_examples, write_examples, write_rejects
+
+log = logging.getLogger("selectit")
+
+# flag dest -> params key it overrides
+OVERRIDES = {
+    "raters": "score.raters",
+    "prompt_set": "score.prompt_set",
+    "num_prompts": "score.num_prompts",
+    "k": "score.k",
+    "template": "score.template",
+    "cue": "score.cue",
+    "dtype": "score.dtype",
+    "device": "score.device",
+    "token_budget": "score.token_budget",
+    "max_length": "score.max_length",
+    "trust_remote_code": "score.trust_remote_code",
+    "limit": "data.limit",
+    "alpha": "aggregate.alpha",
+    "authors_softmax": "aggregate.authors_softmax",
+    "weights": "aggregate.weights",
+    "ratio": "select.ratio",
+}
+
+
+def _weights(pairs: list[str]) -> dict[str, float]:
+    try:
+        return {name: float(value) for name, value in (p.rsplit("=", 1) for p in pairs)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weights expects NAME=NUMBER pairs, got {pairs}") from None
+
+
+def _params(args: argparse.Namespace):
+    overrides = {}
+    for dest, key in OVERRIDES.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            overrides[key] = _weights(value) if dest == "weights" else value
+    return load_params(args.params, overrides)
+
+
+def _inputs(args, params) -> list[str]:
+    return args.inputs or params.data.inputs
+
+
+def _read(args, params):
+    result = read_examples(_inputs(args, params))
+    examples = result.examples[: params.data.limit] if params.data.limit else result.examples
+    log.info(
+        "read %d examples (%d rejected, %d of them duplicates)%s",
+        len(result.examples), len(result.rejects), result.n_duplicates,
+        f"; using the first {len(examples)}" if len(examples) < len(result.examples) else "",
+    )
+    return result, examples
+
+
+def cmd_score(args) -> None:
+    from selectit.rate import rate_examples, rating_prompts
+    from selectit.tables import aggregate, write_parquet
+
+    params = _params(args)
+    out = Path(args.out)
+    read, examples = _read(args, params)
+    started = time.time()
+    run = rate_examples(examples, params.score, progress=not args.no_progress)
+    scores, weights = aggregate(run.ratings, params.aggregate.alpha, params.aggregate.authors_softmax,
+                                params.aggregate.weights)
+    write_parquet(run.ratings, out / "ratings.parquet")
+    write_parquet(scores, out / "scores.parquet")
+    write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
+    manifest = {
+        "inputs": _inputs(args, params),
+        "params": {"score": vars(params.score), "aggregate": vars(params.aggregate), "data": vars(params.data)},
+        "prompt_version": rating_prompts(params.score).version,
+        "counts": {
+            "examples_read": len(read.examples),
+            "examples_scored": scores.num_rows,
+            "rejects": len(read.rejects) + len(run.rejects),
+            "duplicates": read.n_duplicates,
+        },
+        "raters": run.report(),
+        "weights": weights,
+        "seconds": time.time() - started,
+    }
+    atomic_write(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+    for r in run.raters:
+        log.info("%s: %d texts in %.0f s (%.2f texts/s), mean digit mass %.3f, %d truncated",
+                 r.name, r.n_texts, r.seconds, r.texts_per_second, r.mass.get("mean", float("nan")), r.n_truncated)
+    log.info("wrote %s/{ratings,scores}.parquet, rejects.jsonl, manifest.json", out)
+
+
+def cmd_aggregate(args) -> None:
+    from selectit.tables import aggregate, write_parquet
+
+    params = _params(args)
+    scores, weights = aggregate(pq.read_table(args.ratings), params.aggregate.alpha,
+                                params.aggregate.authors_softmax, params.aggregate.weights)
+    write_parquet(scores, args.out)
+    log.info("wrote %s (%d examples, weights %s)", args.out, scores.num_rows, weights)
+
+
+def cmd_select(args) -> None:
+    from selectit.selection import select_top
+
+    params = _params(args)
+    kept, left_out = select_top(pq.read_table(args.scores), params.select.ratio)
+    by_id = {e.id: e for e in read_examples(_inputs(args, params)).examples}
+    missing = [i for i in kept if i not in by_id]
+    if missing:
+        raise InputError(f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; "
+                         "pass the files that were scored")
+    kept_set = set(kept)
+    # Written in input order, so the selection reads like a filtered copy of the input.
+    write_examples([e for e in by_id.values() if e.id in kept_set], args.out)
+    excluded = Path(args.excluded or Path(args.out).with_name("excluded_ids.txt"))
+    atomic_write(excluded, lambda f: f.write("".join(i + "\n" for i in left_out).encode()))
+    log.info("kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
+             len(kept), len(kept) + len(left_out), params.select.ratio, args.out, excluded)
+
+
+def cmd_show_prompts(args) -> None:
+    from transformers import AutoConfig
+
+    from selectit.raters.loading import load_tokenizer, resolve
+    from selectit.raters.transformers_rater import _context_length
+    from selectit.rate import rating_prompts
+    from selectit.rating_texts import RatingTextEncoder
+
+    params = _params(args)
+    cfg = params.score
+    spec = args.rater or cfg.raters[0]
+    source = resolve(spec, cfg.trust_remote_code)
+    tokenizer = load_tokenizer(source, cfg.trust_remote_code)
+    context = _context_length(AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code))
+    prompts = rating_prompts(cfg)
+    encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
+    examples = [e for e in read_examples(_inputs(args, params)).examples if e.row in set(args.rows)]
+    chosen = range(len(prompts.prompts)) if args.prompt is None else [args.prompt]
+    digits = tokenizer.convert_ids_to_tokens(encoder.digit_token_ids())
+    print(f"# rater {source.name}, template {prompts.template}, prompt version {prompts.version}, digit tokens {digits}")
+    for prompt_id in chosen:
+        for example, encoded in zip(examples, encoder.encode(examples, prompts.prompts[prompt_id])):
+            print(f"\n===== {example.source} row {example.row} (id {example.id}), prompt {prompt_id} =====")
+            if not hasattr(encoded, "ids"):
+                print(f"[cannot be rated: {encoded}]")
+                continue
+            flag = ", truncated" if encoded.truncated else ""
+            print(f"[{len(encoded.ids)} tokens{flag}; the rating digit is read right after the last character]")
+            print(tokenizer.decode(encoded.ids), end="|\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selectit", description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="settings file (default: ./params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def inputs(p):
+        p.add_argument("inputs", nargs="*", help="input files (default: data.inputs of params.yaml)")
+
+    score = sub.add_parser("score", help="rate examples with the rater models and score them")
+    inputs(score)
+    score.add_argument("--out", required=True, help="output folder")
+    score.add_argument("--raters", nargs="+", help="model short names, folders, .gguf files or hub ids")
+    score.add_argument("--prompt-set")
+    score.add_argument("--num-prompts", type=int)
+    score.add_argument("--k", type=int, help="rating scale 1..K")
+    score.add_argument("--template", choices=["plain", "chat"])
+    score.add_argument("--cue")
+    score.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    score.add_argument("--device")
+    score.add_argument("--token-budget", type=int)
+    score.add_argument("--max-length", type=int)
+    score.add_argument("--limit", type=int, help="score only the first N examples")
+    score.add_argument("--trust-remote-code", action="store_true", default=None)
+    score.add_argument("--no-progress", action="store_true")
+    for p in (score, agg := sub.add_parser("aggregate", help="recompute scores.parquet from ratings.parquet")):
+        p.add_argument("--alpha", type=float)
+        p.add_argument("--authors-softmax", action="store_true", default=None,
+                       help="apply the released scripts' extra softmax (to reproduce their numbers)")
+        p.add_argument("--weights", nargs="+", metavar="NAME=W", help="rater weights (default: parameter counts)")
+    agg.add_argument("--ratings", required=True)
+    agg.add_argument("--out", required=True)
+
+    select = sub.add_parser("select", help="write the top R%% of the scored examples in the input's format")
+    inputs(select)
+    select.add_argument("--scores", required=True, help="scores.parquet from `selectit score`")
+    select.add_argument("--ratio", type=float)
+    select.add_argument("--out", required=True, help="selected examples (.json, .jsonl or .jsonl.gz)")
+    select.add_argument("--excluded", help="file for the left-out ids (default: excluded_ids.txt beside --out)")
+
+    show = sub.add_parser("show-prompts", help="print the exact rating texts a rater reads")
+    inputs(show)
+    show.add_argument("--rater", help="default: the first rater of params.yaml")
+    show.add_argument("--rows", type=int, nargs="+", default=[0], help="0-based rows of the input files")
+    show.add_argument("--prompt", type=int, help="one prompt id (default: all)")
+    return parser
+
+
+COMMANDS = {"score": cmd_score, "aggregate": cmd_aggregate, "select": cmd_select, "show-prompts": cmd_show_prompts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        COMMANDS[args.command](args)
+    except (ParamsError, InputError, ModelLoadError, FileNotFoundError, ValueError) as exc:
+        print(f"selectit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,168 @@
+"""Typed settings read from params.yaml, the single source of truth for every default.
+
+Each section is a frozen dataclass without defaults of its own: a key missing
+from params.yaml is an error, not a silent fallback. Wrong keys and wrong types
+fail with the file, the key and the expected form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ParamsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    inputs: list[str]  # files to read; relative paths are relative to params.yaml
+    limit: int | None  # use only the first N readable rows (None: all)
+
+    def validate(self, where: str) -> None:
+        if not self.inputs:
+            raise ParamsError(f"{where}.inputs: expected at least one input file")
+        _positive(self.limit, f"{where}.limit", allow_none=True)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    raters: list[str]  # short names, local folders/GGUF files, or hub ids
+    prompt_set: str  # packaged set name or a YAML file
+    num_prompts: int  # how many prompts of the set to use (the paper: 5)
+    k: int  # rating scale 1..K (the paper: 5), independent of num_prompts
+    template: str  # plain | chat
+    cue: str  # text after the response; the rating digit comes right after it
+    dtype: str  # auto | float32 | bfloat16 | float16
+    device: str  # auto | cpu | cuda | cuda:N
+    token_budget: int  # padded tokens per forward pass
+    max_length: int | None  # cap on rating-text tokens (None: the model's context)
+    trust_remote_code: bool  # run model code from the hub; off unless you trust it
+
+    def validate(self, where: str) -> None:
+        if not self.raters:
+            raise ParamsError(f"{where}.raters: expected at least one rater model")
+        from selectit.raters.loading import rater_name
+
+        names = [rater_name(r) for r in self.raters]
+        if len(set(names)) != len(names):
+            raise ParamsError(f"{where}.raters: two raters share a name: {names}")
+        _positive(self.num_prompts, f"{where}.num_prompts")
+        if not 2 <= self.k <= 9:
+            raise ParamsError(f"{where}.k: expected an integer from 2 to 9 (single-digit ratings), got {self.k}")
+        _one_of(self.template, ("plain", "chat"), f"{where}.template")
+        _one_of(self.dtype, ("auto", "float32", "bfloat16", "float16"), f"{where}.dtype")
+        _positive(self.token_budget, f"{where}.token_budget")
+        _positive(self.max_length, f"{where}.max_length", allow_none=True)
+
+
+@dataclass(frozen=True)
+class AggregateConfig:
+    alpha: float  # weight of the prompt disagreement at sentence level (the paper: 0.2)
+    authors_softmax: bool  # reproduce the released scripts' extra softmax
+    weights: dict[str, float] | None  # rater weights; None: parameter counts
+
+    def validate(self, where: str) -> None:
+        if self.alpha < 0:
+            raise ParamsError(f"{where}.alpha: expected a number >= 0, got {self.alpha}")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    ratio: float  # share of examples kept, in (0, 1] (the paper: 0.2)
+
+    def validate(self, where: str) -> None:
+        if not 0 < self.ratio <= 1:
+            raise ParamsError(f"{where}.ratio: expected a number in (0, 1], got {self.ratio}")
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataConfig
+    score: ScoreConfig
+    aggregate: AggregateConfig
+    select: SelectConfig
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
+    """Read params.yaml, apply `section.key` overrides (from the command line), validate."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"params file {path} not found (pass --params to name another)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of sections at the top level")
+    for dotted, value in (overrides or {}).items():
+        section, key = dotted.split(".", 1)
+        raw.setdefault(section, {})[key] = value
+    sections = {}
+    for field in dataclasses.fields(Params):
+        if field.name not in raw:
+            raise ParamsError(f"{path}: missing section '{field.name}'")
+        sections[field.name] = _build(field.type, raw[field.name], f"{path}: {field.name}")
+    params = Params(**sections)
+    data_inputs = [str((path.parent / p) if not Path(p).is_absolute() else Path(p)) for p in params.data.inputs]
+    return dataclasses.replace(params, data=dataclasses.replace(params.data, inputs=data_inputs))
+
+
+def _build(cls_name, raw: Any, where: str):
+    cls = globals()[cls_name] if isinstance(cls_name, str) else cls_name
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    expected = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(expected))
+    if unknown:
+        raise ParamsError(f"{where}: unknown key(s) {unknown}; expected keys: {expected}")
+    missing = [k for k in expected if k not in raw]
+    if missing:
+        raise ParamsError(f"{where}: missing key(s) {missing}")
+    values = {k: _check_type(raw[k], hints[k], f"{where}.{k}") for k in expected}
+    config = cls(**values)
+    config.validate(where)
+    return config
+
+
+def _check_type(value: Any, hint, where: str):
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _check_type(value, inner, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ParamsError(f"{where}: expected a list, got {value!r}")
+        return [_check_type(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"{where}: expected a mapping, got {value!r}")
+        return {_check_type(k, args[0], where): _check_type(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ParamsError(f"{where}: expected {hint.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _positive(value: int | None, where: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if value is None or value < 1:
+        raise ParamsError(f"{where}: expected an integer >= 1, got {value}")
+
+
+def _one_of(value: str, choices: tuple[str, ...], where: str) -> None:
+    if value not in choices:
+        raise ParamsError(f"{where}: expected one of {list(choices)}, got {value!r}")

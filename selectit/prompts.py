@@ -1,0 +1,87 @@
+"""Rating prompts, the rating-request layout, and the version hash that keys every score.
+
+A rating text is: rating prompt, instruction (and input), response, answer cue.
+The `plain` template sends it as raw text (the paper's form, right for base
+models); the `chat` template wraps the same request in the tokenizer's chat
+template as a user turn and puts the cue at the start of the assistant turn
+(right for instruct models). Wrapping needs a tokenizer, so it lives in
+`rating_texts.py`; this module only knows strings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+TEMPLATES = ("plain", "chat")
+
+
+def load_prompt_set(name_or_path: str) -> list[str]:
+    """Prompts of a packaged set (`default`) or of a YAML file with a `prompts:` list."""
+    packaged = resources.files("selectit") / "prompt_sets" / f"{name_or_path}.yaml"
+    source = packaged if packaged.is_file() else Path(name_or_path)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"prompt set {name_or_path!r} is neither a packaged set nor a YAML file"
+        )
+    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    prompts = data.get("prompts") if isinstance(data, dict) else None
+    if not isinstance(prompts, list) or not prompts or not all(
+        isinstance(p, str) and p.strip() for p in prompts
+    ):
+        raise ValueError(f"{source}: expected a mapping with a non-empty `prompts:` list of strings")
+    return prompts
+
+
+@dataclass(frozen=True)
+class RatingPrompts:
+    """The configuration that decides what a rater sees; hashed into `version`."""
+
+    prompts: tuple[str, ...]  # already formatted with K
+    template: str
+    cue: str
+    k: int
+
+    def __post_init__(self) -> None:
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template must be one of {TEMPLATES}, got {self.template!r}")
+        if not 2 <= self.k <= 9:
+            # Ratings are read from single digit tokens, so 9 is the largest scale.
+            raise ValueError(f"K must be between 2 and 9, got {self.k}")
+        if not self.prompts:
+            raise ValueError("at least one rating prompt is needed")
+
+    @classmethod
+    def from_set(cls, prompt_set: str, num_prompts: int, template: str, cue: str, k: int) -> RatingPrompts:
+        available = load_prompt_set(prompt_set)
+        if not 1 <= num_prompts <= len(available):
+            raise ValueError(
+                f"num_prompts must be between 1 and {len(available)} "
+                f"(the size of prompt set {prompt_set!r}), got {num_prompts}"
+            )
+        formatted = tuple(p.replace("{k}", str(k)) for p in available[:num_prompts])
+        return cls(prompts=formatted, template=template, cue=cue, k=k)
+
+    @property
+    def version(self) -> str:
+        """Content hash of everything that changes the rating text or its reading."""
+        payload = json.dumps(
+            {"prompts": self.prompts, "template": self.template, "cue": self.cue, "k": self.k},
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
+
+
+def request_parts(prompt: str, instruction: str, input: str) -> str:
+    """Everything of the rating request that comes before the response text."""
+    parts = [prompt.strip(), f"### Instruction:\n{instruction}"]
+    if input.strip():
+        parts.append(f"### Input:\n{input}")
+    parts.append("### Response:\n")
+    return "\n\n".join(parts)

@@ -1,0 +1,293 @@
+"""Read instruction-tuning data into one `Example` type, and write it back.
+
+Containers: a JSON list (text starts with ``[``) or JSON lines (one row per
+non-blank line), optionally gzipped (``.gz`` suffix or gzip magic bytes).
+Every unusable row becomes a `Reject` with its position and reason; only
+whole-file problems (unreadable, not UTF-8, broken JSON list, empty, no row
+in a known format) raise `InputError`.
+
+Row formats, decided per row by its keys (first match wins):
+  * alpaca:   ``instruction`` / ``output`` (+ optional ``input``, null -> "")
+  * sharegpt: ``conversations`` = [{"from": role, "value": text}, ...]
+  * openai:   ``messages`` = [{"role": role, "content": text}, ...]
+
+Conversations are normalised as follows. A system turn at index 0 becomes
+``input``. The last turn must be a non-empty assistant turn; it becomes
+``output``. If exactly one user turn remains, its text is ``instruction``;
+otherwise the remaining turns are rendered as a transcript, "User: ...",
+"Assistant: ..." (and "System: ..." for a later system turn) joined by a
+blank line. So the same content gets the same id whatever its format.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+ACCEPTED_FORMATS = ("alpaca (instruction/output[/input]), sharegpt (conversations), "
+                    "openai (messages)")
+UNKNOWN_FORMAT = "unknown format: expected keys instruction/output, conversations or messages"
+NOT_OBJECT = "row is not a JSON object"
+NO_FINAL_ASSISTANT = "conversation does not end with an assistant turn"
+WRITE_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".json.gz")
+
+SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
+                  "system": "system"}
+OPENAI_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
+TRANSCRIPT_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
+
+
+class InputError(Exception):
+    """A whole file cannot be used; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    instruction: str
+    input: str
+    output: str
+    source: str
+    row: int
+    format: str
+    raw: dict = field(hash=False)  # a dict is unhashable; the id already identifies content
+
+
+@dataclass(frozen=True)
+class Reject:
+    source: str
+    row: int
+    line: int | None
+    reason: str
+    raw: object = field(hash=False)
+
+
+@dataclass
+class ReadResult:
+    examples: list[Example]
+    rejects: list[Reject]
+    n_duplicates: int
+
+
+class _RowError(Exception):
+    """A row is unusable; `unknown` marks rows whose format was not recognised."""
+
+    def __init__(self, reason: str, unknown: bool = False):
+        super().__init__(reason)
+        self.reason, self.unknown = reason, unknown
+
+
+def example_id(instruction: str, input: str, output: str) -> str:
+    canonical = json.dumps([instruction, input, output], ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _text_field(row: dict, key: str, where: str = "") -> str:
+    """Return row[key] as a string or raise a _RowError naming it."""
+    prefix = f"{where}: " if where else ""
+    if key not in row:
+        raise _RowError(f"{prefix}missing field '{key}'")
+    value = row[key]
+    if not isinstance(value, str):
+        raise _RowError(f"{prefix}field '{key}' must be a string, got {_type_name(value)}")
+    return value
+
+
+def _parse_alpaca(row: dict) -> tuple[str, str, str]:
+    texts = {}
+    for key in ("instruction", "output"):
+        texts[key] = _text_field(row, key)
+        if not texts[key].strip():
+            raise _RowError(f"field '{key}' is empty")
+    input_text = "" if row.get("input") is None else _text_field(row, "input")
+    return texts["instruction"], input_text, texts["output"]
+
+
+def _parse_conversation(row: dict, key: str, role_key: str, text_key: str,
+                        roles: dict[str, str]) -> tuple[str, str, str]:
+    turns = row[key]
+    if not isinstance(turns, list):
+        raise _RowError(f"field '{key}' must be a list, got {_type_name(turns)}")
+    parsed: list[tuple[str, str]] = []
+    for i, turn in enumerate(turns):
+        where = f"{key}[{i}]"
+        if not isinstance(turn, dict):
+            raise _RowError(f"{where} is not a JSON object")
+        if role_key not in turn:
+            raise _RowError(f"{where}: missing field '{role_key}'")
+        raw_role = turn[role_key]
+        role = roles.get(raw_role.lower()) if isinstance(raw_role, str) else None
+        if role is None:
+            raise _RowError(f"{where}: unknown role {raw_role!r}")
+        text = _text_field(turn, text_key, where)
+        if role == "user" and not text.strip():
+            raise _RowError(f"{where}: user turn is empty")
+        parsed.append((role, text))
+    if not parsed or parsed[-1][0] != "assistant" or not parsed[-1][1].strip():
+        raise _RowError(NO_FINAL_ASSISTANT)
+    if not any(role == "user" for role, _ in parsed):
+        raise _RowError("conversation has no user turn")
+    output = parsed.pop()[1]
+    system = parsed.pop(0)[1] if parsed[0][0] == "system" else ""
+    if len(parsed) == 1 and parsed[0][0] == "user":
+        return parsed[0][1], system, output
+    transcript = "\n\n".join(f"{TRANSCRIPT_LABELS[role]}: {text}" for role, text in parsed)
+    return transcript, system, output
+
+
+def _parse_row(row: object) -> tuple[str, tuple[str, str, str]]:
+    """Return (format, (instruction, input, output)) or raise _RowError."""
+    if not isinstance(row, dict):
+        raise _RowError(NOT_OBJECT, unknown=True)
+    if "instruction" in row or "output" in row:
+        return "alpaca", _parse_alpaca(row)
+    if "conversations" in row:
+        return "sharegpt", _parse_conversation(row, "conversations", "from", "value", SHAREGPT_ROLES)
+    if "messages" in row:
+        return "openai", _parse_conversation(row, "messages", "role", "content", OPENAI_ROLES)
+    raise _RowError(UNKNOWN_FORMAT, unknown=True)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    if path.name.endswith(".gz") or data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise InputError(f"{path}: not a valid gzip file: {exc}") from None
+    try:
+        text = data.decode("utf-8-sig")  # tolerate a byte-order mark
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+    if not text.strip():
+        raise InputError(f"{path} is empty")
+    return text
+
+
+def _iter_rows(path: Path, text: str) -> list[tuple[int, int | None, object, str | None]]:
+    """Split a file into (row, line, parsed value or raw text, JSON error or None)."""
+    if text.lstrip().startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{path}: invalid JSON list: {exc}") from None
+        return [(i, None, value, None) for i, value in enumerate(values)]
+    rows = []
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    for row, (line_no, line) in enumerate(lines):
+        try:
+            rows.append((row, line_no, json.loads(line), None))
+        except json.JSONDecodeError as exc:
+            rows.append((row, line_no, line.rstrip("\r"), f"invalid JSON: {exc}"))
+    if all(error for *_, error in rows):
+        # Nothing parsed line by line: maybe one pretty-printed object.
+        try:
+            return [(0, lines[0][0], json.loads(text), None)]
+        except json.JSONDecodeError:
+            pass
+    return rows
+
+
+def _read_file(path_like: str | Path) -> tuple[list[tuple[Example, int | None]], list[Reject]]:
+    """Parse one file into (example, line) pairs and per-row rejects."""
+    path, source = Path(path_like), str(path_like)
+    rows = _iter_rows(path, _read_text(path))
+    if not rows:
+        raise InputError(f"{path}: contains no rows")
+    examples, rejects, recognised = [], [], 0
+    for row, line, value, json_error in rows:
+        try:
+            if json_error:
+                raise _RowError(json_error, unknown=True)
+            fmt, (instruction, input_text, output) = _parse_row(value)
+        except _RowError as err:
+            recognised += not err.unknown
+            rejects.append(Reject(source, row, line, err.reason, value))
+            continue
+        recognised += 1
+        example = Example(example_id(instruction, input_text, output), instruction, input_text,
+                          output, source, row, fmt, value)
+        examples.append((example, line))
+    if not recognised:
+        first = rejects[0]
+        where = f"row {first.row}" + (f" (line {first.line})" if first.line else "")
+        raise InputError(f"{path}: no row is in a known format (accepted formats: "
+                         f"{ACCEPTED_FORMATS}); {where}: {first.reason}")
+    return examples, rejects
+
+
+def read_examples(paths: Sequence[str | Path]) -> ReadResult:
+    if isinstance(paths, (str, Path)):  # a bare path would otherwise be iterated per character
+        paths = [paths]
+    result = ReadResult(examples=[], rejects=[], n_duplicates=0)
+    first_seen: dict[str, Example] = {}
+    for path in paths:
+        examples, rejects = _read_file(path)
+        for example, line in examples:
+            original = first_seen.setdefault(example.id, example)
+            if original is example:
+                result.examples.append(example)
+                continue
+            rejects.append(Reject(example.source, example.row, line,
+                                  f"duplicate of {original.source} row {original.row}",
+                                  example.raw))
+            result.n_duplicates += 1
+        result.rejects.extend(sorted(rejects, key=lambda r: r.row))  # file order, then row order
+    return result
+
+
+def atomic_write(path: str | Path, write) -> None:
+    """Write via a temp file in the same directory, then os.replace, so a crash never
+    leaves a half-written file at `path`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _json_lines(rows: Iterable[object]) -> bytes:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
+
+
+def write_rejects(rejects: Iterable[Reject], path: str | Path) -> None:
+    objects = [{"source": r.source, "row": r.row, "line": r.line, "reason": r.reason, "raw": r.raw}
+               for r in rejects]
+    atomic_write(path, lambda handle: handle.write(_json_lines(objects)))
+
+
+def write_examples(examples: Sequence[Example], path: str | Path) -> None:
+    name = Path(path).name
+    rows = [example.raw for example in examples]
+    if name.endswith((".jsonl.gz", ".json.gz")):
+        # mtime=0 keeps the output byte-identical across runs.
+        data = gzip.compress(_json_lines(rows), mtime=0)
+    elif name.endswith(".jsonl"):
+        data = _json_lines(rows)
+    elif name.endswith(".json"):
+        data = (json.dumps(rows, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    else:
+        raise ValueError(f"{path}: unknown output suffix; accepted: {', '.join(WRITE_SUFFIXES)}")
+    atomic_write(path, lambda handle: handle.write(data))

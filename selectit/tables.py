@@ -1,0 +1,106 @@
+"""The Parquet tables the scorer writes, their schemas, and the aggregation between them.
+
+ratings.parquet keeps every raw digit distribution (example x prompt x rater),
+so alpha, rater weights and the authors' softmax can change without running a
+model again: `aggregate` recomputes scores.parquet from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from selectit import scoring
+from selectit.records import atomic_write
+
+RATINGS_SCHEMA = pa.schema(
+    [
+        ("example_id", pa.string()),
+        ("model", pa.string()),
+        ("model_params", pa.int64()),
+        ("prompt_id", pa.int16()),
+        ("prompt_version", pa.string()),
+        ("template", pa.string()),
+        ("k", pa.int8()),
+        ("probs", pa.list_(pa.float64())),
+        ("mass", pa.float64()),
+        ("top_is_digit", pa.bool_()),
+        ("token_score", pa.float64()),
+        ("n_tokens", pa.int32()),
+        ("truncated", pa.bool_()),
+    ]
+)
+
+SENTENCE_PREFIX = "sentence_score:"
+
+
+class RatingsError(ValueError):
+    pass
+
+
+def write_parquet(table: pa.Table, path: str | Path) -> None:
+    atomic_write(path, lambda handle: pq.write_table(table, handle))
+
+
+def probs_matrix(ratings: pa.Table) -> np.ndarray:
+    k = int(pc.max(ratings["k"]).as_py())
+    flat = pc.list_flatten(ratings["probs"]).to_numpy()
+    return flat.reshape(-1, k)
+
+
+def aggregate(
+    ratings: pa.Table, alpha: float, authors_softmax: bool, weights: Mapping[str, float] | None
+) -> tuple[pa.Table, dict[str, float]]:
+    """Sentence score per rater and the weighted model score for every example.
+
+    Returns the per-example table, ranked best first, and the normalised weights.
+    Fails if any example lacks a rating from any (rater, prompt): a score built
+    from part of the ratings would not be comparable with the others.
+    """
+    if ratings.num_rows == 0:
+        raise RatingsError("the ratings table is empty")
+    if len(pc.unique(ratings["k"])) != 1 or len(pc.unique(ratings["prompt_version"])) != 1:
+        raise RatingsError("the ratings mix different K or prompt versions; score them separately")
+    token = scoring.token_scores(probs_matrix(ratings), authors_softmax)
+    ids = ratings["example_id"].to_numpy(zero_copy_only=False)
+    models = ratings["model"].to_numpy(zero_copy_only=False)
+    prompts = ratings["prompt_id"].to_numpy()
+    example_ids = list(dict.fromkeys(ids))  # first-appearance order
+    model_names = list(dict.fromkeys(models))
+    prompt_ids = np.unique(prompts)
+    row_of = {e: i for i, e in enumerate(example_ids)}
+    col_of = {p: j for j, p in enumerate(prompt_ids)}
+    rows = np.fromiter((row_of[e] for e in ids), dtype=np.int64, count=len(ids))
+    cols = np.fromiter((col_of[p] for p in prompts), dtype=np.int64, count=len(prompts))
+
+    params = {}
+    sentence = {}
+    for name in model_names:
+        mine = models == name
+        grid = np.full((len(example_ids), len(prompt_ids)), np.nan)
+        seen = np.zeros_like(grid, dtype=bool)
+        grid[rows[mine], cols[mine]] = token[mine]
+        seen[rows[mine], cols[mine]] = True
+        if not seen.all():
+            raise RatingsError(
+                f"rater {name!r} has {int((~seen).sum())} missing (example, prompt) ratings; "
+                "every example needs a rating from every rater and prompt"
+            )
+        sentence[name] = scoring.sentence_scores(grid, alpha)
+        params[name] = int(ratings["model_params"].filter(pa.array(mine))[0].as_py())
+    normalised = scoring.model_weights(params, weights)
+    total = scoring.model_scores(sentence, normalised)
+
+    # Best first; NaN (no probability mass on any digit) last; ties by id for determinism.
+    order = sorted(range(len(example_ids)), key=lambda i: (np.isnan(total[i]), -np.nan_to_num(total[i]), example_ids[i]))
+    columns = {"example_id": pa.array([example_ids[i] for i in order], pa.string())}
+    for name in model_names:
+        columns[SENTENCE_PREFIX + name] = pa.array(sentence[name][order], pa.float64())
+    columns["model_score"] = pa.array(total[order], pa.float64())
+    columns["rank"] = pa.array(np.arange(1, len(order) + 1), pa.int32())
+    return pa.table(columns), normalised

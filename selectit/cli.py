@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from selectit.config import ParamsError, load_params
+from selectit.config import DTYPE_NAMES, ParamsError, load_params
 from selectit.raters.loading import ModelLoadError
 from selectit.records import InputError, atomic_write, read_examples, write_examples, write_rejects
 
@@ -185,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--k", type=int, help="rating scale 1..K")
     score.add_argument("--template", choices=["plain", "chat"])
     score.add_argument("--cue")
-    score.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+    score.add_argument("--dtype", choices=DTYPE_NAMES)
     score.add_argument("--device")
     score.add_argument("--token-budget", type=int)
     score.add_argument("--max-length", type=int)

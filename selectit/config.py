@@ -17,9 +17,15 @@ from typing import Any
 
 import yaml
 
+from selectit.prompts import is_packaged_prompt_set
+
 
 class ParamsError(ValueError):
     pass
+
+
+# Compute precisions a rater can run in; `auto` picks per device (see raters/transformers_rater.py).
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "bfloat16-weights")
 
 
 @dataclass(frozen=True)
@@ -41,7 +47,7 @@ class ScoreConfig:
     k: int  # rating scale 1..K (the paper: 5), independent of num_prompts
     template: str  # plain | chat
     cue: str  # text after the response; the rating digit comes right after it
-    dtype: str  # auto | float32 | bfloat16 | float16
+    dtype: str  # one of DTYPE_NAMES
     device: str  # auto | cpu | cuda | cuda:N
     token_budget: int  # padded tokens per forward pass
     max_length: int | None  # cap on rating-text tokens (None: the model's context)
@@ -59,7 +65,7 @@ class ScoreConfig:
         if not 2 <= self.k <= 9:
             raise ParamsError(f"{where}.k: expected an integer from 2 to 9 (single-digit ratings), got {self.k}")
         _one_of(self.template, ("plain", "chat"), f"{where}.template")
-        _one_of(self.dtype, ("auto", "float32", "bfloat16", "float16"), f"{where}.dtype")
+        _one_of(self.dtype, DTYPE_NAMES, f"{where}.dtype")
         _positive(self.token_budget, f"{where}.token_budget")
         _positive(self.max_length, f"{where}.max_length", allow_none=True)
 
@@ -71,8 +77,8 @@ class AggregateConfig:
     weights: dict[str, float] | None  # rater weights; None: parameter counts
 
     def validate(self, where: str) -> None:
-        if self.alpha < 0:
-            raise ParamsError(f"{where}.alpha: expected a number >= 0, got {self.alpha}")
+        if not 0 <= self.alpha < float("inf"):  # also rejects NaN
+            raise ParamsError(f"{where}.alpha: expected a finite number >= 0, got {self.alpha}")
 
 
 @dataclass(frozen=True)
@@ -106,14 +112,22 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     for dotted, value in (overrides or {}).items():
         section, key = dotted.split(".", 1)
         raw.setdefault(section, {})[key] = value
+    expected = [f.name for f in dataclasses.fields(Params)]
+    unknown = sorted(set(raw) - set(expected))
+    if unknown:
+        raise ParamsError(f"{path}: unknown section(s) {unknown}; expected sections: {expected}")
     sections = {}
     for field in dataclasses.fields(Params):
         if field.name not in raw:
             raise ParamsError(f"{path}: missing section '{field.name}'")
         sections[field.name] = _build(field.type, raw[field.name], f"{path}: {field.name}")
     params = Params(**sections)
-    data_inputs = [str((path.parent / p) if not Path(p).is_absolute() else Path(p)) for p in params.data.inputs]
-    return dataclasses.replace(params, data=dataclasses.replace(params.data, inputs=data_inputs))
+    # Paths in params.yaml are relative to the file, wherever the command runs from.
+    data = dataclasses.replace(params.data, inputs=[str(path.parent / p) for p in params.data.inputs])
+    score = params.score
+    if not is_packaged_prompt_set(score.prompt_set):
+        score = dataclasses.replace(score, prompt_set=str(path.parent / score.prompt_set))
+    return dataclasses.replace(params, data=data, score=score)
 
 
 def _build(cls_name, raw: Any, where: str):

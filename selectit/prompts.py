@@ -21,15 +21,25 @@ import yaml
 TEMPLATES = ("plain", "chat")
 
 
+def _packaged(name: str):
+    return resources.files("selectit") / "prompt_sets" / f"{name}.yaml"
+
+
+def is_packaged_prompt_set(name: str) -> bool:
+    return "/" not in name and _packaged(name).is_file()
+
+
 def load_prompt_set(name_or_path: str) -> list[str]:
     """Prompts of a packaged set (`default`) or of a YAML file with a `prompts:` list."""
-    packaged = resources.files("selectit") / "prompt_sets" / f"{name_or_path}.yaml"
-    source = packaged if packaged.is_file() else Path(name_or_path)
+    source = _packaged(name_or_path) if is_packaged_prompt_set(name_or_path) else Path(name_or_path)
     if not source.is_file():
         raise FileNotFoundError(
             f"prompt set {name_or_path!r} is neither a packaged set nor a YAML file"
         )
-    data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{source}: not valid YAML: {exc}") from exc
     prompts = data.get("prompts") if isinstance(data, dict) else None
     if not isinstance(prompts, list) or not prompts or not all(
         isinstance(p, str) and p.strip() for p in prompts

@@ -74,7 +74,7 @@ def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, progress: bool 
             name=rater.name,
             location=source.location,
             n_params=rater.n_params,
-            dtype=str(rater.dtype).removeprefix("torch."),
+            dtype=rater.dtype,
             device=str(rater.device),
             digit_token_ids=encoder.digit_token_ids(),
         )

@@ -1,0 +1,144 @@
+"""Throughput of the scoring engine against a naive loop, on the same texts, in one run.
+
+The naive loop rates the way the authors' released scripts do: one text per
+forward pass, logits for every position, fp32 on the CPU. The engine is
+`TransformersRater` with the settings of params.yaml (dtype auto, token budget).
+Both read the same token ids, so their scores must agree: the script prints
+the Spearman correlation of the token-level scores. It also measures a matmul
+peak in the engine's dtype and prints the engine's achieved FLOP rate against it.
+
+    python benchmarks/bench_scoring.py --examples 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from selectit.config import load_params
+from selectit.raters.loading import resolve
+from selectit.raters.transformers_rater import TransformersRater
+from selectit.rate import rating_prompts
+from selectit.rating_texts import RatingTextEncoder
+from selectit.records import read_examples
+from selectit.scoring import token_scores
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 3.0) -> float:
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    return 2 * size**3 * runs / (time.perf_counter() - start) / 1e9
+
+
+def forward_flops(model, lengths: list[int]) -> float:
+    """Useful FLOPs of last-position scoring: the decoder on every real token,
+    causal attention, and the LM head at the last position only (padding excluded)."""
+    config = model.config.get_text_config()
+    embed = model.get_input_embeddings().weight.numel()
+    head = model.get_output_embeddings().weight
+    tied = head.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    decoder = sum(p.numel() for p in model.parameters()) - embed - (0 if tied else head.numel())
+    heads, layers = config.num_attention_heads, config.num_hidden_layers
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    total = 0.0
+    for n in lengths:
+        total += 2 * decoder * n  # every weight matmul: one multiply-add per weight per token
+        total += 2 * 2 * layers * heads * head_dim * n * (n + 1) / 2  # QK^T and AV, causal half
+        total += 2 * head.numel()  # LM head, last position
+    return total
+
+
+@torch.inference_mode()
+def naive_probs(model, sequences, digit_ids) -> tuple[np.ndarray, float]:
+    out, start = [], time.perf_counter()
+    for ids in sequences:
+        logits = model(torch.tensor([ids])).logits  # every position, as the authors' scripts do
+        out.append(torch.softmax(logits[0, -1].float(), dim=-1)[digit_ids].double().numpy())
+    return np.stack(out), time.perf_counter() - start
+
+
+def bench(spec: str, params, examples, n_prompts: int) -> dict:
+    cfg = params.score
+    source = resolve(spec)
+    engine = TransformersRater(source, cfg.dtype, cfg.device)
+    prompts = rating_prompts(cfg)
+    encoder = RatingTextEncoder(engine.tokenizer, prompts, engine.context_length, engine.name)
+    digit_ids = encoder.digit_token_ids()
+    sequences = [t.ids for p in prompts.prompts[:n_prompts] for t in encoder.encode(examples, p)]
+    lengths = [len(s) for s in sequences]
+
+    engine.rate(sequences[:8], digit_ids, cfg.token_budget, progress=False)  # warm-up
+    start = time.perf_counter()
+    fast = engine.rate(sequences, digit_ids, cfg.token_budget, progress=False).probs
+    engine_seconds = time.perf_counter() - start
+    flops = forward_flops(engine.model, lengths)
+    peak = matmul_peak_gflops(engine.compute_dtype or next(engine.model.parameters()).dtype)
+    engine_dtype = engine.dtype
+    del engine
+
+    naive_model = TransformersRater(source, "float32", "cpu").model
+    naive_probs(naive_model, sequences[:2], digit_ids)  # warm-up
+    slow, naive_seconds = naive_probs(naive_model, sequences, digit_ids)
+
+    rho = spearmanr(token_scores(slow), token_scores(fast)).statistic
+    achieved = flops / engine_seconds / 1e9
+    return {
+        "model": spec,
+        "texts": len(sequences),
+        "mean_tokens": float(np.mean(lengths)),
+        "naive_texts_per_s": len(sequences) / naive_seconds,
+        "engine_texts_per_s": len(sequences) / engine_seconds,
+        "speedup": naive_seconds / engine_seconds,
+        "spearman_token_scores": float(rho),
+        "max_abs_prob_diff": float(np.abs(slow - fast).max()),
+        "engine_dtype": engine_dtype,
+        "engine_gflops": achieved,
+        "matmul_peak_gflops": peak,
+        "fraction_of_peak": achieved / peak,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    parser.add_argument("--models", nargs="+", help="default: the raters of params.yaml")
+    parser.add_argument("--examples", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=1, help="rating prompts per example")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+
+    params = load_params(args.params)
+    examples = read_examples(params.data.inputs).examples[: args.examples]
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    results = []
+    for spec in args.models or params.score.raters:
+        r = bench(spec, params, examples, args.prompts)
+        results.append(r)
+        print(
+            f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
+            f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
+            f"({r['engine_dtype']}) | speedup {r['speedup']:.2f}x | Spearman {r['spearman_token_scores']:.4f} | "
+            f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
+            f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",
+            flush=True,
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

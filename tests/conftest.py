@@ -1,0 +1,78 @@
+"""Shared fixtures: a tiny random Llama with a real tokenizer, and tiny input files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+ALPACA_SAMPLE = SHARED_DATA / "instructions" / "alpaca_gpt4_sample.json"
+
+
+@pytest.fixture(scope="session")
+def smollm2_folder() -> Path:
+    """SmolLM2's converted folder (the GGUF converts once into ~/.cache/selectit)."""
+    from selectit.raters.loading import ModelLoadError, resolve
+
+    try:
+        return Path(resolve("smollm2-135m-instruct").location)
+    except ModelLoadError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, smollm2_folder) -> Path:
+    """A 2-layer random Llama with SmolLM2's real tokenizer, saved as a local model folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config)
+    folder = tmp_path_factory.mktemp("models") / "tiny-llama"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+TINY_ROWS = [
+    {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
+    {"instruction": "Add the numbers.", "input": "2 and 3", "output": "2 + 3 = 5, so the answer is 5."},
+    {"instruction": "Write a haiku about rain.", "input": "",
+     "output": "Soft rain on the roof,\nthe garden drinks quietly,\nclouds drift out to sea."},
+    {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour."},
+    {"instruction": "Explain photosynthesis in one sentence.", "input": "",
+     "output": "Plants use sunlight, water and carbon dioxide to make sugar and release oxygen."},
+    {"instruction": "Is 17 prime?", "input": "", "output": "Yes: 17 has no divisors other than 1 and itself."},
+]
+
+
+@pytest.fixture
+def tiny_alpaca(tmp_path) -> Path:
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(TINY_ROWS, indent=2))
+    return path
+
+
+def write_params(path: Path, inputs: list[str], raters: list[str], **score) -> Path:
+    """A params.yaml for tests; keyword arguments override `score` keys."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"] = {"inputs": inputs, "limit": None}
+    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", **score})
+    path.write_text(yaml.safe_dump(params))
+    return path

@@ -1,0 +1,114 @@
+"""`selectit` commands end to end on the tiny model: tables, selection, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from selectit.cli import main
+from selectit.records import read_examples
+from selectit.tables import SENTENCE_PREFIX
+
+from conftest import TINY_ROWS, write_params
+
+
+@pytest.fixture
+def scored(tmp_path, tiny_alpaca, tiny_model):
+    # The second rater is the same tiny model under another folder name.
+    twin = tmp_path / "twin-llama"
+    twin.symlink_to(tiny_model, target_is_directory=True)
+    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model), str(twin)])
+    out = tmp_path / "scores"
+    assert main(["--params", str(params), "score", "--out", str(out), "--no-progress"]) == 0
+    return params, out
+
+
+def test_score_writes_the_documented_tables(scored):
+    _, out = scored
+    ratings = pq.read_table(out / "ratings.parquet")
+    assert {"example_id", "model", "prompt_id", "probs", "token_score", "mass", "top_is_digit",
+            "prompt_version", "n_tokens", "truncated"} <= set(ratings.column_names)
+    # 6 examples x 2 prompts x 2 raters, each with K = 5 raw probabilities
+    assert ratings.num_rows == 24
+    probs = np.array(ratings["probs"].to_pylist())
+    assert probs.shape == (24, 5)
+    np.testing.assert_allclose(probs.sum(axis=1), ratings["mass"].to_numpy())
+    scores = pq.read_table(out / "scores.parquet")
+    assert scores.column_names == ["example_id", SENTENCE_PREFIX + "tiny-llama", SENTENCE_PREFIX + "twin-llama",
+                                   "model_score", "rank"]
+    assert sorted(scores["example_id"].to_pylist()) == sorted(e.id for e in read_examples([out.parent / "tiny.json"]).examples)
+    # Two identical raters with equal parameter counts: the model score is their shared sentence score.
+    np.testing.assert_allclose(scores["model_score"].to_numpy(), scores[SENTENCE_PREFIX + "tiny-llama"].to_numpy())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["weights"] == {"tiny-llama": 0.5, "twin-llama": 0.5}
+    assert manifest["counts"]["examples_scored"] == 6
+
+
+def test_aggregate_recomputes_scores_without_a_model(scored, tmp_path):
+    params, out = scored
+    again = tmp_path / "again.parquet"
+    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"),
+                 "--out", str(again)]) == 0
+    assert pq.read_table(again).equals(pq.read_table(out / "scores.parquet"))
+    changed = tmp_path / "alpha.parquet"
+    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"),
+                 "--alpha", "5", "--out", str(changed)]) == 0
+    assert not np.allclose(pq.read_table(changed)["model_score"].to_numpy(),
+                           pq.read_table(again)["model_score"].to_numpy())
+
+
+def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_alpaca):
+    params, out = scored
+    selected = tmp_path / "selected.json"
+    assert main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"),
+                 "--ratio", "0.5", "--out", str(selected)]) == 0
+    rows = json.loads(selected.read_text())
+    assert len(rows) == 3 and all(r in TINY_ROWS for r in rows)
+    best = pq.read_table(out / "scores.parquet")["example_id"].to_pylist()
+    assert {e.id for e in read_examples([selected]).examples} == set(best[:3])
+    assert (tmp_path / "excluded_ids.txt").read_text().split() == best[3:]
+
+
+def test_select_to_jsonl_gz(scored, tmp_path):
+    params, out = scored
+    selected = tmp_path / "selected.jsonl.gz"
+    assert main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"),
+                 "--out", str(selected)]) == 0
+    assert len(read_examples([selected]).examples) == 1  # 20% of 6, rounded
+
+
+def test_show_prompts_prints_the_exact_rating_text(tmp_path, tiny_alpaca, tiny_model, capsys):
+    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model)])
+    assert main(["--params", str(params), "show-prompts", "--rows", "1", "--prompt", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3" in printed
+    assert "2 + 3 = 5, so the answer is 5.\n\nRating: |" in printed
+    assert "row 1" in printed and "prompt 1" not in printed
+
+
+def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
+    data = tmp_path / "mixed.jsonl"
+    data.write_text("\n".join([json.dumps(TINY_ROWS[0]), "{broken", json.dumps({"instruction": "x", "output": ""}),
+                               json.dumps(TINY_ROWS[1])]))
+    params = write_params(tmp_path / "params.yaml", [str(data)], [str(tiny_model)])
+    assert main(["--params", str(params), "score", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    rejects = [json.loads(l) for l in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [(2, "invalid JSON"), (3, "field 'output' is empty")]
+    assert pq.read_table(tmp_path / "o" / "scores.parquet").num_rows == 2
+
+
+def test_errors_name_the_problem(tmp_path, tiny_alpaca, tiny_model, capsys):
+    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model)])
+    out = str(tmp_path / "o")
+    assert main(["--params", str(params), "score", "--out", out, "--k", "12"]) == 2
+    assert "score.k" in capsys.readouterr().err
+    assert main(["--params", str(params), "score", str(tmp_path / "missing.json"), "--out", out]) == 2
+    assert "missing.json" in capsys.readouterr().err
+    assert main(["--params", str(params), "score", "--out", out, "--raters", str(tmp_path)]) == 2
+    assert "rater" in capsys.readouterr().err
+    assert main(["--params", str(tmp_path / "nope.yaml"), "score", "--out", out]) == 2
+    assert "nope.yaml" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing half-written

@@ -1,0 +1,248 @@
+"""Typed settings from params.yaml (selectit/config.py)."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from selectit.config import ParamsError, Params, load_params
+
+REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+# The structure of the repository's params.yaml, written out so these tests do not
+# depend on its current values.
+BASE = {
+    "data": {"inputs": ["data/train.json"], "limit": 200},
+    "score": {
+        "raters": ["smollm2-135m-instruct", "gemma3-270m"],
+        "prompt_set": "default",
+        "num_prompts": 3,
+        "k": 5,
+        "template": "plain",
+        "cue": "\n\nRating: ",
+        "dtype": "auto",
+        "device": "auto",
+        "token_budget": 4096,
+        "max_length": None,
+        "trust_remote_code": False,
+    },
+    "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None},
+    "select": {"ratio": 0.2},
+}
+
+
+def write_params(folder: Path, changes=None, drop=None) -> Path:
+    """params.yaml in `folder` from BASE; changes maps 'section.key' -> value, drop lists keys to delete."""
+    raw = copy.deepcopy(BASE)
+    for dotted, value in (changes or {}).items():
+        section, key = dotted.split(".", 1)
+        raw[section][key] = value
+    for dotted in drop or []:
+        section, _, key = dotted.partition(".")
+        if key:
+            del raw[section][key]
+        else:
+            del raw[section]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def test_base_structure_matches_the_repository_params_file():
+    repo = yaml.safe_load(REPO_PARAMS.read_text(encoding="utf-8"))
+    assert {s: set(v) for s, v in repo.items()} == {s: set(v) for s, v in BASE.items()}
+
+
+def test_repository_params_file_loads():
+    params = load_params(REPO_PARAMS)
+    assert isinstance(params, Params)
+    assert 2 <= params.score.k <= 9
+    assert 0 < params.select.ratio <= 1
+    assert params.score.raters
+    for p in params.data.inputs:
+        assert Path(p).is_absolute()
+
+
+def test_written_params_load_with_their_values(tmp_path):
+    params = load_params(write_params(tmp_path))
+    assert params.score.k == 5
+    assert params.score.cue == "\n\nRating: "
+    assert params.score.max_length is None
+    assert params.aggregate.alpha == 0.2
+    assert params.aggregate.weights is None
+    assert params.select.ratio == 0.2
+    assert params.data.limit == 200
+
+
+# --- unknown, missing and mistyped keys ---------------------------------------------
+
+
+def test_unknown_key_names_the_key_and_lists_expected_keys(tmp_path):
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) \['kk'\]") as info:
+        load_params(write_params(tmp_path, {"score.kk": 5}))
+    message = str(info.value)
+    assert "score" in message
+    for key in ("num_prompts", "k", "template", "token_budget"):
+        assert f"'{key}'" in message
+
+
+def test_unknown_top_level_section_rejected(tmp_path):
+    path = write_params(tmp_path)
+    path.write_text(path.read_text(encoding="utf-8") + "selection:\n  ratio: 0.5\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="selection"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "where", "expected"),
+    [
+        ("score.k", "five", "score.k", "expected int"),
+        ("select.ratio", "0.2", "select.ratio", "expected float"),
+        ("data.limit", True, "data.limit", "expected int"),
+        ("score.k", 5.0, "score.k", "expected int"),
+        ("score.trust_remote_code", "yes", "score.trust_remote_code", "expected bool"),
+        ("score.raters", "gemma3-270m", "score.raters", "expected a list"),
+        ("score.raters", ["a", 3], "score.raters[1]", "expected str"),
+        ("aggregate.weights", {"a": "heavy"}, "aggregate.weights.a", "expected float"),
+        ("aggregate.authors_softmax", 1, "aggregate.authors_softmax", "expected bool"),
+    ],
+)
+def test_wrong_type_names_the_key(tmp_path, dotted, value, where, expected):
+    with pytest.raises(ParamsError, match=expected) as info:
+        load_params(write_params(tmp_path, {dotted: value}))
+    assert f"{where}:" in str(info.value)
+
+
+def test_missing_section(tmp_path):
+    with pytest.raises(ParamsError, match="missing section 'select'"):
+        load_params(write_params(tmp_path, drop=["select"]))
+
+
+def test_missing_key(tmp_path):
+    with pytest.raises(ParamsError, match=r"score: missing key\(s\) \['cue'\]"):
+        load_params(write_params(tmp_path, drop=["score.cue"]))
+
+
+def test_section_that_is_not_a_mapping(tmp_path):
+    path = write_params(tmp_path)
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    raw["select"] = 0.2  # `select: 0.2` instead of `select: {ratio: 0.2}`
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ParamsError, match="select: expected a mapping, got float"):
+        load_params(path)
+
+
+def test_missing_file_and_invalid_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("score: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="not valid YAML") as info:
+        load_params(bad)
+    assert str(bad) in str(info.value)
+
+
+# --- value checks --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ratio", [0, 0.0, -0.1, 1.5, 2])
+def test_ratio_outside_zero_one_rejected(tmp_path, ratio):
+    with pytest.raises(ParamsError, match=r"select.ratio: expected a number in \(0, 1\]"):
+        load_params(write_params(tmp_path, {"select.ratio": ratio}))
+
+
+def test_ratio_of_one_accepted(tmp_path):
+    assert load_params(write_params(tmp_path, {"select.ratio": 1.0})).select.ratio == 1.0
+
+
+@pytest.mark.parametrize("k", [1, 10])
+def test_k_outside_two_to_nine_rejected(tmp_path, k):
+    with pytest.raises(ParamsError, match="score.k: expected an integer from 2 to 9"):
+        load_params(write_params(tmp_path, {"score.k": k}))
+
+
+@pytest.mark.parametrize(
+    ("dotted", "value", "where"),
+    [
+        ("score.num_prompts", 0, "score.num_prompts"),
+        ("score.token_budget", 0, "score.token_budget"),
+        ("score.max_length", 0, "score.max_length"),
+        ("data.limit", 0, "data.limit"),
+        ("data.inputs", [], "data.inputs"),
+        ("score.raters", [], "score.raters"),
+        ("score.template", "fancy", "score.template"),
+        ("score.dtype", "int8", "score.dtype"),
+        ("aggregate.alpha", -0.5, "aggregate.alpha"),
+    ],
+)
+def test_invalid_values_rejected_naming_the_key(tmp_path, dotted, value, where):
+    with pytest.raises(ParamsError) as info:
+        load_params(write_params(tmp_path, {dotted: value}))
+    assert f"{where}:" in str(info.value)
+
+
+def test_two_raters_with_the_same_name_rejected(tmp_path):
+    with pytest.raises(ParamsError, match="share a name"):
+        load_params(write_params(tmp_path, {"score.raters": ["gemma3-270m", "gemma3-270m"]}))
+
+
+def test_int_accepted_for_float_fields(tmp_path):
+    params = load_params(write_params(tmp_path, {"aggregate.alpha": 1, "select.ratio": 1,
+                                                 "aggregate.weights": {"a": 2, "b": 0.5}}))
+    assert params.aggregate.alpha == 1.0 and isinstance(params.aggregate.alpha, float)
+    assert isinstance(params.select.ratio, float)
+    assert params.aggregate.weights == {"a": 2.0, "b": 0.5}
+    assert all(isinstance(w, float) for w in params.aggregate.weights.values())
+
+
+def test_optional_fields_accept_null_and_values(tmp_path):
+    params = load_params(write_params(tmp_path, {"data.limit": None, "score.max_length": 512}))
+    assert params.data.limit is None
+    assert params.score.max_length == 512
+
+
+# --- paths and overrides ----------------------------------------------------------------
+
+
+def test_relative_inputs_resolve_against_the_params_folder(tmp_path):
+    absolute = str(tmp_path / "elsewhere" / "abs.json")
+    path = write_params(tmp_path / "project", {"data.inputs": ["data/x.json", "../up.jsonl", absolute]})
+    inputs = load_params(path).data.inputs
+    assert Path(inputs[0]) == tmp_path / "project" / "data" / "x.json"
+    assert Path(inputs[1]).resolve() == (tmp_path / "up.jsonl").resolve()
+    assert inputs[2] == absolute
+
+
+def test_relative_inputs_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
+    path = write_params(tmp_path / "project", {"data.inputs": ["x.json"]})
+    monkeypatch.chdir(tmp_path)
+    a = load_params(path.resolve()).data.inputs
+    monkeypatch.chdir(tmp_path / "project")
+    b = load_params(path.resolve()).data.inputs
+    assert a == b == [str(tmp_path / "project" / "x.json")]
+
+
+def test_overrides_apply(tmp_path):
+    path = write_params(tmp_path)
+    params = load_params(path, {"score.k": 7, "select.ratio": 0.5, "aggregate.weights": {"a": 1.0}})
+    assert params.score.k == 7
+    assert params.select.ratio == 0.5
+    assert params.aggregate.weights == {"a": 1.0}
+    # the file itself is untouched
+    assert load_params(path).score.k == 5
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    with pytest.raises(ParamsError, match="score.k: expected int"):
+        load_params(write_params(tmp_path), {"score.k": "7"})
+    with pytest.raises(ParamsError, match="score.k: expected an integer from 2 to 9"):
+        load_params(write_params(tmp_path), {"score.k": 11})
+    with pytest.raises(ParamsError, match=r"unknown key\(s\) \['kay'\]"):
+        load_params(write_params(tmp_path), {"score.kay": 7})
+
+
+def test_override_can_fill_a_missing_key(tmp_path):
+    path = write_params(tmp_path, drop=["score.cue"])
+    assert load_params(path, {"score.cue": "\nScore: "}).score.cue == "\nScore: "

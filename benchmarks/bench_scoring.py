@@ -23,11 +23,12 @@ from scipy.stats import spearmanr
 
 from selectit.config import load_params
 from selectit.raters.loading import resolve
-from selectit.raters.transformers_rater import TransformersRater
+from selectit.raters.batching import shared_prefix_groups
+from selectit.raters.transformers_rater import MIN_SHARED_PREFIX, TransformersRater
 from selectit.rate import rating_prompts
 from selectit.rating_texts import RatingTextEncoder
 from selectit.records import read_examples
-from selectit.scoring import token_scores
+from selectit.scoring import sentence_scores, token_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,21 +44,28 @@ def matmul_peak_gflops(dtype: torch.dtype, size: int = 2048, seconds: float = 3.
     return 2 * size**3 * runs / (time.perf_counter() - start) / 1e9
 
 
-def forward_flops(model, lengths: list[int]) -> float:
-    """Useful FLOPs of last-position scoring: the decoder on every real token,
-    causal attention, and the LM head at the last position only (padding excluded)."""
+def forward_flops(model, sequences: list[list[int]]) -> float:
+    """FLOPs the engine really spends: the decoder on every token it runs (a
+    shared prompt prefix once per group, then each suffix), causal attention,
+    and the LM head at the last position only. Padding is not counted."""
     config = model.config.get_text_config()
-    embed = model.get_input_embeddings().weight.numel()
-    head = model.get_output_embeddings().weight
-    tied = head.data_ptr() == model.get_input_embeddings().weight.data_ptr()
-    decoder = sum(p.numel() for p in model.parameters()) - embed - (0 if tied else head.numel())
+    embedding = model.get_input_embeddings().weight
+    head = model.get_output_embeddings()
+    head = getattr(head, "head", head).weight  # unwrap the fp32 head of mixed precision
+    tied = head.data_ptr() == embedding.data_ptr()
+    decoder = sum(p.numel() for p in model.parameters()) - embedding.numel() - (0 if tied else head.numel())
     heads, layers = config.num_attention_heads, config.num_hidden_layers
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    attention_per_key = 2 * 2 * layers * heads * head_dim  # QK^T and AV, one query-key pair
+
+    def tokens_run(start: int, end: int) -> float:  # positions start..end-1, each attending to all before it
+        keys = (end * (end + 1) - start * (start + 1)) / 2
+        return 2 * decoder * (end - start) + attention_per_key * keys
+
     total = 0.0
-    for n in lengths:
-        total += 2 * decoder * n  # every weight matmul: one multiply-add per weight per token
-        total += 2 * 2 * layers * heads * head_dim * n * (n + 1) / 2  # QK^T and AV, causal half
-        total += 2 * head.numel()  # LM head, last position
+    for prefix, members in shared_prefix_groups(sequences, MIN_SHARED_PREFIX):
+        total += tokens_run(0, prefix)
+        total += sum(tokens_run(prefix, len(sequences[i])) + 2 * head.numel() for i in members)
     return total
 
 
@@ -84,7 +92,7 @@ def bench(spec: str, params, examples, n_prompts: int) -> dict:
     start = time.perf_counter()
     fast = engine.rate(sequences, digit_ids, cfg.token_budget, progress=False).probs
     engine_seconds = time.perf_counter() - start
-    flops = forward_flops(engine.model, lengths)
+    flops = forward_flops(engine.model, sequences)
     peak = matmul_peak_gflops(engine.compute_dtype or next(engine.model.parameters()).dtype)
     engine_dtype = engine.dtype
     del engine
@@ -94,6 +102,11 @@ def bench(spec: str, params, examples, n_prompts: int) -> dict:
     slow, naive_seconds = naive_probs(naive_model, sequences, digit_ids)
 
     rho = spearmanr(token_scores(slow), token_scores(fast)).statistic
+    # Sentence level: what selection ranks (texts are ordered prompt-major above).
+    def per_example(probs):
+        return sentence_scores(token_scores(probs).reshape(n_prompts, -1).T, params.aggregate.alpha)
+
+    rho_examples = spearmanr(per_example(slow), per_example(fast)).statistic
     achieved = flops / engine_seconds / 1e9
     return {
         "model": spec,
@@ -103,6 +116,7 @@ def bench(spec: str, params, examples, n_prompts: int) -> dict:
         "engine_texts_per_s": len(sequences) / engine_seconds,
         "speedup": naive_seconds / engine_seconds,
         "spearman_token_scores": float(rho),
+        "spearman_sentence_scores": float(rho_examples),
         "max_abs_prob_diff": float(np.abs(slow - fast).max()),
         "engine_dtype": engine_dtype,
         "engine_gflops": achieved,
@@ -116,22 +130,25 @@ def main() -> None:
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
     parser.add_argument("--models", nargs="+", help="default: the raters of params.yaml")
     parser.add_argument("--examples", type=int, default=64)
-    parser.add_argument("--prompts", type=int, default=1, help="rating prompts per example")
+    parser.add_argument("--prompts", type=int, help="rating prompts per example (default: score.num_prompts)")
+    parser.add_argument("--dtype", help="engine dtype (default: score.dtype)")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
-    params = load_params(args.params)
+    overrides = {"score.dtype": args.dtype} if args.dtype else {}
+    params = load_params(args.params, overrides)
     examples = read_examples(params.data.inputs).examples[: args.examples]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     results = []
     for spec in args.models or params.score.raters:
-        r = bench(spec, params, examples, args.prompts)
+        r = bench(spec, params, examples, args.prompts or params.score.num_prompts)
         results.append(r)
         print(
             f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
             f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
-            f"({r['engine_dtype']}) | speedup {r['speedup']:.2f}x | Spearman {r['spearman_token_scores']:.4f} | "
+            f"({r['engine_dtype']}) | speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
+            f"examples {r['spearman_sentence_scores']:.4f} | "
             f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
             f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",
             flush=True,

@@ -9,7 +9,8 @@ import torch
 from selectit.prompts import RatingPrompts
 from selectit.raters import transformers_rater
 from selectit.raters.loading import ModelSource
-from selectit.raters.transformers_rater import TransformersRater, resolve_dtype
+from selectit.raters.batching import shared_prefix_groups
+from selectit.raters.transformers_rater import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
 from selectit.rating_texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
 from selectit.records import Example, example_id
 
@@ -45,6 +46,8 @@ def encoded(rater) -> tuple[list[list[int]], list[int]]:
 def test_scores_do_not_depend_on_batch_composition(rater, encoded):
     texts, digits = encoded
     assert len({len(t) for t in texts}) > 3  # lengths differ, so batches are padded
+    # Each prompt's texts share a cached prefix, so that path is the one under test.
+    assert all(prefix >= MIN_SHARED_PREFIX for prefix, _ in shared_prefix_groups(texts, MIN_SHARED_PREFIX))
     one_by_one = rater.rate(texts, digits, token_budget=1, progress=False)
     batched = rater.rate(texts, digits, token_budget=10_000, progress=False)
     np.testing.assert_allclose(batched.probs, one_by_one.probs, rtol=1e-4, atol=1e-7)
@@ -65,18 +68,20 @@ def test_out_of_memory_halves_the_batch_and_gives_the_same_result(rater, encoded
     texts, digits = encoded
     expected = rater.rate(texts, digits, token_budget=10_000, progress=False).probs
     real_forward = rater._forward
-    sizes = []
+    tried, done = [], []
 
-    def forward_that_fits_two(batch, digit_tensor):
-        sizes.append(len(batch))
+    def forward_that_fits_two(batch, *rest):
+        tried.append(len(batch))
         if len(batch) > 2:
             raise torch.OutOfMemoryError("simulated")
-        return real_forward(batch, digit_tensor)
+        done.append(len(batch))
+        return real_forward(batch, *rest)
 
     monkeypatch.setattr(rater, "_forward", forward_that_fits_two)
     got = rater.rate(texts, digits, token_budget=10_000, progress=False).probs
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-7)
-    assert sizes[0] == len(texts) and max(sizes[1:]) <= len(texts) // 2
+    # One batch per prompt group at first (6 texts); out-of-memory batches split until they fit.
+    assert tried[:3] == [6, 3, 1] and max(done) <= 2 and sum(done) == len(texts)
 
 
 def test_parameter_count_comes_from_the_loaded_model(rater):

@@ -4,6 +4,8 @@ What makes it fast compared with one-text-per-forward scoring:
 - length-sorted batches under a token budget, left-padded, so matmuls are large;
 - logits for the last position only (the LM head over a 262k vocabulary costs
   more than the rest of Gemma 3 270M when run on every position);
+- the rating prompt, which opens every text of that prompt, is run once and
+  its keys and values reused for all of them;
 - bf16 matmuls where the hardware has native bf16 arithmetic, under autocast:
   weights, the residual stream and the LM head stay fp32, so the digit
   probabilities stay within about 1e-2 of fp32 (pure bf16 weights and logits
@@ -14,6 +16,8 @@ are counted from each sequence's first real token.
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,12 +27,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectit.raters.batching import token_budget_batches
+from selectit.raters.batching import shared_prefix_groups, token_budget_batches
 from selectit.raters.loading import ModelSource, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 # name -> (dtype the weights are stored in, dtype matmuls run in under autocast or None)
+# Shorter shared prefixes are not worth a cached forward pass of their own.
+MIN_SHARED_PREFIX = 16
+
 DTYPES = {
     "float32": (torch.float32, None),
     "bfloat16": (torch.float32, torch.bfloat16),
@@ -95,6 +102,9 @@ class TransformersRater:
             self.model.set_output_embeddings(FullPrecisionHead(self.model.get_output_embeddings()))
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.context_length = _context_length(self.model.config)
+        self.sliding_window = getattr(self.model.config.get_text_config(), "sliding_window", None)
+        # transformers renamed `past_key_values` to `cache` during 5.x; accept both.
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:  # any id works: padded positions are masked out
             self.pad_id = self.tokenizer.eos_token_id or 0
@@ -111,23 +121,36 @@ class TransformersRater:
         probs = np.zeros((n, k), dtype=np.float64)
         top_is_digit = np.zeros(n, dtype=bool)
         digits = torch.tensor(list(digit_ids), device=self.device)
-        lengths = [len(s) for s in sequences]
-        pending = token_budget_batches(lengths, token_budget)
+        # Work items: (shared prefix length, batch); a group's batches stay together
+        # so its prefix is computed once and then dropped.
+        pending: list[tuple[int, list[int]]] = []
+        for prefix_len, members in shared_prefix_groups(sequences, MIN_SHARED_PREFIX):
+            suffix_lengths = [len(sequences[i]) - prefix_len for i in members]
+            for batch in token_budget_batches(suffix_lengths, token_budget):
+                pending.append((prefix_len, [members[j] for j in batch]))
+        prefix_key, prefix_cache = None, None
         bar = tqdm(total=n, unit="row", desc=progress_desc or self.name, disable=not progress, smoothing=0.1)
         while pending:
-            batch = pending.pop(0)
+            prefix_len, batch = pending.pop(0)
+            prefix = tuple(sequences[batch[0]][:prefix_len])
+            if prefix_len and prefix != prefix_key:
+                prefix_key, prefix_cache = prefix, self._prefix_cache(prefix)
             try:
-                p, top = self._forward([sequences[i] for i in batch], digits)
+                p, top = self._forward([sequences[i] for i in batch], prefix_len, prefix_cache, digits)
             except torch.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
                 torch.cuda.empty_cache()
-                half = len(batch) // 2
                 log.warning("out of memory on a batch of %d; retrying as two halves", len(batch))
-                pending[:0] = [batch[:half], batch[half:]]
+                half = len(batch) // 2
+                pending[:0] = [(prefix_len, batch[:half]), (prefix_len, batch[half:])]
                 # Later batches were planned under the same budget: halve them too.
                 token_budget = max(1, token_budget // 2)
-                pending[2:] = [b for rest in pending[2:] for b in _split_to_budget(rest, lengths, token_budget)]
+                pending[2:] = [
+                    (plen, [b[j] for j in group])
+                    for plen, b in pending[2:]
+                    for group in token_budget_batches([len(sequences[i]) - plen for i in b], token_budget)
+                ]
                 continue
             probs[batch] = p
             top_is_digit[batch] = top
@@ -135,33 +158,49 @@ class TransformersRater:
         bar.close()
         return DigitProbabilities(probs, top_is_digit)
 
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None)
+
     @torch.inference_mode()
-    def _forward(self, batch: list[Sequence[int]], digits: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        longest = max(len(s) for s in batch)
+    def _prefix_cache(self, prefix: tuple[int, ...]):
+        with self._autocast():
+            out = self.model(input_ids=torch.tensor([prefix], device=self.device), use_cache=True, logits_to_keep=1)
+        return getattr(out, self._cache_arg)
+
+    @torch.inference_mode()
+    def _forward(self, batch: list[Sequence[int]], prefix_len: int, prefix_cache, digits: torch.Tensor):
+        if prefix_len and self.sliding_window and prefix_len + max(len(s) for s in batch) > self.sliding_window:
+            # Sliding-window masks count cached slots, padding included, so a padded
+            # suffix behind a cached prefix would see a shifted window: run it whole.
+            prefix_len = 0
+        suffixes = [s[prefix_len:] for s in batch]
+        longest = max(len(s) for s in suffixes)
         input_ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, seq in enumerate(batch):
+        for row, seq in enumerate(suffixes):
             input_ids[row, longest - len(seq) :] = torch.as_tensor(seq)
             mask[row, longest - len(seq) :] = 1
         # Left padding shifts every real token right; count positions from each
         # sequence's first real token so a text reads the same in any batch.
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        with torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None):
+        positions = prefix_len + (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = None
+        if prefix_len:
+            cache = copy.deepcopy(prefix_cache)
+            cache.batch_repeat_interleave(len(batch))
+            mask = torch.cat([torch.ones((len(batch), prefix_len), dtype=torch.long), mask], dim=1)
+        with self._autocast():
             out = self.model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
                 position_ids=positions.to(self.device),
+                use_cache=cache is not None,
                 logits_to_keep=1,
-                use_cache=False,
+                **{self._cache_arg: cache},
             )
         logits = out.logits[:, -1].float()
         next_token = torch.softmax(logits, dim=-1)
         top = torch.isin(logits.argmax(dim=-1), digits)
         return next_token[:, digits].double().cpu().numpy(), top.cpu().numpy()
-
-
-def _split_to_budget(batch: list[int], lengths: Sequence[int], token_budget: int) -> list[list[int]]:
-    return [[batch[i] for i in group] for group in token_budget_batches([lengths[j] for j in batch], token_budget)]
 
 
 def _context_length(config) -> int:

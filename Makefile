@@ -1,14 +1,21 @@
-# `make run` scores and selects the default data; `make test` runs the tests.
-# Both set up .venv on first use (about a minute; torch comes from local disk).
+# `make run` runs the pipeline on the default data; `make test` runs the tests.
+# Both set up .venv on first use (a few minutes; torch comes from local disk).
 VENV ?= .venv
-PY := $(VENV)/bin/python
-SELECTIT := $(VENV)/bin/selectit
+BIN := $(VENV)/bin
+PY := $(BIN)/python
 STAMP := $(VENV)/.installed
 # torch is pinned and installed first: with no torch present, a bare `torch`
 # requirement pulls a multi-GB CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup run test test-fast bench clean
+# No internet on the machines this targets: keep the tools from phoning home.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+# DVC stages call `python`: make it the project's.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup run repro serve mlflow-ui test test-fast bench clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -21,8 +28,16 @@ $(STAMP): pyproject.toml requirements-models.txt
 setup: $(STAMP)
 
 run: setup
-	$(SELECTIT) score --out data/scores
-	$(SELECTIT) select --scores data/scores/scores.parquet --out data/selected/selective_alpaca.json
+	$(PY) -m flows.pipeline
+
+repro: setup
+	$(BIN)/dvc repro
+
+serve: setup
+	$(PY) -m flows.serve
+
+mlflow-ui: setup
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup
 	$(PY) -m pytest
@@ -34,4 +49,4 @@ bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64
 
 clean:
-	rm -rf $(VENV) data/scores data/selected
+	rm -rf $(VENV) data/ingested data/validated data/scores data/aggregated data/selected data/reports

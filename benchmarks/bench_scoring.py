@@ -137,7 +137,7 @@ def main() -> None:
 
     overrides = {"score.dtype": args.dtype} if args.dtype else {}
     params = load_params(args.params, overrides)
-    examples = read_examples(params.data.inputs).examples[: args.examples]
+    examples = read_examples([params.ingest.source]).examples[: args.examples]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     results = []

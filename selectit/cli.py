@@ -33,7 +33,7 @@ OVERRIDES = {
     "token_budget": "score.token_budget",
     "max_length": "score.max_length",
     "trust_remote_code": "score.trust_remote_code",
-    "limit": "data.limit",
+    "limit": "ingest.limit",
     "alpha": "aggregate.alpha",
     "authors_softmax": "aggregate.authors_softmax",
     "weights": "aggregate.weights",
@@ -58,12 +58,12 @@ def _params(args: argparse.Namespace):
 
 
 def _inputs(args, params) -> list[str]:
-    return args.inputs or params.data.inputs
+    return args.inputs or [params.ingest.source]
 
 
 def _read(args, params):
     result = read_examples(_inputs(args, params))
-    examples = result.examples[: params.data.limit] if params.data.limit else result.examples
+    examples = result.examples[: params.ingest.limit] if params.ingest.limit else result.examples
     log.info(
         "read %d examples (%d rejected, %d of them duplicates)%s",
         len(result.examples), len(result.rejects), result.n_duplicates,
@@ -88,7 +88,7 @@ def cmd_score(args) -> None:
     write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
     manifest = {
         "inputs": _inputs(args, params),
-        "params": {"score": vars(params.score), "aggregate": vars(params.aggregate), "data": vars(params.data)},
+        "params": {"score": vars(params.score), "aggregate": vars(params.aggregate), "ingest": vars(params.ingest)},
         "prompt_version": rating_prompts(params.score).version,
         "counts": {
             "examples_read": len(read.examples),
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def inputs(p):
-        p.add_argument("inputs", nargs="*", help="input files (default: data.inputs of params.yaml)")
+        p.add_argument("inputs", nargs="*", help="input files (default: ingest.source of params.yaml)")
 
     score = sub.add_parser("score", help="rate examples with the rater models and score them")
     inputs(score)

@@ -28,15 +28,33 @@ class ParamsError(ValueError):
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "bfloat16-weights")
 
 
+def is_remote(source: str) -> bool:
+    """An http(s) URL or a Hugging Face dataset (`hf:owner/name[:split]`), not a local path."""
+    return source.startswith(("http://", "https://", "hf:"))
+
+
 @dataclass(frozen=True)
-class DataConfig:
-    inputs: list[str]  # files to read; relative paths are relative to params.yaml
+class IngestConfig:
+    source: str  # a local file (relative to params.yaml), an http(s) URL, or hf:owner/name[:split]
     limit: int | None  # use only the first N readable rows (None: all)
 
     def validate(self, where: str) -> None:
-        if not self.inputs:
-            raise ParamsError(f"{where}.inputs: expected at least one input file")
+        if not self.source.strip():
+            raise ParamsError(f"{where}.source: expected a file, URL or hf:dataset")
         _positive(self.limit, f"{where}.limit", allow_none=True)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    min_chars: int  # instruction and response need at least this many non-space characters
+    max_chars: int  # longest instruction + input + response accepted, in characters
+    max_reject_fraction: float  # above this share of rejected rows the dataset fails
+
+    def validate(self, where: str) -> None:
+        _positive(self.min_chars, f"{where}.min_chars")
+        _positive(self.max_chars, f"{where}.max_chars")
+        if not 0 <= self.max_reject_fraction <= 1:
+            raise ParamsError(f"{where}.max_reject_fraction: expected a number in [0, 1], got {self.max_reject_fraction}")
 
 
 @dataclass(frozen=True)
@@ -50,6 +68,7 @@ class ScoreConfig:
     dtype: str  # one of DTYPE_NAMES
     device: str  # auto | cpu | cuda | cuda:N
     token_budget: int  # padded tokens per forward pass
+    shard_size: int  # examples per shard: the unit of caching, resuming and scale-out
     max_length: int | None  # cap on rating-text tokens (None: the model's context)
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
 
@@ -67,6 +86,7 @@ class ScoreConfig:
         _one_of(self.template, ("plain", "chat"), f"{where}.template")
         _one_of(self.dtype, DTYPE_NAMES, f"{where}.dtype")
         _positive(self.token_budget, f"{where}.token_budget")
+        _positive(self.shard_size, f"{where}.shard_size")
         _positive(self.max_length, f"{where}.max_length", allow_none=True)
 
 
@@ -91,11 +111,23 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str  # MLflow experiment name
+    tracking_uri: str | None  # None: a SQLite store in the project (mlflow.db); MLFLOW_TRACKING_URI wins
+
+    def validate(self, where: str) -> None:
+        if not self.experiment.strip():
+            raise ParamsError(f"{where}.experiment: expected a non-empty name")
+
+
+@dataclass(frozen=True)
 class Params:
-    data: DataConfig
+    ingest: IngestConfig
+    validate: ValidateConfig
     score: ScoreConfig
     aggregate: AggregateConfig
     select: SelectConfig
+    tracking: TrackingConfig
 
 
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Params:
@@ -123,11 +155,11 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
         sections[field.name] = _build(field.type, raw[field.name], f"{path}: {field.name}")
     params = Params(**sections)
     # Paths in params.yaml are relative to the file, wherever the command runs from.
-    data = dataclasses.replace(params.data, inputs=[str(path.parent / p) for p in params.data.inputs])
+    source = params.ingest.source if is_remote(params.ingest.source) else str(path.parent / params.ingest.source)
     score = params.score
     if not is_packaged_prompt_set(score.prompt_set):
         score = dataclasses.replace(score, prompt_set=str(path.parent / score.prompt_set))
-    return dataclasses.replace(params, data=data, score=score)
+    return dataclasses.replace(params, ingest=dataclasses.replace(params.ingest, source=source), score=score)
 
 
 def _build(cls_name, raw: Any, where: str):

@@ -39,7 +39,8 @@ class RaterReport:
     dtype: str
     device: str
     digit_token_ids: list[int]
-    n_texts: int = 0
+    n_texts: int = 0  # rating texts run through the model in this run (cached ones excluded)
+    n_ratings: int = 0  # rating rows in the output
     n_truncated: int = 0
     seconds: float = 0.0
     texts_per_second: float = 0.0
@@ -61,50 +62,78 @@ def rating_prompts(cfg: ScoreConfig) -> RatingPrompts:
     return RatingPrompts.from_set(cfg.prompt_set, cfg.num_prompts, cfg.template, cfg.cue, cfg.k)
 
 
+@dataclass
+class LoadedRater:
+    """A rater model with everything needed to rate texts for one prompt configuration."""
+
+    rater: TransformersRater
+    encoder: RatingTextEncoder
+    prompts: RatingPrompts
+    report: RaterReport
+
+
+def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRater:
+    source = resolve(spec, cfg.trust_remote_code)
+    rater = TransformersRater(source, cfg.dtype, cfg.device, cfg.trust_remote_code)
+    max_length = min(cfg.max_length or rater.context_length, rater.context_length)
+    encoder = RatingTextEncoder(rater.tokenizer, prompts, max_length, rater.name)
+    report = RaterReport(
+        name=rater.name,
+        location=source.location,
+        n_params=rater.n_params,
+        dtype=rater.dtype,
+        device=str(rater.device),
+        digit_token_ids=encoder.digit_token_ids(),
+    )
+    return LoadedRater(rater, encoder, prompts, report)
+
+
+def rate_with(
+    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool = True
+) -> tuple[pa.Table, dict[str, str]]:
+    """Ratings of every (example, prompt) by one rater, and the examples it could not read."""
+    texts, keys = [], []  # keys: (example index, prompt id)
+    unfit: dict[str, str] = {}  # example id -> why the rater cannot read it
+    for prompt_id, prompt in enumerate(loaded.prompts.prompts):
+        for index, encoded in enumerate(loaded.encoder.encode(examples, prompt)):
+            if isinstance(encoded, RatingTextError):
+                unfit.setdefault(examples[index].id, f"rater {loaded.rater.name!r}: {encoded}")
+            else:
+                texts.append(encoded)
+                keys.append((index, prompt_id))
+    start = time.perf_counter()
+    digits = loaded.rater.rate([t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress)
+    seconds = time.perf_counter() - start
+    table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
+    table = table.filter(pa.array([e not in unfit for e in table["example_id"].to_pylist()]))
+    loaded.report.seconds += seconds
+    loaded.report.n_texts += len(texts)
+    return table, unfit
+
+
 def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, progress: bool = True) -> RatingRun:
+    """Every rater over every example, one rater in memory at a time (no cache)."""
     prompts = rating_prompts(cfg)
     tables, reports = [], []
-    unfit: dict[str, str] = {}  # example id -> why no rater could read it
+    unfit: dict[str, str] = {}
     for spec in cfg.raters:
-        source = resolve(spec, cfg.trust_remote_code)
-        rater = TransformersRater(source, cfg.dtype, cfg.device, cfg.trust_remote_code)
-        max_length = min(cfg.max_length or rater.context_length, rater.context_length)
-        encoder = RatingTextEncoder(rater.tokenizer, prompts, max_length, rater.name)
-        report = RaterReport(
-            name=rater.name,
-            location=source.location,
-            n_params=rater.n_params,
-            dtype=rater.dtype,
-            device=str(rater.device),
-            digit_token_ids=encoder.digit_token_ids(),
-        )
-        texts, keys = [], []  # keys: (example index, prompt id)
-        for prompt_id, prompt in enumerate(prompts.prompts):
-            for index, encoded in enumerate(encoder.encode(examples, prompt)):
-                if isinstance(encoded, RatingTextError):
-                    unfit.setdefault(examples[index].id, f"rater {rater.name!r}: {encoded}")
-                else:
-                    texts.append(encoded)
-                    keys.append((index, prompt_id))
-        start = time.perf_counter()
-        digits = rater.rate([t.ids for t in texts], report.digit_token_ids, cfg.token_budget, progress)
-        report.seconds = time.perf_counter() - start
-        tables.append(_ratings_table(examples, keys, texts, digits, rater, prompts))
-        _summarise(report, tables[-1], digits.top_is_digit)
-        reports.append(report)
-        del rater
+        loaded = load_rater(spec, cfg, prompts)
+        table, rater_unfit = rate_with(loaded, examples, cfg.token_budget, progress)
+        for example_id, reason in rater_unfit.items():
+            unfit.setdefault(example_id, reason)
+        summarise(loaded.report, table)
+        tables.append(table)
+        reports.append(loaded.report)
+        del loaded
         gc.collect()  # free one rater before the next loads
-
     ratings = pa.concat_tables(tables)
-    if unfit:
-        keep = pa.array([e not in unfit for e in ratings["example_id"].to_pylist()])
-        ratings = ratings.filter(keep)
-    rejects = [
-        Reject(source=e.source, row=e.row, line=None, reason=unfit[e.id], raw=e.raw)
-        for e in examples
-        if e.id in unfit
-    ]
-    return RatingRun(ratings, rejects, reports)
+    # An example some rater cannot read has no model-level score: reject it everywhere.
+    ratings = ratings.filter(pa.array([e not in unfit for e in ratings["example_id"].to_pylist()]))
+    return RatingRun(ratings, unfit_rejects(examples, unfit), reports)
+
+
+def unfit_rejects(examples: Sequence[Example], unfit: dict[str, str]) -> list[Reject]:
+    return [Reject(source=e.source, row=e.row, line=None, reason=unfit[e.id], raw=e.raw) for e in examples if e.id in unfit]
 
 
 def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts) -> pa.Table:
@@ -132,23 +161,37 @@ def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts)
     )
 
 
-def _summarise(report: RaterReport, table: pa.Table, top_is_digit: np.ndarray) -> None:
+def rating_stats(table: pa.Table) -> dict:
+    """Digit-mass statistics of ratings; warns when the rater rarely answers with a digit."""
     mass = table["mass"].to_numpy()
-    report.n_texts = table.num_rows
-    report.n_truncated = int(np.sum(table["truncated"].to_numpy(zero_copy_only=False)))
+    stats = {
+        "ratings": table.num_rows,
+        "truncated": int(np.sum(table["truncated"].to_numpy(zero_copy_only=False))),
+    }
+    if not len(mass):
+        return stats
+    stats["mass"] = {
+        "mean": float(mass.mean()),
+        "min": float(mass.min()),
+        "p05": float(np.quantile(mass, 0.05)),
+        "median": float(np.median(mass)),
+    }
+    stats["top_is_digit_share"] = float(table["top_is_digit"].to_numpy(zero_copy_only=False).mean())
+    if mass.mean() < LOW_MASS_WARNING:
+        log.warning(
+            "rater %s puts only %.0f%% of its next-token probability on the rating digits "
+            "(top token is a digit for %.0f%% of texts); its ratings carry little signal. "
+            "Try another template or cue.",
+            table["model"][0].as_py(), 100 * mass.mean(), 100 * stats["top_is_digit_share"],
+        )
+    return stats
+
+
+def summarise(report: RaterReport, table: pa.Table) -> None:
+    """Fill a rater's report with the statistics of its ratings."""
+    stats = rating_stats(table)
+    report.n_ratings = stats["ratings"]
+    report.n_truncated = stats["truncated"]
     report.texts_per_second = report.n_texts / report.seconds if report.seconds else 0.0
-    if len(mass):
-        report.mass = {
-            "mean": float(mass.mean()),
-            "min": float(mass.min()),
-            "p05": float(np.quantile(mass, 0.05)),
-            "median": float(np.median(mass)),
-        }
-        report.top_is_digit_share = float(top_is_digit.mean())
-        if mass.mean() < LOW_MASS_WARNING:
-            log.warning(
-                "rater %s puts only %.0f%% of its next-token probability on the rating digits "
-                "(top token is a digit for %.0f%% of texts); its ratings carry little signal. "
-                "Try another template or cue.",
-                report.name, 100 * mass.mean(), 100 * report.top_is_digit_share,
-            )
+    report.mass = stats.get("mass", {})
+    report.top_is_digit_share = stats.get("top_is_digit_share", 0.0)

@@ -100,6 +100,11 @@ def _text_field(row: dict, key: str, where: str = "") -> str:
     value = row[key]
     if not isinstance(value, str):
         raise _RowError(f"{prefix}field '{key}' must be a string, got {_type_name(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON allows "\ud83d" alone; no text encoding does
+        raise _RowError(f"{prefix}field '{key}' contains an unpaired surrogate "
+                        f"U+{ord(value[exc.start]):04X} at offset {exc.start}") from None
     return value
 
 
@@ -291,3 +296,18 @@ def write_examples(examples: Sequence[Example], path: str | Path) -> None:
     else:
         raise ValueError(f"{path}: unknown output suffix; accepted: {', '.join(WRITE_SUFFIXES)}")
     atomic_write(path, lambda handle: handle.write(data))
+
+
+# The pipeline hands examples from stage to stage as JSON lines of these fields.
+RECORD_FIELDS = ("id", "instruction", "input", "output", "source", "row", "format", "raw")
+
+
+def write_example_records(examples: Iterable[Example], path: str | Path) -> None:
+    rows = ({name: getattr(e, name) for name in RECORD_FIELDS} for e in examples)
+    atomic_write(path, lambda handle: handle.write(_json_lines(rows)))
+
+
+def read_example_records(path: str | Path) -> list[Example]:
+    """Examples written by `write_example_records` (a stage's output, trusted as such)."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [Example(**json.loads(line)) for line in handle if line.strip()]

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
+
+# No internet here: keep Prefect's test server from trying to send telemetry.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -67,12 +72,43 @@ def tiny_alpaca(tmp_path) -> Path:
     return path
 
 
-def write_params(path: Path, inputs: list[str], raters: list[str], **score) -> Path:
+def write_params(path: Path, source: str, raters: list[str], **score) -> Path:
     """A params.yaml for tests; keyword arguments override `score` keys."""
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = {"inputs": inputs, "limit": None}
+    params["ingest"] = {"source": source, "limit": None}
+    params["tracking"]["tracking_uri"] = f"sqlite:///{path.parent / 'mlflow.db'}"
     params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", **score})
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """A throwaway Prefect API for flows run in-process by the tests."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) -> Path:
+    """A params.yaml for pipeline tests: tiny data, float32 on CPU, a local MLflow store.
+
+    `changes` maps "section.key" (written "section__key") to a value."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ingest"] = {"source": str(source), "limit": None}
+    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu",
+                            "shard_size": 2})
+    params["select"]["ratio"] = 0.5
+    params["tracking"]["tracking_uri"] = f"sqlite:///{folder / 'mlflow.db'}"
+    for dotted, value in changes.items():
+        section, key = dotted.split("__", 1)
+        params[section][key] = value
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

@@ -20,7 +20,7 @@ def scored(tmp_path, tiny_alpaca, tiny_model):
     # The second rater is the same tiny model under another folder name.
     twin = tmp_path / "twin-llama"
     twin.symlink_to(tiny_model, target_is_directory=True)
-    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model), str(twin)])
+    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model), str(twin)])
     out = tmp_path / "scores"
     assert main(["--params", str(params), "score", "--out", str(out), "--no-progress"]) == 0
     return params, out
@@ -81,7 +81,7 @@ def test_select_to_jsonl_gz(scored, tmp_path):
 
 
 def test_show_prompts_prints_the_exact_rating_text(tmp_path, tiny_alpaca, tiny_model, capsys):
-    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model)])
+    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
     assert main(["--params", str(params), "show-prompts", "--rows", "1", "--prompt", "0"]) == 0
     printed = capsys.readouterr().out
     assert "### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3" in printed
@@ -93,7 +93,7 @@ def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
     data = tmp_path / "mixed.jsonl"
     data.write_text("\n".join([json.dumps(TINY_ROWS[0]), "{broken", json.dumps({"instruction": "x", "output": ""}),
                                json.dumps(TINY_ROWS[1])]))
-    params = write_params(tmp_path / "params.yaml", [str(data)], [str(tiny_model)])
+    params = write_params(tmp_path / "params.yaml", str(data), [str(tiny_model)])
     assert main(["--params", str(params), "score", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
     rejects = [json.loads(l) for l in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [(2, "invalid JSON"), (3, "field 'output' is empty")]
@@ -101,7 +101,7 @@ def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
 
 
 def test_errors_name_the_problem(tmp_path, tiny_alpaca, tiny_model, capsys):
-    params = write_params(tmp_path / "params.yaml", [str(tiny_alpaca)], [str(tiny_model)])
+    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
     out = str(tmp_path / "o")
     assert main(["--params", str(params), "score", "--out", out, "--k", "12"]) == 2
     assert "score.k" in capsys.readouterr().err

@@ -13,7 +13,8 @@ REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # The structure of the repository's params.yaml, written out so these tests do not
 # depend on its current values.
 BASE = {
-    "data": {"inputs": ["data/train.json"], "limit": 200},
+    "ingest": {"source": "data/train.json", "limit": 200},
+    "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2},
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],
         "prompt_set": "default",
@@ -24,11 +25,13 @@ BASE = {
         "dtype": "auto",
         "device": "auto",
         "token_budget": 4096,
+        "shard_size": 50,
         "max_length": None,
         "trust_remote_code": False,
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None},
     "select": {"ratio": 0.2},
+    "tracking": {"experiment": "selectit", "tracking_uri": None},
 }
 
 
@@ -61,8 +64,7 @@ def test_repository_params_file_loads():
     assert 2 <= params.score.k <= 9
     assert 0 < params.select.ratio <= 1
     assert params.score.raters
-    for p in params.data.inputs:
-        assert Path(p).is_absolute()
+    assert Path(params.ingest.source).is_absolute()
 
 
 def test_written_params_load_with_their_values(tmp_path):
@@ -73,7 +75,7 @@ def test_written_params_load_with_their_values(tmp_path):
     assert params.aggregate.alpha == 0.2
     assert params.aggregate.weights is None
     assert params.select.ratio == 0.2
-    assert params.data.limit == 200
+    assert params.ingest.limit == 200
 
 
 # --- unknown, missing and mistyped keys ---------------------------------------------
@@ -100,7 +102,7 @@ def test_unknown_top_level_section_rejected(tmp_path):
     [
         ("score.k", "five", "score.k", "expected int"),
         ("select.ratio", "0.2", "select.ratio", "expected float"),
-        ("data.limit", True, "data.limit", "expected int"),
+        ("ingest.limit", True, "ingest.limit", "expected int"),
         ("score.k", 5.0, "score.k", "expected int"),
         ("score.trust_remote_code", "yes", "score.trust_remote_code", "expected bool"),
         ("score.raters", "gemma3-270m", "score.raters", "expected a list"),
@@ -169,8 +171,8 @@ def test_k_outside_two_to_nine_rejected(tmp_path, k):
         ("score.num_prompts", 0, "score.num_prompts"),
         ("score.token_budget", 0, "score.token_budget"),
         ("score.max_length", 0, "score.max_length"),
-        ("data.limit", 0, "data.limit"),
-        ("data.inputs", [], "data.inputs"),
+        ("ingest.limit", 0, "ingest.limit"),
+        ("ingest.source", " ", "ingest.source"),
         ("score.raters", [], "score.raters"),
         ("score.template", "fancy", "score.template"),
         ("score.dtype", "int8", "score.dtype"),
@@ -198,30 +200,35 @@ def test_int_accepted_for_float_fields(tmp_path):
 
 
 def test_optional_fields_accept_null_and_values(tmp_path):
-    params = load_params(write_params(tmp_path, {"data.limit": None, "score.max_length": 512}))
-    assert params.data.limit is None
+    params = load_params(write_params(tmp_path, {"ingest.limit": None, "score.max_length": 512}))
+    assert params.ingest.limit is None
     assert params.score.max_length == 512
 
 
 # --- paths and overrides ----------------------------------------------------------------
 
 
-def test_relative_inputs_resolve_against_the_params_folder(tmp_path):
+@pytest.mark.parametrize("given, expected", [
+    ("data/x.json", "project/data/x.json"),
+    ("../up.jsonl", "up.jsonl"),
+])
+def test_relative_source_resolves_against_the_params_folder(tmp_path, given, expected):
+    path = write_params(tmp_path / "project", {"ingest.source": given})
+    assert Path(load_params(path).ingest.source).resolve() == (tmp_path / expected).resolve()
+
+
+def test_absolute_source_is_kept(tmp_path):
     absolute = str(tmp_path / "elsewhere" / "abs.json")
-    path = write_params(tmp_path / "project", {"data.inputs": ["data/x.json", "../up.jsonl", absolute]})
-    inputs = load_params(path).data.inputs
-    assert Path(inputs[0]) == tmp_path / "project" / "data" / "x.json"
-    assert Path(inputs[1]).resolve() == (tmp_path / "up.jsonl").resolve()
-    assert inputs[2] == absolute
+    assert load_params(write_params(tmp_path / "project", {"ingest.source": absolute})).ingest.source == absolute
 
 
 def test_relative_inputs_do_not_depend_on_the_working_directory(tmp_path, monkeypatch):
-    path = write_params(tmp_path / "project", {"data.inputs": ["x.json"]})
+    path = write_params(tmp_path / "project", {"ingest.source": "x.json"})
     monkeypatch.chdir(tmp_path)
-    a = load_params(path.resolve()).data.inputs
+    a = load_params(path.resolve()).ingest.source
     monkeypatch.chdir(tmp_path / "project")
-    b = load_params(path.resolve()).data.inputs
-    assert a == b == [str(tmp_path / "project" / "x.json")]
+    b = load_params(path.resolve()).ingest.source
+    assert a == b == str(tmp_path / "project" / "x.json")
 
 
 def test_overrides_apply(tmp_path):
@@ -246,3 +253,20 @@ def test_overrides_are_validated_like_the_file(tmp_path):
 def test_override_can_fill_a_missing_key(tmp_path):
     path = write_params(tmp_path, drop=["score.cue"])
     assert load_params(path, {"score.cue": "\nScore: "}).score.cue == "\nScore: "
+
+
+@pytest.mark.parametrize("source", ["https://example.org/data.jsonl", "hf:vicgalle/alpaca-gpt4:train"])
+def test_remote_sources_are_not_made_relative(tmp_path, source):
+    assert load_params(write_params(tmp_path, {"ingest.source": source})).ingest.source == source
+
+
+@pytest.mark.parametrize("alpha", [float("nan"), float("inf")])
+def test_non_finite_alpha_is_rejected(tmp_path, alpha):
+    with pytest.raises(ParamsError, match="aggregate.alpha"):
+        load_params(write_params(tmp_path, {"aggregate.alpha": alpha}))
+
+
+def test_relative_prompt_set_file_is_relative_to_params(tmp_path):
+    (tmp_path / "my_prompts.yaml").write_text("prompts: ['Rate it from 1 to {k}.']")
+    params = load_params(write_params(tmp_path, {"score.prompt_set": "my_prompts.yaml"}))
+    assert params.score.prompt_set == str(tmp_path / "my_prompts.yaml")

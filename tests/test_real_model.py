@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.skipif(not ALPACA_SAMPLE.is_file(), reason=f"{ALPACA_SAMPLE} is not here")
 def test_smollm2_scores_real_examples(tmp_path, smollm2_folder):
-    params = write_params(tmp_path / "params.yaml", [str(ALPACA_SAMPLE)], ["smollm2-135m-instruct"],
+    params = write_params(tmp_path / "params.yaml", str(ALPACA_SAMPLE), ["smollm2-135m-instruct"],
                           dtype="auto")
     out = tmp_path / "out"
     assert main(["--params", str(params), "score", "--limit", "6", "--out", str(out), "--no-progress"]) == 0

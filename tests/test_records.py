@@ -297,3 +297,12 @@ def test_real_alpaca_gpt4_sample():
     ids = [e.id for e in result.examples]
     assert len(ids) == len(set(ids))
     assert all(e.format == "alpaca" for e in result.examples)
+
+
+def test_unpaired_surrogate_is_a_row_reject(tmp_path):
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text('{"instruction": "a \\ud83d b", "output": "x"}\n{"instruction": "ok", "output": "fine"}\n')
+    result = read_examples([path])
+    assert [e.instruction for e in result.examples] == ["ok"]
+    (reject,) = result.rejects
+    assert reject.line == 1 and "unpaired surrogate U+D83D" in reject.reason

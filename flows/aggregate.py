@@ -1,0 +1,29 @@
+"""Stage 4: sentence and model level scores from the stored probability tables."""
+
+from __future__ import annotations
+
+import pyarrow.parquet as pq
+from prefect import flow
+
+from flows.common import setup, stage_main
+from selectit.raters.loading import rater_name
+from tasks.aggregate import aggregate_scores
+
+
+@flow(name="aggregate", log_prints=True)
+def aggregate_flow(params_path: str, data_dir: str) -> dict:
+    params, layout, tracker = setup(params_path, data_dir)
+    with tracker.stage("aggregate", {"aggregate": vars(params.aggregate)}) as log:
+        raters = [rater_name(r) for r in params.score.raters]
+        summary = aggregate_scores(raters, params.aggregate, layout)
+        log.metrics({"examples": summary["examples"], "rejects": summary["rejects"],
+                     "nan_scores": summary["nan_scores"],
+                     **{f"score_{k}": v for k, v in summary["quantiles"].items()},
+                     **{f"weight.{k}": v for k, v in summary["weights"].items()}})
+        scores = pq.read_table(layout.aggregated / "scores.parquet")["model_score"].to_numpy()
+        log.figure_histogram(scores, "SelectIT model-level scores", "aggregate/score_histogram.png")
+    return summary
+
+
+if __name__ == "__main__":
+    stage_main(aggregate_flow, __doc__)

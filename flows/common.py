@@ -1,0 +1,48 @@
+"""What every stage flow needs: params, the data layout, the MLflow tracker, a CLI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from selectit.config import Params, ParamsError, load_params
+from selectit.layout import Layout
+from selectit.raters.loading import ModelLoadError
+from selectit.records import InputError
+from selectit.tables import RatingsError
+from selectit.validation import ValidationFailed
+from selectit.tracking import PipelineTracker, default_tracking_uri
+
+# Errors that mean "fix the input or the settings", shown as one line, not a traceback.
+USER_ERRORS = (ParamsError, InputError, ValidationFailed, ModelLoadError, RatingsError, ValueError, FileNotFoundError)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
+DEFAULT_DATA = PROJECT_ROOT / "data"
+
+
+def setup(params_path: str | Path, data_dir: str | Path) -> tuple[Params, Layout, PipelineTracker]:
+    params = load_params(params_path)
+    layout = Layout(Path(data_dir))
+    uri = params.tracking.tracking_uri or default_tracking_uri(PROJECT_ROOT)
+    tracker = PipelineTracker(uri, params.tracking.experiment, layout.root / ".mlflow_run_id")
+    return params, layout, tracker
+
+
+def stage_main(flow: Callable, description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """Command line of a stage flow, as DVC runs it: `python -m flows.<stage> [--params] [--data]`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="data folder (default: data/)")
+    if extra:
+        extra(parser)
+    args = vars(parser.parse_args())
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        flow(params_path=args.pop("params"), data_dir=args.pop("data"), **args)
+    except USER_ERRORS as exc:
+        print(f"{flow.__name__}: error: {exc}", file=sys.stderr)
+        sys.exit(2)

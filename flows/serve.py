@@ -1,0 +1,71 @@
+"""Run the whole pipeline on a schedule: serve it as a Prefect deployment.
+
+    python -m flows.serve [--params params.yaml] [--data data] [--cron "0 3 * * *"] [--name selectit-nightly]
+
+Registers the deployment `selectit-pipeline/<name>` with the Prefect server that
+PREFECT_API_URL names, then keeps running and executes its runs, one at a time
+(two runs at once would write the same data folder). The default schedule,
+--cron "0 3 * * *", is every night at 03:00 UTC. A run can also be started by
+hand: `prefect deployment run selectit-pipeline/<name>`. Stop with Ctrl-C,
+which pauses the schedule.
+
+A schedule needs a real server, not Prefect's throwaway in-process one:
+
+    prefect server start --host 127.0.0.1
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from flows.common import DEFAULT_DATA, DEFAULT_PARAMS
+
+DEFAULT_CRON = "0 3 * * *"
+DEFAULT_NAME = "selectit-nightly"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m flows.serve",
+                                     description="Serve the SelectIT pipeline on a cron schedule.")
+    parser.add_argument("--params", default=str(DEFAULT_PARAMS))
+    parser.add_argument("--data", default=str(DEFAULT_DATA), help="data folder (default: data/)")
+    parser.add_argument("--cron", default=DEFAULT_CRON, help=f"when to run, UTC (default: {DEFAULT_CRON!r})")
+    parser.add_argument("--name", default=DEFAULT_NAME, help=f"deployment name (default: {DEFAULT_NAME})")
+    args = parser.parse_args(argv)
+
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        print("flows.serve: error: no Prefect server configured; start one with "
+              "`prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
+              file=sys.stderr)
+        sys.exit(2)
+
+    from flows.common import USER_ERRORS
+    from flows.pipeline import pipeline_flow
+    from selectit.config import load_params
+
+    try:
+        load_params(args.params)  # a broken params.yaml fails now, not at 03:00
+    except USER_ERRORS as exc:
+        print(f"flows.serve: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    # Absolute paths: runs must not depend on the folder the server or runner starts in.
+    pipeline_flow.serve(
+        name=args.name,
+        cron=args.cron,
+        parameters={
+            "params_path": str(Path(args.params).resolve()),
+            "data_dir": str(Path(args.data).resolve()),
+            "progress": False,
+        },
+        limit=1,
+    )
+
+
+if __name__ == "__main__":
+    main()

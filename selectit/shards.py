@@ -1,0 +1,97 @@
+"""Content-addressed shard cache for ratings: the unit of resume, reuse and scale-out.
+
+A rater's ratings live in `<cache root>/<rater>/<key>/`, where the key hashes
+everything that changes a rating: the model's location (a GGUF's content hash
+is part of its converted folder's name), the prompt version (prompts, template,
+cue, K), dtype and max length. Each finished shard is one Parquet file named by
+the hash of its example ids, plus the rejects of that shard; the Parquet file
+is written last and atomically, so its presence means "done". Re-running
+therefore rates only examples no finished shard holds: new rows after an
+append, or the shards a killed run did not finish.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from selectit.records import Example, Reject, atomic_write
+from selectit.tables import RATINGS_SCHEMA, write_parquet
+
+
+def _digest(payload: object, length: int = 16) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:length]
+
+
+def plan_shards(examples: Sequence[Example], done: set[str], shard_size: int) -> list[list[Example]]:
+    """Examples not yet rated, in input order, cut into shards of `shard_size`."""
+    todo = [e for e in examples if e.id not in done]
+    return [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
+
+
+class ShardCache:
+    def __init__(self, root: Path, rater: str, key_fields: dict):
+        self.key = _digest(key_fields)
+        self.folder = Path(root) / rater / self.key
+        self.key_fields = key_fields
+
+    @staticmethod
+    def shard_id(examples: Sequence[Example]) -> str:
+        return _digest([e.id for e in examples])
+
+    def _finished(self) -> list[Path]:
+        return sorted(self.folder.glob("*.parquet"))
+
+    def done_ids(self) -> set[str]:
+        """Ids of examples a finished shard holds, rated or rejected."""
+        done: set[str] = set()
+        for path in self._finished():
+            done.update(pq.read_table(path, columns=["example_id"])["example_id"].to_pylist())
+            done.update(r["example_id"] for r in self._rejects(path))
+        return done
+
+    def write(self, examples: Sequence[Example], ratings: pa.Table, unfit: dict[str, str]) -> Path:
+        """Store one finished shard: rejects first, then the Parquet file that marks it done."""
+        shard = self.folder / f"{self.shard_id(examples)}.parquet"
+        if not (self.folder / "key.json").is_file():
+            atomic_write(self.folder / "key.json", lambda f: f.write(json.dumps(self.key_fields, indent=2).encode()))
+        rejects = [
+            {"example_id": e.id, "source": e.source, "row": e.row, "reason": unfit[e.id], "raw": e.raw}
+            for e in examples
+            if e.id in unfit
+        ]
+        atomic_write(shard.with_suffix(".rejects.json"), lambda f: f.write(json.dumps(rejects).encode()))
+        write_parquet(ratings, shard)
+        return shard
+
+    @staticmethod
+    def _rejects(shard: Path) -> list[dict]:
+        path = shard.with_suffix(".rejects.json")
+        return json.loads(path.read_text()) if path.is_file() else []
+
+    def collect(self, examples: Sequence[Example]) -> tuple[pa.Table, list[Reject]]:
+        """Ratings and rejects of exactly these examples from the finished shards.
+
+        Examples can sit in several shards (an earlier run with other rows); each
+        (example, prompt) is taken once, so re-runs neither duplicate nor lose rows.
+        """
+        wanted = {e.id: i for i, e in enumerate(examples)}
+        tables, rejects, seen = [], {}, set()
+        for path in self._finished():
+            table = pq.read_table(path, schema=RATINGS_SCHEMA)
+            ids = table["example_id"].to_pylist()
+            keep = [e in wanted and e not in seen for e in ids]
+            tables.append(table.filter(pa.array(keep)))
+            seen.update(e for e, k in zip(ids, keep) if k)
+            for r in self._rejects(path):
+                if r["example_id"] in wanted:
+                    rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))
+        ratings = pa.concat_tables(tables) if tables else RATINGS_SCHEMA.empty_table()
+        ids, prompts = ratings["example_id"].to_pylist(), ratings["prompt_id"].to_pylist()
+        order = sorted(range(ratings.num_rows), key=lambda i: (wanted[ids[i]], prompts[i]))
+        return ratings.take(pa.array(order, pa.int64())), list(rejects.values())

@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that do the I/O around library calls."""

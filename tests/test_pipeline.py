@@ -1,0 +1,95 @@
+"""The Prefect pipeline on the tiny model: stages, outputs, MLflow runs, incremental re-runs."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import TINY_ROWS, pipeline_params
+
+MORE_ROWS = [
+    {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
+    for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]
+]
+
+
+@pytest.fixture
+def project(tmp_path, tiny_model, prefect_harness):
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
+    twin = tmp_path / "twin-llama"
+    twin.symlink_to(tiny_model, target_is_directory=True)
+    params = pipeline_params(tmp_path, source, [str(tiny_model), str(twin)])
+    return params, tmp_path / "data", source
+
+
+def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
+    from flows.pipeline import pipeline_flow
+
+    params, data, _ = project
+    results = pipeline_flow(str(params), str(data), progress=False)
+    selected = json.loads((data / "selected" / "selective_alpaca.json").read_text())
+    assert len(selected) == 5  # half of 10
+    assert all(set(row) == {"instruction", "input", "output"} for row in selected)
+    assert all(row in TINY_ROWS + MORE_ROWS for row in selected)
+    card = (data / "selected" / "dataset_card.md").read_text()
+    for section in ("## Source", "## Counts", "## Raters", "## Scores", "## Settings", "## Reproduce", "## Licence"):
+        assert section in card
+    assert "select.ratio: 0.5" in card
+    assert (data / "reports" / "validation" / "index.html").is_file()
+    assert results["score@" + str(project[0].parent / "twin-llama")]["texts_run"] == 20  # 10 examples x 2 prompts
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{params.parent / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "selectit"]
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.params["select.ratio"] == "0.5"
+    children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert {"ingest", "validate", "aggregate", "select"} <= children and len(children) == 6
+    assert all(r.info.status == "FINISHED" for r in runs)
+
+
+def test_appended_rows_are_the_only_ones_rated_again(project):
+    from flows.ingest import ingest_flow
+    from flows.score import score_flow
+    from flows.validate import validate_flow
+
+    params, data, source = project
+    rater = str(params.parent / "twin-llama")
+    ingest_flow(str(params), str(data))
+    validate_flow(str(params), str(data))
+    first = score_flow(str(params), str(data), rater, progress=False)
+    assert first["texts_run"] == 20
+
+    appended = [{"instruction": "Name a fruit.", "input": "", "output": "Apple."},
+                {"instruction": "Name a tree.", "input": "", "output": "Oak."}]
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + appended))
+    ingest_flow(str(params), str(data))
+    validate_flow(str(params), str(data))
+    second = score_flow(str(params), str(data), rater, progress=False)
+    assert second["texts_run"] == 4  # 2 new examples x 2 prompts; the 10 old ones come from the cache
+    ratings = pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet")
+    assert ratings.num_rows == 24 and len(set(ratings["example_id"].to_pylist())) == 12
+
+    third = score_flow(str(params), str(data), rater, progress=False)
+    assert third["texts_run"] == 0
+    assert pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet").equals(ratings)
+
+
+def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
+    from flows.ingest import ingest_flow
+    from selectit.config import ParamsError
+    from selectit.records import InputError
+
+    params, data, source = project
+    source.write_text("")
+    with pytest.raises(InputError, match="source.json.*empty"):
+        ingest_flow(str(params), str(data))
+    assert not (data / "ingested" / "examples.jsonl").exists()  # nothing a next stage could take as complete
+    broken = pipeline_params(tmp_path, source, ["x"], select__ratios=0.5)
+    with pytest.raises(ParamsError, match="select: unknown key"):
+        ingest_flow(str(broken), str(data))

@@ -14,7 +14,7 @@ from selectit.raters.loading import ModelLoadError
 from selectit.records import InputError
 from selectit.tables import RatingsError
 from selectit.validation import ValidationFailed
-from selectit.tracking import PipelineTracker, default_tracking_uri
+from selectit.tracking import PipelineTracker, default_tracking_uri, dvc_stage_hashes, git_commit
 
 # Errors that mean "fix the input or the settings", shown as one line, not a traceback.
 USER_ERRORS = (ParamsError, InputError, ValidationFailed, ModelLoadError, RatingsError, ValueError, FileNotFoundError)
@@ -28,7 +28,9 @@ def setup(params_path: str | Path, data_dir: str | Path) -> tuple[Params, Layout
     params = load_params(params_path)
     layout = Layout(Path(data_dir))
     uri = params.tracking.tracking_uri or default_tracking_uri(PROJECT_ROOT)
-    tracker = PipelineTracker(uri, params.tracking.experiment, layout.root / ".mlflow_run_id")
+    # Every run records what produced it: the code's commit and the DVC stage hashes.
+    provenance = {"git_commit": git_commit(PROJECT_ROOT) or "unknown", **dvc_stage_hashes(PROJECT_ROOT / "dvc.lock")}
+    tracker = PipelineTracker(uri, params.tracking.experiment, layout.root / ".mlflow_run_id", provenance)
     return params, layout, tracker
 
 

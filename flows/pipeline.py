@@ -8,20 +8,18 @@ import time
 from prefect import flow
 
 from flows.aggregate import aggregate_flow
-from flows.common import PROJECT_ROOT, setup, stage_main
+from flows.common import setup, stage_main
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.select import select_flow
 from flows.validate import validate_flow
-from selectit.tracking import dvc_stage_hashes, git_commit
 
 
 @flow(name="selectit-pipeline", log_prints=True)
 def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> dict:
     params, layout, tracker = setup(params_path, data_dir)
-    tags = {"git_commit": git_commit(PROJECT_ROOT) or "unknown", **dvc_stage_hashes(PROJECT_ROOT / "dvc.lock")}
     started = time.perf_counter()
-    with tracker.pipeline(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", dataclasses.asdict(params), tags):
+    with tracker.pipeline(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", dataclasses.asdict(params)):
         results = {"ingest": ingest_flow(params_path, data_dir, new_pipeline_run=False), "validate": validate_flow(params_path, data_dir)}
         for rater in params.score.raters:
             results[f"score@{rater}"] = score_flow(params_path, data_dir, rater, progress)

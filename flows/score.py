@@ -25,7 +25,7 @@ def score_flow(params_path: str, data_dir: str, rater: str, progress: bool = Tru
         shards = plan(examples, cache, cfg.shard_size)
         started, texts_run = time.perf_counter(), 0
         for index, shard in enumerate(shards):
-            texts_run += score_shard(shard, rater, cfg, cache, index, progress)
+            texts_run += score_shard(shard, rater, cfg, cache, index, len(shards), progress)
         seconds = time.perf_counter() - started
         summary = collect(examples, rater, cfg, cache, layout.rater_scores(name), texts_run)
         log.metrics({

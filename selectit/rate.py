@@ -89,7 +89,8 @@ def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRat
 
 
 def rate_with(
-    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool = True
+    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool = True,
+    progress_desc: str | None = None,
 ) -> tuple[pa.Table, dict[str, str]]:
     """Ratings of every (example, prompt) by one rater, and the examples it could not read."""
     texts, keys = [], []  # keys: (example index, prompt id)
@@ -102,7 +103,8 @@ def rate_with(
                 texts.append(encoded)
                 keys.append((index, prompt_id))
     start = time.perf_counter()
-    digits = loaded.rater.rate([t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress)
+    digits = loaded.rater.rate([t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress,
+                               progress_desc)
     seconds = time.perf_counter() - start
     table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
     table = table.filter(pa.array([e not in unfit for e in table["example_id"].to_pylist()]))

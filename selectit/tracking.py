@@ -535,8 +535,11 @@ def _end_status(exc: BaseException | None) -> str:
 class PipelineTracker:
     """One MLflow parent run per pipeline run, one nested run per stage."""
 
-    def __init__(self, tracking_uri: str, experiment: str, run_id_file: Path):
+    def __init__(self, tracking_uri: str, experiment: str, run_id_file: Path,
+                 run_tags: Mapping[str, str] | None = None):
+        """`run_tags` go on every run this tracker creates (provenance: git commit, DVC hashes)."""
         _telemetry_off()
+        self.run_tags = {_safe_key(k): str(v) for k, v in (run_tags or {}).items()}
         self.tracking_uri = str(tracking_uri)
         self.experiment = experiment
         self.run_id_file = Path(run_id_file)
@@ -599,7 +602,7 @@ class PipelineTracker:
         return tags
 
     def _create_run(self, experiment_id: str, run_name: str, extra: Mapping[str, str]) -> str:
-        tags = {**self._base_tags(run_name), **extra}
+        tags = {**self._base_tags(run_name), **self.run_tags, **extra}
         with _quiet():
             run = self.client.create_run(experiment_id, tags=tags, run_name=run_name)
         return run.info.run_id

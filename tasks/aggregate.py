@@ -10,8 +10,9 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.config import AggregateConfig
 from selectit.layout import Layout
+from selectit.rating_checks import check_ratings
 from selectit.records import Reject, read_example_records, write_rejects
-from selectit.tables import RatingsError, aggregate, write_parquet
+from selectit.tables import aggregate, write_parquet
 from tasks.common import write_json
 
 
@@ -21,8 +22,12 @@ def _rater_rejects(layout: Layout, rater: str) -> list[dict]:
 
 
 @task(name="aggregate-scores", cache_policy=NO_CACHE)
-def aggregate_scores(raters: list[str], cfg: AggregateConfig, layout: Layout) -> dict:
-    """Sentence and model level from the stored probability tables of every rater."""
+def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, layout: Layout) -> dict:
+    """Sentence and model level from the stored probability tables of every rater.
+
+    The ratings pass a Great Expectations check first (Data Docs in
+    reports/ratings): valid probabilities and digit mass, and exactly one rating
+    per validated example, rater and prompt; `RatingCheckFailed` otherwise."""
     examples = read_example_records(layout.validated / "examples.jsonl")
     rejected: dict[str, Reject] = {}
     by_key = {(e.source, e.row): e.id for e in examples}
@@ -34,10 +39,9 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, layout: Layout) ->
     # An example one rater could not read has no model-level score: it leaves every rater's table.
     ratings = ratings.filter(pa.array([e not in rejected for e in ratings["example_id"].to_pylist()]))
     expected = {e.id for e in examples} - set(rejected)
-    missing = expected - set(ratings["example_id"].to_pylist())
-    if missing:
-        raise RatingsError(f"{len(missing)} validated examples have no ratings (e.g. {sorted(missing)[0]}); "
-                           "re-run the score stage")
+    # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
+    # validated examples (re-run the score stage) or probabilities out of range.
+    checks = check_ratings(ratings, expected, raters, num_prompts, docs_dir=layout.reports / "ratings")
     scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights)
     write_parquet(scores, layout.aggregated / "scores.parquet")
     write_rejects(list(rejected.values()), layout.aggregated / "rejects.jsonl")
@@ -47,6 +51,8 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, layout: Layout) ->
         "rejects": len(rejected),
         "weights": weights,
         "params": {"aggregate": vars(cfg)},
+        "rating_checks": checks.expectations,
+        "mass": checks.mass,
         "nan_scores": int(np.isnan(values).sum()),
         "quantiles": dict(zip(["min", "p25", "median", "p75", "max"],
                               np.nanquantile(values, [0, 0.25, 0.5, 0.75, 1]).tolist())),

@@ -65,11 +65,12 @@ def plan(examples: Sequence[Example], cache: ShardCache, shard_size: int) -> lis
 
 @task(name="score-shard", cache_policy=NO_CACHE, task_run_name="score-{spec}-shard-{index}")
 def score_shard(shard: Sequence[Example], spec: str, cfg: ScoreConfig, cache: ShardCache, index: int,
-                progress: bool = True) -> int:
+                n_shards: int, progress: bool = True) -> int:
     """Rate one shard with one rater and save it; returns the number of texts run."""
     loaded = _rater(spec, cfg)
     before = loaded.report.n_texts
-    table, unfit = rate_with(loaded, shard, cfg.token_budget, progress)
+    desc = f"{loaded.rater.name} shard {index + 1}/{n_shards}"
+    table, unfit = rate_with(loaded, shard, cfg.token_budget, progress, desc)
     cache.write(shard, table, unfit)
     return loaded.report.n_texts - before
 

@@ -51,6 +51,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert {"ingest", "validate", "aggregate", "select"} <= children and len(children) == 6
     assert all(r.info.status == "FINISHED" for r in runs)
+    assert all(r.data.tags.get("git_commit") for r in runs)  # provenance on every run
 
 
 def test_appended_rows_are_the_only_ones_rated_again(project):

@@ -1,0 +1,372 @@
+"""A Great Expectations check of the rating tables, run by the ``aggregate`` stage.
+
+`check_ratings` turns the ratings table (RATINGS_SCHEMA, one row per example x
+rater x prompt) into a pandas frame with one row per rating and runs one GX
+(1.x) suite over it in an ephemeral, in-memory Data Context, the way
+`selectit.validation` does for the examples. The frame carries per-row helper
+columns for the ``probs`` list (its length, smallest and largest probability
+and number of NaN probabilities) and a composite ``key`` column, the JSON text
+of ``[example_id, model, prompt_id]``, so GX decides every check:
+
+* values: every probability in [0, 1] and not NaN, as many probabilities as
+  the scale has digits, the digit mass in (0, 1 + 1e-6] and not NaN (a mass of
+  0 means the rater never answered with a digit, so it fails too) and a
+  token-level score that is not NaN;
+* completeness: the keys are unique, their set equals the expected set (every
+  expected id x every rater x prompts 0..num_prompts-1) and the row count is
+  the size of that set, so there is exactly one rating per key.
+
+Any failure raises `RatingCheckFailed`, naming each failing expectation with
+its counts (after the Data Docs are written, when ``docs_dir`` is given: the
+report of a failed run can be opened too). On success the result carries one
+summary per expectation and the digit-mass statistics of each rater.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from selectit.tables import RatingsError
+from selectit.validation import _gx, _rows
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUITE_NAME = "selectit_ratings"
+DOCS_SITE_NAME = "selectit_rating_checks"
+# Largest digit mass accepted: the digits' probabilities sum to at most 1, up to rounding.
+MASS_MAX = 1 + 1e-6
+# The frame's columns: the rating's key parts, the composite key, helper
+# columns for the probs list, the checked scalars, and the row's position in
+# the table (the index GX reports failing rows by).
+COLUMNS = ("position", "key", "expected", "example_id", "model", "prompt_id", "k", "n_probs",
+           "prob_min", "prob_max", "prob_nans", "mass", "token_score")
+_NEEDED = ("example_id", "model", "prompt_id", "k", "probs", "mass", "top_is_digit", "token_score")
+# Expectations whose failure means ratings are missing, repeated or stale.
+_COMPLETENESS = ("unique:key", "set:key", "row_count")
+
+
+class RatingCheckFailed(RatingsError):
+    """The ratings failed the suite; the message names the failing expectation(s) and counts.
+
+    A `RatingsError` (an Exception), so the stage reports it as one line, like
+    the other errors in the ratings."""
+
+    def __init__(self, message: str, expectations: list[dict] | None = None,
+                 docs_index: Path | None = None):
+        super().__init__(message)
+        self.expectations = expectations or []
+        self.docs_index = docs_index
+
+
+@dataclass
+class RatingCheckResult:
+    expectations: list[dict]  # one per expectation: expectation, column, success, unexpected_count
+    mass: dict                # rater -> {mean, min, p05, median, top_is_digit_share} of the digit mass
+    docs_index: Path | None   # the Data Docs index.html if docs_dir was given
+
+
+@dataclass
+class _Check:
+    """One expectation of the suite and how its result is read."""
+
+    key: str          # unique name, stored in the expectation's meta
+    expectation: Any  # the GX expectation
+    column: str | None  # what the summaries call the column ("n_probs, k" for the pair)
+
+    @property
+    def label(self) -> str:
+        name = self.expectation.expectation_type
+        return f"{name}({self.column})" if self.column else name
+
+
+def rating_key(example_id: Any, model: Any, prompt_id: Any) -> str:
+    """The composite key of one rating: the JSON text of [example_id, model, prompt_id]."""
+    prompt = None if prompt_id is None else int(prompt_id)
+    return json.dumps([example_id, model, prompt], ensure_ascii=False, separators=(",", ":"))
+
+
+def expected_keys(expected_ids: set[str], raters: list[str], num_prompts: int) -> set[str]:
+    return {rating_key(e, rater, p) for e in expected_ids for rater in raters
+            for p in range(num_prompts)}
+
+
+def _prob_stats(probs: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
+    """Per row: number of probabilities, smallest, largest (NaN ignored) and NaN count.
+
+    A null inside a list counts as NaN; a null or empty list has 0 probabilities
+    (and NaN as its smallest and largest)."""
+    lengths = pc.fill_null(pc.list_value_length(probs), 0).to_numpy(zero_copy_only=False)
+    lengths = lengths.astype(np.int64)
+    flat = pc.list_flatten(probs).to_numpy(zero_copy_only=False).astype(np.float64)
+    n = len(lengths)
+    low, high = np.full(n, np.nan), np.full(n, np.nan)
+    nans = np.zeros(n, dtype=np.int64)
+    filled = lengths > 0
+    if filled.any():
+        starts = (np.cumsum(lengths) - lengths)[filled]  # consecutive segments of flat
+        with np.errstate(invalid="ignore"):
+            low[filled] = np.fmin.reduceat(flat, starts)
+            high[filled] = np.fmax.reduceat(flat, starts)
+        nans[filled] = np.add.reduceat(np.isnan(flat).astype(np.int64), starts)
+    return lengths, low, high, nans
+
+
+def _frame(ratings: pa.Table, keys: set[str]) -> "pd.DataFrame":
+    import pandas as pd
+
+    ids = ratings["example_id"].to_pylist()
+    models = ratings["model"].to_pylist()
+    prompts = ratings["prompt_id"].to_pylist()
+    row_keys = [rating_key(*parts) for parts in zip(ids, models, prompts)]
+    n_probs, low, high, nans = _prob_stats(ratings["probs"])
+    # Strings stay object dtype, as in selectit.validation; numbers are float
+    # where a null may occur, so GX sees a null as NaN.
+    data = {
+        "position": pd.Series(range(ratings.num_rows), dtype="int64"),
+        "key": pd.Series(row_keys, dtype=object),
+        "expected": pd.Series([k in keys for k in row_keys], dtype=bool),
+        "example_id": pd.Series(ids, dtype=object),
+        "model": pd.Series(models, dtype=object),
+        "prompt_id": pd.Series(prompts, dtype="float64"),
+        "k": pd.Series(ratings["k"].to_pylist(), dtype="float64"),
+        "n_probs": pd.Series(n_probs, dtype="int64"),
+        "prob_min": pd.Series(low, dtype="float64"),
+        "prob_max": pd.Series(high, dtype="float64"),
+        "prob_nans": pd.Series(nans, dtype="int64"),
+        "mass": pd.Series(ratings["mass"].to_pylist(), dtype="float64"),
+        "token_score": pd.Series(ratings["token_score"].to_pylist(), dtype="float64"),
+    }
+    return pd.DataFrame({name: data[name] for name in COLUMNS})
+
+
+def _checks(gx, counts: dict[str, int]) -> list[_Check]:
+    E = gx.expectations
+    checks: list[_Check] = []
+
+    def add(key, shown, expectation_cls, note, **kwargs):
+        expectation = expectation_cls(**kwargs, notes=note, meta={"selectit_check": key},
+                                      severity="critical")
+        checks.append(_Check(key, expectation, shown))
+
+    # Probabilities: none below 0 (prob_min is the row's smallest).
+    add("prob_min", "prob_min", E.ExpectColumnValuesToBeBetween,
+        "Guards that no probability in probs is below 0 (prob_min is the row's smallest).",
+        column="prob_min", min_value=0.0)
+    # Probabilities: none above 1 (prob_max is the row's largest).
+    add("prob_max", "prob_max", E.ExpectColumnValuesToBeBetween,
+        "Guards that no probability in probs is above 1 (prob_max is the row's largest).",
+        column="prob_max", max_value=1.0)
+    # Probabilities: no NaN (or null) among them, which the range checks would skip.
+    add("prob_nans", "prob_nans", E.ExpectColumnValuesToBeInSet,
+        "Guards against NaN or null probabilities in probs (prob_nans counts them per row).",
+        column="prob_nans", value_set=[0])
+    # Probabilities: one per digit of the scale, as tables.probs_matrix reshapes them.
+    add("n_probs", "n_probs, k", E.ExpectColumnPairValuesToBeEqual,
+        "Guards that probs has one probability per digit 1..k (n_probs is its length).",
+        column_A="n_probs", column_B="k")
+    # Digit mass: not NaN, which the range check would skip.
+    add("not_null:mass", "mass", E.ExpectColumnValuesToNotBeNull,
+        "Guards against a NaN or missing digit mass.", column="mass")
+    # Digit mass: in (0, 1 + 1e-6]; a mass of 0 leaves no rating to read.
+    add("range:mass", "mass", E.ExpectColumnValuesToBeBetween,
+        f"Guards the digit mass: above 0 (a mass of 0 means no digit was rated) and at most "
+        f"{MASS_MAX!r} (1 up to rounding).",
+        column="mass", min_value=0.0, max_value=MASS_MAX, strict_min=True)
+    # Token-level score: not NaN (it is NaN only where the mass is 0, itself a failure).
+    add("not_null:token_score", "token_score", E.ExpectColumnValuesToNotBeNull,
+        "Guards against a NaN token-level score (it is NaN only where the mass is 0, "
+        "which fails the mass check too).", column="token_score")
+    # Completeness: at most one rating per (example, rater, prompt).
+    add("unique:key", "key", E.ExpectColumnValuesToBeUnique,
+        "Guards against two ratings of the same (example, rater, prompt).", column="key")
+    # Completeness: no rating outside the expected examples x raters x prompts. The
+    # membership is a helper column, so the suite does not carry every key (520k
+    # keys for all of Alpaca with 5 prompts would swamp the Data Docs).
+    add("set:key", "key", E.ExpectColumnValuesToBeInSet,
+        f"Guards that every rating is of an expected example x one of {counts['raters']} raters x "
+        f"prompts 0..{counts['prompts'] - 1}; with uniqueness and the row count this means every "
+        "expected key is rated exactly once.",
+        column="expected", value_set=[True])
+    # Completeness: one row per expected key (with the two above: exactly one each).
+    add("row_count", None, E.ExpectTableRowCountToEqual,
+        f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
+        f"{counts['prompts']} prompts.", value=counts["ids"] * counts["raters"] * counts["prompts"])
+    return checks
+
+
+def _run_suite(gx, frame, checks: list[_Check], docs_dir: Path | None):
+    """Run the suite; return the GX validation result and the docs index (or None)."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp
+        context.delete_data_docs_site(site)
+    batch_definition = (context.data_sources.add_pandas("selectit")
+                        .add_dataframe_asset("ratings")
+                        .add_batch_definition_whole_dataframe("all_rows"))
+    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
+    for check in checks:
+        suite.add_expectation(check.expectation)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{SUITE_NAME}_run", data=batch_definition, suite=suite))
+
+    actions = []
+    index: Path | None = None
+    if docs_dir is not None:
+        docs_dir = Path(docs_dir).resolve()
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(DOCS_SITE_NAME, {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                              "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs",
+                                                          site_names=[DOCS_SITE_NAME]))
+        index = docs_dir / "index.html"
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{SUITE_NAME}_checkpoint", validation_definitions=[definition], actions=actions,
+        result_format={"result_format": "COMPLETE",
+                       "unexpected_index_column_names": ["position"]}))
+    run_id = RunIdentifier(run_name="selectit_rating_checks")
+    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+    (validation,) = result.run_results.values()
+    if index is not None and not index.is_file():
+        raise RuntimeError(f"Great Expectations did not write the Data Docs index {index}")
+    return validation, index
+
+
+def _describe_key(key: str) -> str:
+    try:
+        example_id, model, prompt_id = json.loads(key)
+    except (ValueError, TypeError):
+        return key
+    return f"example {example_id}, rater {model}, prompt {prompt_id}"
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _first(keys: list | None) -> str:
+    """An "(e.g. ...)" note naming the first of the sample of keys GX reports."""
+    return f" (e.g. {_describe_key(sorted(keys, key=str)[0])})" if keys else ""
+
+
+def _read(outcome, check: _Check, frame, keys: set[str]) -> tuple[int, str]:
+    """The number of failures GX found for one expectation, and a failure message."""
+    details = outcome.result or {}
+    if check.key == "set:key":
+        n_extra = int(details.get("unexpected_count") or 0)
+        extra = sorted(k for k, ok in zip(frame["key"], frame["expected"]) if not ok)
+        return n_extra, (f"{check.label} failed: {n_extra} rated (example, rater, prompt) "
+                         f"{'is' if n_extra == 1 else 'are'} not expected{_first(extra)}")
+    if check.key == "row_count":
+        observed = int(details.get("observed_value") or 0)
+        missing = sorted(keys - set(frame["key"]))
+        gap = (f"; {len(missing)} expected (example, rater, prompt) "
+               f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}") if missing else ""
+        return (abs(observed - len(keys)),
+                f"{check.label} failed: {_rows(observed)}, expected {len(keys)}{gap}")
+    count = int(details.get("unexpected_count") or 0)
+    positions = sorted(int(item["position"]) for item in details.get("unexpected_index_list") or []
+                       if "position" in item)
+    first = ""
+    if positions:
+        row = frame.iloc[positions[0]]
+        shown = ", ".join(f"{name}={_plain(row[name])!r}" for name in check.column.split(", ")
+                          if name != "key")
+        where = _describe_key(row["key"])
+        first = f" (first: {where}{'; ' + shown if shown else ''})"
+    return count, f"{check.label} failed for {_rows(count)}{first}"
+
+
+def _results(validation, checks: list[_Check], frame, keys: set[str]) -> tuple[list[dict], list[str], bool]:
+    """Summaries in the suite's order, failure messages, and whether completeness failed."""
+    by_key = {check.key: check for check in checks}
+    read: dict[str, tuple[dict, str | None]] = {}
+    for outcome in validation.results:
+        config = outcome.expectation_config
+        check = by_key[(config.meta or {})["selectit_check"]]
+        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+            message = outcome.exception_info.get("exception_message")
+            raise RuntimeError(f"Great Expectations could not evaluate {check.label}: {message}")
+        success = bool(outcome.success)
+        count, message = (0, None) if success else _read(outcome, check, frame, keys)
+        read[check.key] = ({"expectation": config.type, "column": check.column,
+                            "success": success, "unexpected_count": count}, message)
+    summaries, failures, incomplete = [], [], False
+    for check in checks:  # GX groups results by column; keep the suite's order
+        summary, message = read[check.key]
+        summaries.append(summary)
+        if message:
+            failures.append(message)
+            incomplete = incomplete or check.key in _COMPLETENESS
+    return summaries, failures, incomplete
+
+
+def _mass_summary(ratings: pa.Table, raters: list[str]) -> dict:
+    models = np.asarray(ratings["model"].to_pylist(), dtype=object)
+    mass = ratings["mass"].to_numpy().astype(np.float64)
+    top = np.asarray(ratings["top_is_digit"].to_pylist(), dtype=bool)
+    summary = {}
+    for rater in raters:
+        mine = models == rater
+        if not mine.any():
+            continue
+        values = mass[mine]
+        summary[rater] = {
+            "mean": float(values.mean()),
+            "min": float(values.min()),
+            "p05": float(np.quantile(values, 0.05)),
+            "median": float(np.median(values)),
+            "top_is_digit_share": float(top[mine].mean()),
+        }
+    return summary
+
+
+def check_ratings(ratings: pa.Table, expected_ids: set[str], raters: list[str], num_prompts: int,
+                  docs_dir: Path | None = None) -> RatingCheckResult:
+    """Run the suite over the ratings; return the summaries and each rater's digit mass.
+
+    ``expected_ids`` are the examples that must be rated, each exactly once by
+    every rater in ``raters`` with every prompt 0..num_prompts-1. Raises
+    `RatingCheckFailed` when the table is empty, lacks a column, or fails an
+    expectation; with ``docs_dir`` the Data Docs are written first.
+    """
+    raters = list(dict.fromkeys(raters))
+    if not raters:
+        raise ValueError("check_ratings needs at least one rater")
+    if num_prompts < 1:
+        raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
+    absent = [name for name in _NEEDED if name not in ratings.column_names]
+    if absent:
+        raise RatingCheckFailed(f"rating checks failed: the ratings table has no column "
+                                f"{', '.join(absent)}")
+    if ratings.num_rows == 0:
+        raise RatingCheckFailed("rating checks failed: the ratings table is empty")
+    keys = expected_keys(set(expected_ids), raters, num_prompts)
+    counts = {"ids": len(set(expected_ids)), "raters": len(raters), "prompts": num_prompts}
+
+    gx = _gx()
+    checks = _checks(gx, counts)
+    frame = _frame(ratings, keys)
+    validation, index = _run_suite(gx, frame, checks, docs_dir)
+    summaries, failures, incomplete = _results(validation, checks, frame, keys)
+    if failures:
+        hint = ("; every validated example needs exactly one rating per rater and prompt: "
+                "re-run the score stage" if incomplete else "")
+        docs_note = f" (report: {index})" if index else ""
+        raise RatingCheckFailed("rating checks failed: " + "; ".join(failures) + hint + docs_note,
+                                summaries, index)
+    return RatingCheckResult(expectations=summaries, mass=_mass_summary(ratings, raters),
+                             docs_index=index)

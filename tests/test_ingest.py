@@ -1,0 +1,65 @@
+"""Ingest sources: a local file, an http(s) URL (served on 127.0.0.1), a hub dataset offline."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+
+import pytest
+
+from selectit.ingest import file_sha256, ingest
+from selectit.records import InputError
+
+from conftest import TINY_ROWS
+
+
+@pytest.fixture
+def served(tmp_path):
+    """An HTTP server on 127.0.0.1 serving tmp_path/www for the length of one test."""
+    www = tmp_path / "www"
+    www.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(www))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield www, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_local_file_with_limit_and_hash(tiny_alpaca, tmp_path):
+    result = ingest([str(tiny_alpaca)], limit=4, download_dir=tmp_path / "dl")
+    assert len(result.examples) == 4 and result.n_read == len(TINY_ROWS)
+    (source,) = result.sources
+    assert source["sha256"] == file_sha256(tiny_alpaca) and source["bytes"] == tiny_alpaca.stat().st_size
+
+
+def test_url_source_is_downloaded_and_read(served, tmp_path):
+    www, base = served
+    (www / "data.jsonl").write_text("\n".join(json.dumps(r) for r in TINY_ROWS))
+    result = ingest([f"{base}/data.jsonl"], limit=None, download_dir=tmp_path / "dl")
+    assert [e.instruction for e in result.examples] == [r["instruction"] for r in TINY_ROWS]
+    assert (tmp_path / "dl" / "data.jsonl").is_file()
+
+
+def test_missing_url_and_missing_file_name_the_source(served, tmp_path, monkeypatch):
+    monkeypatch.setattr("selectit.ingest.DOWNLOAD_ATTEMPTS", 1)
+    _, base = served
+    with pytest.raises(InputError, match="nothing.jsonl: download failed"):
+        ingest([f"{base}/nothing.jsonl"], limit=None, download_dir=tmp_path / "dl")
+    assert not list((tmp_path / "dl").glob("*"))  # no partial download left behind
+    with pytest.raises(InputError, match="missing.json: no such file"):
+        ingest([str(tmp_path / "missing.json")], limit=None, download_dir=tmp_path / "dl")
+
+
+def test_hub_source_offline_is_a_clear_error(tmp_path, monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(InputError, match="hf:someone/absent: could not load the dataset"):
+        ingest(["hf:someone/absent"], limit=None, download_dir=tmp_path / "dl")

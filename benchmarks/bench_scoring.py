@@ -78,7 +78,7 @@ def naive_probs(model, sequences, digit_ids) -> tuple[np.ndarray, float]:
     return np.stack(out), time.perf_counter() - start
 
 
-def bench(spec: str, params, examples, n_prompts: int) -> dict:
+def bench(spec: str, params, examples, n_prompts: int, compile_model: bool = False) -> dict:
     cfg = params.score
     source = resolve(spec)
     engine = TransformersRater(source, cfg.dtype, cfg.device)
@@ -88,7 +88,11 @@ def bench(spec: str, params, examples, n_prompts: int) -> dict:
     sequences = [t.ids for p in prompts.prompts[:n_prompts] for t in encoder.encode(examples, p)]
     lengths = [len(s) for s in sequences]
 
+    if compile_model:  # fuses element-wise ops; costs a compilation on the first batches
+        engine.model.forward = torch.compile(engine.model.forward, dynamic=True)
+    start = time.perf_counter()
     engine.rate(sequences[:8], digit_ids, cfg.token_budget, progress=False)  # warm-up
+    warmup_seconds = time.perf_counter() - start
     start = time.perf_counter()
     fast = engine.rate(sequences, digit_ids, cfg.token_budget, progress=False).probs
     engine_seconds = time.perf_counter() - start
@@ -119,6 +123,8 @@ def bench(spec: str, params, examples, n_prompts: int) -> dict:
         "spearman_sentence_scores": float(rho_examples),
         "max_abs_prob_diff": float(np.abs(slow - fast).max()),
         "engine_dtype": engine_dtype,
+        "compiled": compile_model,
+        "warmup_seconds": warmup_seconds,
         "engine_gflops": achieved,
         "matmul_peak_gflops": peak,
         "fraction_of_peak": achieved / peak,
@@ -132,6 +138,7 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--prompts", type=int, help="rating prompts per example (default: score.num_prompts)")
     parser.add_argument("--dtype", help="engine dtype (default: score.dtype)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's forward pass")
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
@@ -142,12 +149,12 @@ def main() -> None:
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
     results = []
     for spec in args.models or params.score.raters:
-        r = bench(spec, params, examples, args.prompts or params.score.num_prompts)
+        r = bench(spec, params, examples, args.prompts or params.score.num_prompts, args.compile)
         results.append(r)
         print(
             f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
             f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
-            f"({r['engine_dtype']}) | speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
+            f"({r['engine_dtype']}{', compiled' if r['compiled'] else ''}, warm-up {r['warmup_seconds']:.0f} s) | speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
             f"examples {r['spearman_sentence_scores']:.4f} | "
             f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
             f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",

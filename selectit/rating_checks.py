@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selectit.tables import RatingsError
-from selectit.validation import _gx, _rows
+from selectit.gx_runner import import_gx, rows_text, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -201,50 +201,6 @@ def _checks(gx, counts: dict[str, int]) -> list[_Check]:
     return checks
 
 
-def _run_suite(gx, frame, checks: list[_Check], docs_dir: Path | None):
-    """Run the suite; return the GX validation result and the docs index (or None)."""
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp
-        context.delete_data_docs_site(site)
-    batch_definition = (context.data_sources.add_pandas("selectit")
-                        .add_dataframe_asset("ratings")
-                        .add_batch_definition_whole_dataframe("all_rows"))
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for check in checks:
-        suite.add_expectation(check.expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{SUITE_NAME}_run", data=batch_definition, suite=suite))
-
-    actions = []
-    index: Path | None = None
-    if docs_dir is not None:
-        docs_dir = Path(docs_dir).resolve()
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(DOCS_SITE_NAME, {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs",
-                                                          site_names=[DOCS_SITE_NAME]))
-        index = docs_dir / "index.html"
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{SUITE_NAME}_checkpoint", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE",
-                       "unexpected_index_column_names": ["position"]}))
-    run_id = RunIdentifier(run_name="selectit_rating_checks")
-    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
-    (validation,) = result.run_results.values()
-    if index is not None and not index.is_file():
-        raise RuntimeError(f"Great Expectations did not write the Data Docs index {index}")
-    return validation, index
-
-
 def _describe_key(key: str) -> str:
     try:
         example_id, model, prompt_id = json.loads(key)
@@ -276,7 +232,7 @@ def _read(outcome, check: _Check, frame, keys: set[str]) -> tuple[int, str]:
         gap = (f"; {len(missing)} expected (example, rater, prompt) "
                f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}") if missing else ""
         return (abs(observed - len(keys)),
-                f"{check.label} failed: {_rows(observed)}, expected {len(keys)}{gap}")
+                f"{check.label} failed: {rows_text(observed)}, expected {len(keys)}{gap}")
     count = int(details.get("unexpected_count") or 0)
     positions = sorted(int(item["position"]) for item in details.get("unexpected_index_list") or []
                        if "position" in item)
@@ -287,7 +243,7 @@ def _read(outcome, check: _Check, frame, keys: set[str]) -> tuple[int, str]:
                           if name != "key")
         where = _describe_key(row["key"])
         first = f" (first: {where}{'; ' + shown if shown else ''})"
-    return count, f"{check.label} failed for {_rows(count)}{first}"
+    return count, f"{check.label} failed for {rows_text(count)}{first}"
 
 
 def _results(validation, checks: list[_Check], frame, keys: set[str]) -> tuple[list[dict], list[str], bool]:
@@ -357,10 +313,11 @@ def check_ratings(ratings: pa.Table, expected_ids: set[str], raters: list[str], 
     keys = expected_keys(set(expected_ids), raters, num_prompts)
     counts = {"ids": len(set(expected_ids)), "raters": len(raters), "prompts": num_prompts}
 
-    gx = _gx()
+    gx = import_gx()
     checks = _checks(gx, counts)
     frame = _frame(ratings, keys)
-    validation, index = _run_suite(gx, frame, checks, docs_dir)
+    validation, index = run_suite(gx, frame, [c.expectation for c in checks], suite_name=SUITE_NAME,
+                                  asset_name="ratings", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
     summaries, failures, incomplete = _results(validation, checks, frame, keys)
     if failures:
         hint = ("; every validated example needs exactly one rating per rater and prompt: "

@@ -26,13 +26,12 @@ backend; nothing is written anywhere else.
 from __future__ import annotations
 
 import hashlib
-import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from selectit.gx_runner import import_gx, rows_text, run_suite
 from selectit.records import Example, Reject
 
 if TYPE_CHECKING:
@@ -105,17 +104,6 @@ class _Check:
     def label(self) -> str:
         name = self.expectation.expectation_type
         return f"{name}({self.column})" if self.column else name
-
-
-def _gx():
-    """Import GX quietly (it costs seconds, so only when validation runs)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never send usage statistics
-    import great_expectations as gx
-
-    gx_logger = logging.getLogger("great_expectations")
-    if gx_logger.level == logging.NOTSET:  # leave a level the caller chose alone
-        gx_logger.setLevel(logging.ERROR)
-    return gx
 
 
 def normalised_content(instruction: str, input: str, output: str) -> str:
@@ -208,50 +196,6 @@ def _checks(gx, settings: ValidationSettings) -> list[_Check]:
     return checks
 
 
-def _run_suite(gx, frame, checks: list[_Check], docs_dir: Path | None):
-    """Run the suite; return the GX validation result and the docs index (or None)."""
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp
-        context.delete_data_docs_site(site)
-    batch_definition = (context.data_sources.add_pandas("selectit")
-                        .add_dataframe_asset("examples")
-                        .add_batch_definition_whole_dataframe("all_rows"))
-    suite = context.suites.add(gx.ExpectationSuite(name=SUITE_NAME))
-    for check in checks:
-        suite.add_expectation(check.expectation)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{SUITE_NAME}_run", data=batch_definition, suite=suite))
-
-    actions = []
-    index: Path | None = None
-    if docs_dir is not None:
-        docs_dir = Path(docs_dir).resolve()
-        docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(DOCS_SITE_NAME, {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
-        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs",
-                                                          site_names=[DOCS_SITE_NAME]))
-        index = docs_dir / "index.html"
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{SUITE_NAME}_checkpoint", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE",
-                       "unexpected_index_column_names": ["position"]}))
-    run_id = RunIdentifier(run_name="selectit_validate")
-    result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
-    (validation,) = result.run_results.values()
-    if index is not None and not index.is_file():
-        raise RuntimeError(f"Great Expectations did not write the Data Docs index {index}")
-    return validation, index
-
-
 def _read_results(validation, checks: list[_Check]) -> list[tuple[_Check, dict]]:
     """Pair each check with its summary, in the suite's order, and note the failed rows."""
     by_key = {check.key: check for check in checks}
@@ -273,10 +217,6 @@ def _read_results(validation, checks: list[_Check]) -> list[tuple[_Check, dict]]
                               "level": check.level}))
     order = {check.key: i for i, check in enumerate(checks)}
     return sorted(pairs, key=lambda pair: order[pair[0].key])  # GX groups them by column
-
-
-def _rows(n: int) -> str:
-    return f"{n} row" if n == 1 else f"{n} rows"
 
 
 def _pct(fraction: float) -> str:
@@ -315,7 +255,7 @@ def _dataset_failure(pairs: list[tuple[_Check, dict]], examples: Sequence[Exampl
         if check.level != DATASET or summary["success"]:
             continue
         if check.failed:
-            failed.append(f"{check.label} failed for {_rows(summary['unexpected_count'])} "
+            failed.append(f"{check.label} failed for {rows_text(summary['unexpected_count'])} "
                           f"(first: {_where(examples[check.failed[0][0]])})")
         else:
             failed.append(f"{check.label} failed")
@@ -359,9 +299,10 @@ def validate_examples(examples: Sequence[Example], settings: ValidationSettings,
     examples = list(examples)
     if not examples:
         raise ValidationFailed("validation failed: there are no examples to validate")
-    gx = _gx()
+    gx = import_gx()
     checks = _checks(gx, settings)
-    validation, index = _run_suite(gx, _frame(examples), checks, docs_dir)
+    validation, index = run_suite(gx, _frame(examples), [c.expectation for c in checks], suite_name=SUITE_NAME,
+                                  asset_name="examples", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
     pairs = _read_results(validation, checks)
     summaries = [summary for _, summary in pairs]
     docs_note = f" (report: {index})" if index else ""
@@ -380,7 +321,7 @@ def validate_examples(examples: Sequence[Example], settings: ValidationSettings,
         raise ValidationFailed(
             f"validation failed: {n_failed} of {n} rows ({_pct(n_failed / n)}) fail row-level "
             f"checks, above the limit of {_pct(settings.max_reject_fraction)}; worst: {names} "
-            f"failed for {_rows(worst)}{docs_note}", summaries, index)
+            f"failed for {rows_text(worst)}{docs_note}", summaries, index)
 
     valid = [example for position, example in enumerate(examples) if position not in reasons]
     rejects = []

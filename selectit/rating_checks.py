@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selectit.tables import RatingsError
-from selectit.gx_runner import import_gx, rows_text, run_suite
+from selectit.gx_runner import SuiteFailed, import_gx, rows_text, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,17 +52,11 @@ _NEEDED = ("example_id", "model", "prompt_id", "k", "probs", "mass", "top_is_dig
 _COMPLETENESS = ("unique:key", "set:key", "row_count")
 
 
-class RatingCheckFailed(RatingsError):
+class RatingCheckFailed(SuiteFailed, RatingsError):
     """The ratings failed the suite; the message names the failing expectation(s) and counts.
 
-    A `RatingsError` (an Exception), so the stage reports it as one line, like
-    the other errors in the ratings."""
-
-    def __init__(self, message: str, expectations: list[dict] | None = None,
-                 docs_index: Path | None = None):
-        super().__init__(message)
-        self.expectations = expectations or []
-        self.docs_index = docs_index
+    Also a `RatingsError`, so the stage reports it as one line, like the other
+    errors in the ratings."""
 
 
 @dataclass

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from selectit.gx_runner import import_gx, rows_text, run_suite
+from selectit.gx_runner import SuiteFailed, import_gx, rows_text, run_suite
 from selectit.records import Example, Reject
 
 if TYPE_CHECKING:
@@ -71,14 +71,8 @@ class ValidationSettings:
             raise ValueError(f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}")
 
 
-class ValidationFailed(Exception):
+class ValidationFailed(SuiteFailed):
     """Dataset-level failure; the message names the failing expectation(s) and the numbers."""
-
-    def __init__(self, message: str, expectations: list[dict] | None = None,
-                 docs_index: Path | None = None):
-        super().__init__(message)
-        self.expectations = expectations or []
-        self.docs_index = docs_index
 
 
 @dataclass

@@ -80,3 +80,19 @@ def run_suite(gx, frame, expectations: Sequence, *, suite_name: str, asset_name:
     if index is not None and not index.is_file():
         raise RuntimeError(f"Great Expectations did not write the Data Docs index {index}")
     return validation, index
+
+
+def paired_outcomes(validation, checks: Sequence) -> list[tuple[object, object]]:
+    """(check, GX outcome) in the suite's order; each check has a `key` stored in its
+    expectation's meta as `selectit_check`, and a `label` for messages.
+
+    An expectation GX could not evaluate is an error, never a silent pass."""
+    by_key = {check.key: check for check in checks}
+    pairs = []
+    for outcome in validation.results:
+        check = by_key[(outcome.expectation_config.meta or {})["selectit_check"]]
+        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
+            message = outcome.exception_info.get("exception_message")
+            raise RuntimeError(f"Great Expectations could not evaluate {check.label}: {message}")
+        pairs.append((check, outcome))
+    return pairs

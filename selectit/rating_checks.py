@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selectit.tables import RatingsError
-from selectit.gx_runner import SuiteFailed, import_gx, rows_text, run_suite
+from selectit.gx_runner import SuiteFailed, import_gx, paired_outcomes, rows_text, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -242,14 +242,9 @@ def _read(outcome, check: _Check, frame, keys: set[str]) -> tuple[int, str]:
 
 def _results(validation, checks: list[_Check], frame, keys: set[str]) -> tuple[list[dict], list[str], bool]:
     """Summaries in the suite's order, failure messages, and whether completeness failed."""
-    by_key = {check.key: check for check in checks}
     read: dict[str, tuple[dict, str | None]] = {}
-    for outcome in validation.results:
+    for check, outcome in paired_outcomes(validation, checks):
         config = outcome.expectation_config
-        check = by_key[(config.meta or {})["selectit_check"]]
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            message = outcome.exception_info.get("exception_message")
-            raise RuntimeError(f"Great Expectations could not evaluate {check.label}: {message}")
         success = bool(outcome.success)
         count, message = (0, None) if success else _read(outcome, check, frame, keys)
         read[check.key] = ({"expectation": config.type, "column": check.column,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from selectit.gx_runner import SuiteFailed, import_gx, rows_text, run_suite
+from selectit.gx_runner import SuiteFailed, import_gx, paired_outcomes, rows_text, run_suite
 from selectit.records import Example, Reject
 
 if TYPE_CHECKING:
@@ -192,14 +192,9 @@ def _checks(gx, settings: ValidationSettings) -> list[_Check]:
 
 def _read_results(validation, checks: list[_Check]) -> list[tuple[_Check, dict]]:
     """Pair each check with its summary, in the suite's order, and note the failed rows."""
-    by_key = {check.key: check for check in checks}
     pairs = []
-    for outcome in validation.results:
+    for check, outcome in paired_outcomes(validation, checks):
         config = outcome.expectation_config
-        check = by_key[(config.meta or {})["selectit_check"]]
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            message = outcome.exception_info.get("exception_message")
-            raise RuntimeError(f"Great Expectations could not evaluate {check.label}: {message}")
         details = outcome.result or {}
         check.failed = [(int(item["position"]), item.get(check.column))
                         for item in details.get("unexpected_index_list") or []]

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 from selectit.card import dataset_card
 from selectit.config import Params
 from selectit.layout import Layout
+from selectit.raters.loading import rater_name
 from selectit.records import atomic_write, read_example_records
 from selectit.selection import select_top
 from selectit.tracking import flatten
@@ -25,7 +26,7 @@ def _count_lines(path) -> int:
 @task(name="select-top", cache_policy=NO_CACHE)
 def select_examples(params: Params, layout: Layout, command: str) -> dict:
     """The top R% as Alpaca JSON, the ids left out, and a dataset card."""
-    scores = pq.read_table(layout.aggregated / "scores.parquet")
+    scores = pq.read_table(layout.aggregated / "scores.parquet").sort_by("rank")
     kept, left_out = select_top(scores, params.select.ratio)
     examples = {e.id: e for e in read_example_records(layout.validated / "examples.jsonl")}
     kept_set = set(kept)
@@ -54,7 +55,7 @@ def select_examples(params: Params, layout: Layout, command: str) -> dict:
     used = {**ingested["params"], **read_json(layout.validated / "summary.json")["params"],
             **raters[0]["params"], **aggregated["params"], "select": vars(params.select)}
     values = scores["model_score"].to_numpy()
-    kept_values = values[: len(kept)]  # scores are ranked best first
+    kept_values = values[: len(kept)]  # sorted by rank above: best first
     card = dataset_card(
         name="Selective Alpaca",
         sources=ingested["sources"],
@@ -74,6 +75,4 @@ def select_examples(params: Params, layout: Layout, command: str) -> dict:
 
 
 def _rater_names(params: Params) -> list[str]:
-    from selectit.raters.loading import rater_name
-
     return [rater_name(r) for r in params.score.raters]

@@ -44,7 +44,10 @@ def stage_main(flow: Callable, description: str, extra: Callable[[argparse.Argum
     args = vars(parser.parse_args())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        # Check the settings before Prefect starts: a typo in params.yaml is one
+        # line of error, not a failed flow run with a traceback.
+        load_params(args["params"])
         flow(params_path=args.pop("params"), data_dir=args.pop("data"), **args)
     except USER_ERRORS as exc:
-        print(f"{flow.__name__}: error: {exc}", file=sys.stderr)
+        print(f"{getattr(flow, 'name', flow.__name__)}: error: {exc}", file=sys.stderr)
         sys.exit(2)

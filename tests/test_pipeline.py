@@ -94,3 +94,18 @@ def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
     broken = pipeline_params(tmp_path, source, ["x"], select__ratios=0.5)
     with pytest.raises(ParamsError, match="select: unknown key"):
         ingest_flow(str(broken), str(data))
+
+
+def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    params = pipeline_params(tmp_path, tiny_alpaca, ["x"], select__ratoi=0.3)
+    done = subprocess.run([sys.executable, "-m", "flows.select", "--params", str(params), "--data",
+                           str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']")
+    assert "Traceback" not in done.stderr

@@ -22,7 +22,7 @@ from selectit.raters.loading import resolve
 from selectit.raters.transformers_rater import TransformersRater
 from selectit.rating_texts import RatingTextEncoder, RatingTextError
 from selectit.records import Example, Reject
-from selectit.tables import RATINGS_SCHEMA
+from selectit.tables import RATINGS_SCHEMA, without_examples
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ class RaterReport:
     dtype: str
     device: str
     digit_token_ids: list[int]
-    n_texts: int = 0  # rating texts run through the model in this run (cached ones excluded)
+    n_texts: int = 0  # rating texts this loaded rater has run through the model (cached ones excluded)
     n_ratings: int = 0  # rating rows in the output
     n_truncated: int = 0
     seconds: float = 0.0
@@ -107,7 +107,7 @@ def rate_with(
                                progress_desc)
     seconds = time.perf_counter() - start
     table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
-    table = table.filter(pa.array([e not in unfit for e in table["example_id"].to_pylist()]))
+    table = without_examples(table, unfit)
     loaded.report.seconds += seconds
     loaded.report.n_texts += len(texts)
     return table, unfit
@@ -130,12 +130,8 @@ def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, progress: bool 
         gc.collect()  # free one rater before the next loads
     ratings = pa.concat_tables(tables)
     # An example some rater cannot read has no model-level score: reject it everywhere.
-    ratings = ratings.filter(pa.array([e not in unfit for e in ratings["example_id"].to_pylist()]))
-    return RatingRun(ratings, unfit_rejects(examples, unfit), reports)
-
-
-def unfit_rejects(examples: Sequence[Example], unfit: dict[str, str]) -> list[Reject]:
-    return [Reject(source=e.source, row=e.row, line=None, reason=unfit[e.id], raw=e.raw) for e in examples if e.id in unfit]
+    rejects = [Reject(e.source, e.row, None, unfit[e.id], e.raw) for e in examples if e.id in unfit]
+    return RatingRun(without_examples(ratings, unfit), rejects, reports)
 
 
 def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts) -> pa.Table:

@@ -47,6 +47,13 @@ def write_parquet(table: pa.Table, path: str | Path) -> None:
     atomic_write(path, lambda handle: pq.write_table(table, handle))
 
 
+def without_examples(ratings: pa.Table, example_ids) -> pa.Table:
+    """The ratings of every example except these (a container of ids)."""
+    if not example_ids:
+        return ratings
+    return ratings.filter(pa.array([e not in example_ids for e in ratings["example_id"].to_pylist()]))
+
+
 def probs_matrix(ratings: pa.Table) -> np.ndarray:
     k = int(pc.max(ratings["k"]).as_py())
     flat = pc.list_flatten(ratings["probs"]).to_numpy()

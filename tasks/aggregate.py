@@ -12,7 +12,7 @@ from selectit.config import AggregateConfig
 from selectit.layout import Layout
 from selectit.rating_checks import check_ratings
 from selectit.records import Reject, read_example_records, write_rejects
-from selectit.tables import aggregate, write_parquet
+from selectit.tables import aggregate, without_examples, write_parquet
 from tasks.common import write_json
 
 
@@ -37,7 +37,7 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, 
             rejected.setdefault(example_id, Reject(r["source"], r["row"], r["line"], r["reason"], r["raw"]))
     ratings = pa.concat_tables([pq.read_table(layout.rater_scores(r) / "ratings.parquet") for r in raters])
     # An example one rater could not read has no model-level score: it leaves every rater's table.
-    ratings = ratings.filter(pa.array([e not in rejected for e in ratings["example_id"].to_pylist()]))
+    ratings = without_examples(ratings, rejected)
     expected = {e.id for e in examples} - set(rejected)
     # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
     # validated examples (re-run the score stage) or probabilities out of range.

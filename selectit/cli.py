@@ -140,7 +140,7 @@ def cmd_show_prompts(args) -> None:
     from transformers import AutoConfig
 
     from selectit.raters.loading import load_tokenizer, resolve
-    from selectit.raters.transformers_rater import _context_length
+    from selectit.raters.transformers_rater import config_context_length
     from selectit.rate import rating_prompts
     from selectit.rating_texts import RatingTextEncoder
 
@@ -149,7 +149,7 @@ def cmd_show_prompts(args) -> None:
     spec = args.rater or cfg.raters[0]
     source = resolve(spec, cfg.trust_remote_code)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
-    context = _context_length(AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code))
+    context = config_context_length(AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code))
     prompts = rating_prompts(cfg)
     encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
     examples = [e for e in read_examples(_inputs(args, params)).examples if e.row in set(args.rows)]

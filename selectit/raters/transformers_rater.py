@@ -101,7 +101,7 @@ class TransformersRater:
         if self.compute_dtype is not None:
             self.model.set_output_embeddings(FullPrecisionHead(self.model.get_output_embeddings()))
         self.n_params = sum(p.numel() for p in self.model.parameters())
-        self.context_length = _context_length(self.model.config)
+        self.context_length = config_context_length(self.model.config)
         self.sliding_window = getattr(self.model.config.get_text_config(), "sliding_window", None)
         # transformers renamed `past_key_values` to `cache` during 5.x; accept both.
         self._cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
@@ -203,7 +203,7 @@ class TransformersRater:
         return next_token[:, digits].double().cpu().numpy(), top.cpu().numpy()
 
 
-def _context_length(config) -> int:
+def config_context_length(config) -> int:
     text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
     for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
         value = getattr(text_config, key, None)

@@ -22,13 +22,13 @@ import torch
 from scipy.stats import spearmanr
 
 from selectit.config import load_params
-from selectit.raters.loading import resolve
-from selectit.raters.batching import shared_prefix_groups
-from selectit.raters.transformers_rater import MIN_SHARED_PREFIX, TransformersRater
-from selectit.rate import rating_prompts
-from selectit.rating_texts import RatingTextEncoder
-from selectit.records import read_examples
-from selectit.scoring import sentence_scores, token_scores
+from selectit.rating.models import resolve
+from selectit.rating.batching import shared_prefix_groups
+from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater
+from selectit.rating.rate import rating_prompts
+from selectit.rating.texts import RatingTextEncoder
+from selectit.ingest.records import read_examples
+from selectit.scoring.formulas import sentence_scores, token_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 

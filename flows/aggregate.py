@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 from prefect import flow
 
 from flows.common import setup, stage_main
-from selectit.raters.loading import rater_name
+from selectit.rating.models import rater_name
 from tasks.aggregate import aggregate_scores
 
 

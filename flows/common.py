@@ -10,11 +10,11 @@ from pathlib import Path
 
 from selectit.config import Params, ParamsError, load_params
 from selectit.layout import Layout
-from selectit.raters.loading import ModelLoadError
-from selectit.records import InputError
-from selectit.tables import RatingsError
-from selectit.validation import ValidationFailed
-from selectit.tracking import PipelineTracker, default_tracking_uri, dvc_stage_hashes, git_commit
+from selectit.rating.models import ModelLoadError
+from selectit.ingest.records import InputError
+from selectit.scoring.tables import RatingsError
+from selectit.checks.examples import ValidationFailed
+from selectit.tracking.runs import PipelineTracker, default_tracking_uri, dvc_stage_hashes, git_commit
 
 # Errors that mean "fix the input or the settings", shown as one line, not a traceback.
 USER_ERRORS = (ParamsError, InputError, ValidationFailed, ModelLoadError, RatingsError, ValueError, FileNotFoundError)

@@ -7,8 +7,8 @@ import time
 from prefect import flow
 
 from flows.common import setup, stage_main
-from selectit.raters.loading import rater_name
-from selectit.records import read_example_records
+from selectit.rating.models import rater_name
+from selectit.ingest.records import read_example_records
 from tasks.score import collect, plan, score_shard, shard_cache
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from selectit.config import DTYPE_NAMES, ParamsError, load_params
-from selectit.raters.loading import ModelLoadError
-from selectit.records import InputError, atomic_write, read_examples, write_examples, write_rejects
+from selectit.rating.models import ModelLoadError
+from selectit.ingest.records import InputError, atomic_write, read_examples, write_examples, write_rejects
 
 log = logging.getLogger("selectit")
 
@@ -73,8 +73,8 @@ def _read(args, params):
 
 
 def cmd_score(args) -> None:
-    from selectit.rate import rate_examples, rating_prompts
-    from selectit.tables import aggregate, write_parquet
+    from selectit.rating.rate import rate_examples, rating_prompts
+    from selectit.scoring.tables import aggregate, write_parquet
 
     params = _params(args)
     out = Path(args.out)
@@ -108,7 +108,7 @@ def cmd_score(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from selectit.tables import aggregate, write_parquet
+    from selectit.scoring.tables import aggregate, write_parquet
 
     params = _params(args)
     scores, weights = aggregate(pq.read_table(args.ratings), params.aggregate.alpha,
@@ -118,7 +118,7 @@ def cmd_aggregate(args) -> None:
 
 
 def cmd_select(args) -> None:
-    from selectit.selection import select_top
+    from selectit.selection.top import select_top
 
     params = _params(args)
     kept, left_out = select_top(pq.read_table(args.scores), params.select.ratio)
@@ -139,10 +139,10 @@ def cmd_select(args) -> None:
 def cmd_show_prompts(args) -> None:
     from transformers import AutoConfig
 
-    from selectit.raters.loading import load_tokenizer, resolve
-    from selectit.raters.transformers_rater import config_context_length
-    from selectit.rate import rating_prompts
-    from selectit.rating_texts import RatingTextEncoder
+    from selectit.rating.models import load_tokenizer, resolve
+    from selectit.rating.engine import config_context_length
+    from selectit.rating.rate import rating_prompts
+    from selectit.rating.texts import RatingTextEncoder
 
     params = _params(args)
     cfg = params.score

@@ -17,11 +17,8 @@ from typing import Any
 
 import yaml
 
-from selectit.prompts import is_packaged_prompt_set
-
-
-class ParamsError(ValueError):
-    pass
+from selectit.errors import ParamsError
+from selectit.rating.prompts import is_packaged_prompt_set
 
 
 # Compute precisions a rater can run in; `auto` picks per device (see raters/transformers_rater.py).
@@ -75,7 +72,7 @@ class ScoreConfig:
     def validate(self, where: str) -> None:
         if not self.raters:
             raise ParamsError(f"{where}.raters: expected at least one rater model")
-        from selectit.raters.loading import rater_name
+        from selectit.rating.models import rater_name
 
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):

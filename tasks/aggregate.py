@@ -10,9 +10,9 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.config import AggregateConfig
 from selectit.layout import Layout
-from selectit.rating_checks import check_ratings
-from selectit.records import Reject, read_example_records, write_rejects
-from selectit.tables import aggregate, without_examples, write_parquet
+from selectit.checks.ratings import check_ratings
+from selectit.ingest.records import Reject, read_example_records, write_rejects
+from selectit.scoring.tables import aggregate, without_examples, write_parquet
 from tasks.common import write_json
 
 

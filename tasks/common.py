@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selectit.records import atomic_write
+from selectit.ingest.records import atomic_write
 
 
 def write_json(path: Path, payload: object) -> None:

@@ -4,9 +4,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import IngestConfig
-from selectit.ingest import ingest
+from selectit.ingest.sources import ingest
 from selectit.layout import Layout
-from selectit.records import write_example_records, write_rejects
+from selectit.ingest.records import write_example_records, write_rejects
 from tasks.common import write_json
 
 

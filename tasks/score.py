@@ -13,11 +13,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import ScoreConfig
-from selectit.rate import LoadedRater, load_rater, rate_with, rating_prompts, rating_stats
-from selectit.raters.loading import resolve
-from selectit.records import Example, write_rejects
-from selectit.shards import ShardCache, plan_shards
-from selectit.tables import write_parquet
+from selectit.rating.rate import LoadedRater, load_rater, rate_with, rating_prompts, rating_stats
+from selectit.rating.models import resolve
+from selectit.ingest.records import Example, write_rejects
+from selectit.rating.shards import ShardCache, plan_shards
+from selectit.scoring.tables import write_parquet
 from tasks.common import write_json
 
 log = logging.getLogger(__name__)

@@ -7,13 +7,13 @@ import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from selectit.card import dataset_card
+from selectit.selection.card import dataset_card
 from selectit.config import Params
 from selectit.layout import Layout
-from selectit.raters.loading import rater_name
-from selectit.records import atomic_write, read_example_records
-from selectit.selection import select_top
-from selectit.tracking import flatten
+from selectit.rating.models import rater_name
+from selectit.ingest.records import atomic_write, read_example_records
+from selectit.selection.top import select_top
+from selectit.tracking.runs import flatten
 from tasks.common import read_json, write_json
 
 SELECTION_FILE = "selective_alpaca.json"

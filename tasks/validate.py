@@ -7,8 +7,8 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.config import ValidateConfig
 from selectit.layout import Layout
-from selectit.records import read_example_records, write_example_records, write_rejects
-from selectit.validation import ValidationSettings, validate_examples
+from selectit.ingest.records import read_example_records, write_example_records, write_rejects
+from selectit.checks.examples import ValidationSettings, validate_examples
 from tasks.common import write_json
 
 

@@ -20,7 +20,7 @@ ALPACA_SAMPLE = SHARED_DATA / "instructions" / "alpaca_gpt4_sample.json"
 @pytest.fixture(scope="session")
 def smollm2_folder() -> Path:
     """SmolLM2's converted folder (the GGUF converts once into ~/.cache/selectit)."""
-    from selectit.raters.loading import ModelLoadError, resolve
+    from selectit.rating.models import ModelLoadError, resolve
 
     try:
         return Path(resolve("smollm2-135m-instruct").location)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from selectit.raters.batching import token_budget_batches
+from selectit.rating.batching import token_budget_batches
 
 
 def random_cases(n_cases=200, seed=0):

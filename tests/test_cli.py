@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from selectit.cli import main
-from selectit.records import read_examples
-from selectit.tables import SENTENCE_PREFIX
+from selectit.ingest.records import read_examples
+from selectit.scoring.tables import SENTENCE_PREFIX
 
 from conftest import TINY_ROWS, write_params
 

@@ -9,8 +9,8 @@ import threading
 
 import pytest
 
-from selectit.ingest import file_sha256, ingest
-from selectit.records import InputError
+from selectit.ingest.sources import file_sha256, ingest
+from selectit.ingest.records import InputError
 
 from conftest import TINY_ROWS
 
@@ -47,7 +47,7 @@ def test_url_source_is_downloaded_and_read(served, tmp_path):
 
 
 def test_missing_url_and_missing_file_name_the_source(served, tmp_path, monkeypatch):
-    monkeypatch.setattr("selectit.ingest.DOWNLOAD_ATTEMPTS", 1)
+    monkeypatch.setattr("selectit.ingest.sources.DOWNLOAD_ATTEMPTS", 1)
     _, base = served
     with pytest.raises(InputError, match="nothing.jsonl: download failed"):
         ingest([f"{base}/nothing.jsonl"], limit=None, download_dir=tmp_path / "dl")

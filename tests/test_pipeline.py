@@ -84,7 +84,7 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
 def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
     from flows.ingest import ingest_flow
     from selectit.config import ParamsError
-    from selectit.records import InputError
+    from selectit.ingest.records import InputError
 
     params, data, source = project
     source.write_text("")

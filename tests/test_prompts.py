@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selectit.prompts import TEMPLATES, RatingPrompts, load_prompt_set, request_parts
+from selectit.rating.prompts import TEMPLATES, RatingPrompts, load_prompt_set, request_parts
 
 CUE = "\n\nRating: "
 

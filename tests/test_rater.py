@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from selectit.prompts import RatingPrompts
-from selectit.raters import transformers_rater
-from selectit.raters.loading import ModelSource
-from selectit.raters.batching import shared_prefix_groups
-from selectit.raters.transformers_rater import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
-from selectit.rating_texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
-from selectit.records import Example, example_id
+from selectit.rating.prompts import RatingPrompts
+from selectit.rating import engine as transformers_rater
+from selectit.rating.models import ModelSource
+from selectit.rating.batching import shared_prefix_groups
+from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
+from selectit.rating.texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
+from selectit.ingest.records import Example, example_id
 
 from conftest import TINY_ROWS
 

@@ -7,8 +7,8 @@ import math
 import pyarrow as pa
 import pytest
 
-from selectit.rating_checks import RatingCheckFailed, check_ratings
-from selectit.tables import RATINGS_SCHEMA
+from selectit.checks.ratings import RatingCheckFailed, check_ratings
+from selectit.scoring.tables import RATINGS_SCHEMA
 
 K = 5
 RATERS = ["small", "big"]

@@ -38,9 +38,9 @@ def test_smollm2_scores_real_examples(tmp_path, smollm2_folder):
     # The engine's first rating equals a plain fp32 forward pass over the same ids.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selectit.prompts import RatingPrompts
-    from selectit.rating_texts import RatingTextEncoder
-    from selectit.records import read_examples
+    from selectit.rating.prompts import RatingPrompts
+    from selectit.rating.texts import RatingTextEncoder
+    from selectit.ingest.records import read_examples
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
     model = AutoModelForCausalLM.from_pretrained(smollm2_folder, dtype=torch.float32).eval()

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from selectit.records import (
+from selectit.ingest.records import (
     Example,
     InputError,
     Reject,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from selectit.scoring import (
+from selectit.scoring.formulas import (
     model_scores,
     model_weights,
     normalise_digit_probs,

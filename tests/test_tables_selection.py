@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from selectit.selection import n_to_keep, select_top
-from selectit.tables import RATINGS_SCHEMA, SENTENCE_PREFIX, RatingsError, aggregate
+from selectit.selection.top import n_to_keep, select_top
+from selectit.scoring.tables import RATINGS_SCHEMA, SENTENCE_PREFIX, RatingsError, aggregate
 
 K = 5
 PARAMS = {"small": 100, "big": 300}  # default weights 100/400 = 0.25, 300/400 = 0.75

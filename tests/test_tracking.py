@@ -11,7 +11,7 @@ import pytest
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-from selectit.tracking import (  # noqa: E402
+from selectit.tracking.runs import (  # noqa: E402
     PipelineTracker,
     default_tracking_uri,
     dvc_stage_hashes,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from selectit.records import Example, example_id, read_examples
-from selectit.validation import (
+from selectit.ingest.records import Example, example_id, read_examples
+from selectit.checks.examples import (
     SUITE_NAME,
     ValidationFailed,
     ValidationSettings,

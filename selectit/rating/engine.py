@@ -27,8 +27,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectit.raters.batching import shared_prefix_groups, token_budget_batches
-from selectit.raters.loading import ModelSource, load_model, load_tokenizer
+from selectit.rating.batching import shared_prefix_groups, token_budget_batches
+from selectit.rating.models import ModelSource, load_model, load_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -13,16 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
-class SuiteFailed(Exception):
-    """A suite failed; carries the per-expectation summaries and the Data Docs index."""
-
-    def __init__(self, message: str, expectations: list[dict] | None = None,
-                 docs_index: Path | None = None):
-        super().__init__(message)
-        self.expectations = expectations or []
-        self.docs_index = docs_index
-
-
 def import_gx():
     """Import GX quietly (it costs seconds, so only when a check runs)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never send usage statistics

@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selectit.records import Example, Reject, atomic_write
-from selectit.tables import RATINGS_SCHEMA, write_parquet
+from selectit.ingest.records import Example, Reject, atomic_write
+from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
 
 
 def _digest(payload: object, length: int = 16) -> str:

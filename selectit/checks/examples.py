@@ -31,8 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from selectit.gx_runner import SuiteFailed, import_gx, paired_outcomes, rows_text, run_suite
-from selectit.records import Example, Reject
+from selectit.errors import ValidationFailed
+from selectit.checks.suite import import_gx, paired_outcomes, rows_text, run_suite
+from selectit.ingest.records import Example, Reject
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,10 +70,6 @@ class ValidationSettings:
             raise ValueError(f"max_chars must be >= 1, got {self.max_chars}")
         if not 0.0 <= self.max_reject_fraction <= 1.0:
             raise ValueError(f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}")
-
-
-class ValidationFailed(SuiteFailed):
-    """Dataset-level failure; the message names the failing expectation(s) and the numbers."""
 
 
 @dataclass

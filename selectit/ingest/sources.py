@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selectit.records import Example, InputError, Reject, read_examples
+from selectit.ingest.records import Example, InputError, Reject, read_examples
 
 DOWNLOAD_TIMEOUT_S = 60
 DOWNLOAD_ATTEMPTS = 3

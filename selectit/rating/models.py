@@ -16,6 +16,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from selectit.errors import ModelLoadError
+
 log = logging.getLogger(__name__)
 
 
@@ -42,10 +44,6 @@ PYPI_MODELS = {
         _gemma3_gguf,
     ),
 }
-
-
-class ModelLoadError(RuntimeError):
-    pass
 
 
 def cache_root() -> Path:

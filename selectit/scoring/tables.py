@@ -15,8 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selectit import scoring
-from selectit.records import atomic_write
+from selectit.scoring import formulas as scoring
+from selectit.errors import RatingsError
+from selectit.ingest.records import atomic_write
 
 RATINGS_SCHEMA = pa.schema(
     [
@@ -37,10 +38,6 @@ RATINGS_SCHEMA = pa.schema(
 )
 
 SENTENCE_PREFIX = "sentence_score:"
-
-
-class RatingsError(ValueError):
-    pass
 
 
 def write_parquet(table: pa.Table, path: str | Path) -> None:

@@ -3,7 +3,7 @@
 `check_ratings` turns the ratings table (RATINGS_SCHEMA, one row per example x
 rater x prompt) into a pandas frame with one row per rating and runs one GX
 (1.x) suite over it in an ephemeral, in-memory Data Context, the way
-`selectit.validation` does for the examples. The frame carries per-row helper
+`selectit.checks.examples` does for the examples. The frame carries per-row helper
 columns for the ``probs`` list (its length, smallest and largest probability
 and number of NaN probabilities) and a composite ``key`` column, the JSON text
 of ``[example_id, model, prompt_id]``, so GX decides every check:
@@ -32,8 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from selectit.tables import RatingsError
-from selectit.gx_runner import SuiteFailed, import_gx, paired_outcomes, rows_text, run_suite
+from selectit.errors import RatingCheckFailed
+from selectit.checks.suite import import_gx, paired_outcomes, rows_text, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,13 +50,6 @@ COLUMNS = ("position", "key", "expected", "example_id", "model", "prompt_id", "k
 _NEEDED = ("example_id", "model", "prompt_id", "k", "probs", "mass", "top_is_digit", "token_score")
 # Expectations whose failure means ratings are missing, repeated or stale.
 _COMPLETENESS = ("unique:key", "set:key", "row_count")
-
-
-class RatingCheckFailed(SuiteFailed, RatingsError):
-    """The ratings failed the suite; the message names the failing expectation(s) and counts.
-
-    Also a `RatingsError`, so the stage reports it as one line, like the other
-    errors in the ratings."""
 
 
 @dataclass
@@ -120,7 +113,7 @@ def _frame(ratings: pa.Table, keys: set[str]) -> "pd.DataFrame":
     prompts = ratings["prompt_id"].to_pylist()
     row_keys = [rating_key(*parts) for parts in zip(ids, models, prompts)]
     n_probs, low, high, nans = _prob_stats(ratings["probs"])
-    # Strings stay object dtype, as in selectit.validation; numbers are float
+    # Strings stay object dtype, as in selectit.checks.examples; numbers are float
     # where a null may occur, so GX sees a null as NaN.
     data = {
         "position": pd.Series(range(ratings.num_rows), dtype="int64"),

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from selectit.errors import InputError
+
 ACCEPTED_FORMATS = ("alpaca (instruction/output[/input]), sharegpt (conversations), "
                     "openai (messages)")
 UNKNOWN_FORMAT = "unknown format: expected keys instruction/output, conversations or messages"
@@ -41,10 +43,6 @@ SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistan
                   "system": "system"}
 OPENAI_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 TRANSCRIPT_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
-
-
-class InputError(Exception):
-    """A whole file cannot be used; the message names the file."""
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selectit.prompts import RatingPrompts, request_parts
-from selectit.records import Example
+from selectit.errors import DigitTokenError
+
+from selectit.rating.prompts import RatingPrompts, request_parts
+from selectit.ingest.records import Example
 
 # A stand-in pair used only to tokenise the cue in its real surroundings.
 _PROBE_EXAMPLE = ("Name a primary colour.", "", "Red is a primary colour.")
@@ -21,10 +23,6 @@ _TRUNCATION_SLACK = 8
 
 class RatingTextError(ValueError):
     """A rating text that cannot be built for this model (the row becomes a reject)."""
-
-
-class DigitTokenError(ValueError):
-    """A rating digit is not exactly one token for this model after the cue."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ TEMPLATES = ("plain", "chat")
 
 
 def _packaged(name: str):
-    return resources.files("selectit") / "prompt_sets" / f"{name}.yaml"
+    return resources.files("selectit.rating") / "prompt_sets" / f"{name}.yaml"
 
 
 def is_packaged_prompt_set(name: str) -> bool:

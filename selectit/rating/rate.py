@@ -15,14 +15,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from selectit import scoring
+from selectit.scoring import formulas as scoring
 from selectit.config import ScoreConfig
-from selectit.prompts import RatingPrompts
-from selectit.raters.loading import resolve
-from selectit.raters.transformers_rater import TransformersRater
-from selectit.rating_texts import RatingTextEncoder, RatingTextError
-from selectit.records import Example, Reject
-from selectit.tables import RATINGS_SCHEMA, without_examples
+from selectit.rating.prompts import RatingPrompts
+from selectit.rating.models import resolve
+from selectit.rating.engine import TransformersRater
+from selectit.rating.texts import RatingTextEncoder, RatingTextError
+from selectit.ingest.records import Example, Reject
+from selectit.scoring.tables import RATINGS_SCHEMA, without_examples
 
 log = logging.getLogger(__name__)
 

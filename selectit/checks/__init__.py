@@ -1,0 +1,1 @@
+"""Great Expectations suites: the examples (stage `validate`) and the rating tables (stage `aggregate`)."""

@@ -1,0 +1,1 @@
+"""Stage `aggregate`: the SelectIT formulas and the tables from ratings to scores."""

@@ -1,0 +1,1 @@
+"""Stage `select`: the top R% and the dataset card."""

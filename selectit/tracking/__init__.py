@@ -1,0 +1,1 @@
+"""MLflow: one parent run per pipeline run, one nested run per stage."""

@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro serve mlflow-ui test test-fast bench clean
+.PHONY: setup run repro serve mlflow-ui test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -45,8 +45,19 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
+# ruff, configured in pyproject.toml: lint rules and formatting (CI runs `make lint`).
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
 bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64
 
+# Everything the pipeline wrote under data/ (see selectit/layout.py), and the environment.
 clean:
-	rm -rf $(VENV) data/ingested data/validated data/scores data/aggregated data/selected data/reports
+	rm -rf $(VENV)
+	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import pyarrow.parquet as pq
+import dataclasses
+from functools import partial
+
 from prefect import flow
 
-from flows.common import setup, stage_main
+from flows.common import stage_main, tracked_stage
+from selectit.context import RunContext
+from selectit.plots import histogram_png
+from selectit.provenance import code_version
 from selectit.rating.models import rater_name
+from selectit.scoring.tables import read_scores
+from selectit.summaries import AggregateSummary
 from tasks.aggregate import aggregate_scores
 
 
-@flow(name="aggregate", log_prints=True)
-def aggregate_flow(params_path: str, data_dir: str) -> dict:
-    params, layout, tracker = setup(params_path, data_dir)
-    with tracker.stage("aggregate", {"aggregate": vars(params.aggregate)}) as log:
+@flow(name="aggregate", log_prints=True, version=code_version(__name__))
+def aggregate_flow(context: RunContext) -> AggregateSummary:
+    params, layout = context.params, context.layout
+    with tracked_stage(context, "aggregate", {"aggregate": dataclasses.asdict(params.aggregate)}, __name__) as log:
         raters = [rater_name(r) for r in params.score.raters]
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
-        log.metrics({"examples": summary["examples"], "rejects": summary["rejects"],
-                     "nan_scores": summary["nan_scores"],
-                     **{f"score_{k}": v for k, v in summary["quantiles"].items()},
-                     **{f"weight.{k}": v for k, v in summary["weights"].items()}})
-        # Digit mass per rater: mass_mean.<rater>, ..., top_is_digit_share.<rater>.
-        log.metrics({(stat if stat == "top_is_digit_share" else f"mass_{stat}") + f".{rater}": value
-                     for rater, stats in summary["mass"].items() for stat, value in stats.items()})
-        log.artifact(layout.reports / "ratings", "aggregate/rating_checks")
-        scores = pq.read_table(layout.aggregated / "scores.parquet")["model_score"].to_numpy()
-        log.figure_histogram(scores, "SelectIT model-level scores", "aggregate/score_histogram.png")
+        log.metrics(summary.headline(), headline=True)
+        log.artifact(layout.rating_docs, "aggregate/rating_checks")
+        scores = read_scores(layout.scores_table)["model_score"].to_numpy()
+        log.figure(partial(histogram_png, scores, "SelectIT model-level scores"), "aggregate/score_histogram.png")
     return summary
 
 

@@ -1,25 +1,33 @@
-"""Stage 1: read the sources named in params and normalise them into example records."""
+"""Stage 1: read the source named in params and normalise it into example records."""
 
 from __future__ import annotations
 
+import dataclasses
+
+import pandas as pd
 from prefect import flow
 
-from flows.common import setup, stage_main
+from flows.common import stage_main, tracked_stage
+from selectit.context import RunContext
+from selectit.ingest.records import read_example_records
+from selectit.provenance import code_version
+from selectit.summaries import IngestSummary
 from tasks.ingest import ingest_sources
 
 
-@flow(name="ingest", log_prints=True)
-def ingest_flow(params_path: str, data_dir: str, new_pipeline_run: bool = True) -> dict:
-    """`new_pipeline_run`: start a new MLflow pipeline run (run on its own, as DVC does);
-    the pipeline flow passes False because it has opened one already."""
-    params, layout, tracker = setup(params_path, data_dir)
-    with tracker.stage("ingest", {"ingest": vars(params.ingest)}, new_parent=new_pipeline_run) as log:
-        summary = ingest_sources(params.ingest, layout)
-        log.metrics({k: summary[k] for k in ("examples_read", "examples", "rejects", "duplicates")})
-        log.tags({f"source.{i}.sha256": s["sha256"] for i, s in enumerate(summary["sources"])})
-        for s in summary["sources"]:
-            log.dataset(layout.ingested / "examples.jsonl", name=s["source"].rsplit("/", 1)[-1], context="input")
-        log.artifact(layout.ingested / "rejects.jsonl", "ingest")
+@flow(name="ingest", log_prints=True, version=code_version(__name__))
+def ingest_flow(context: RunContext) -> IngestSummary:
+    layout = context.layout
+    cfg = context.params.ingest
+    with tracked_stage(context, "ingest", {"ingest": dataclasses.asdict(cfg)}, __name__) as log:
+        summary = ingest_sources(cfg, layout)
+        log.metrics(summary.headline(), headline=True)
+        log.tags({f"source.{i}.sha256": s["sha256"] for i, s in enumerate(summary.sources)})
+        examples = layout.examples(layout.ingested)
+        frame = pd.DataFrame([{"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output}
+                              for e in read_example_records(examples)])
+        log.dataset(frame, source=examples, name=summary.sources[0]["source"].rsplit("/", 1)[-1], context="input")
+        log.artifact(layout.rejects(layout.ingested), "ingest")
     return summary
 
 

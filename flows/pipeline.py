@@ -1,35 +1,65 @@
-"""The whole pipeline in one flow: ingest, validate, score (each rater), aggregate, select."""
+"""The whole pipeline in one flow: ingest, validate, score (each rater), aggregate, select.
+
+One run context and one MLflow parent run for all stages. Where the run writes
+the project's own data folder, each finished stage is recorded in DVC as
+`dvc repro` would record it, so `dvc status` is clean afterwards."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
+from dataclasses import dataclass
 
 from prefect import flow
 
 from flows.aggregate import aggregate_flow
-from flows.common import setup, stage_main
+from flows.common import command_main, open_context, provenance_tags
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.select import select_flow
 from flows.validate import validate_flow
+from selectit.provenance import code_version
+from selectit.summaries import StageSummary
 
 
-@flow(name="selectit-pipeline", log_prints=True)
-def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> dict:
-    params, layout, tracker = setup(params_path, data_dir)
+@dataclass
+class PipelineResult:
+    stages: dict[str, StageSummary]  # by DVC stage name: ingest, validate, score@<rater>, aggregate, select
+    seconds: float
+
+
+@flow(name="selectit-pipeline", log_prints=True, version=code_version(__name__))
+def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> PipelineResult:
+    context = open_context(params_path, data_dir, progress)
     started = time.perf_counter()
-    with tracker.pipeline(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", dataclasses.asdict(params)):
-        results = {"ingest": ingest_flow(params_path, data_dir, new_pipeline_run=False), "validate": validate_flow(params_path, data_dir)}
-        for rater in params.score.raters:
-            results[f"score@{rater}"] = score_flow(params_path, data_dir, rater, progress)
-        results["aggregate"] = aggregate_flow(params_path, data_dir)
-        results["select"] = select_flow(params_path, data_dir)
-    results["seconds"] = time.perf_counter() - started
-    print(f"pipeline finished in {results['seconds']:.0f} s: {results['select']['selected']} examples selected "
-          f"-> {layout.selected}")
-    return results
+    tracker = context.tracker(provenance_tags(context))
+    with tracker.pipeline(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", dataclasses.asdict(context.params)) as run_id:
+        context = context.under_pipeline_run(run_id)
+        if not context.record_in_dvc:
+            logging.getLogger(__name__).info(
+                "not recorded in DVC: %s is not the data folder of the DVC project at %s",
+                context.layout.root, context.project_root)
+        stages: dict[str, StageSummary] = {"ingest": ingest_flow(context), "validate": validate_flow(context)}
+        for rater in context.params.score.raters:
+            stages[f"score@{rater}"] = score_flow(context, rater)
+        stages["aggregate"] = aggregate_flow(context)
+        stages["select"] = select_flow(context)
+        tracker.client.set_tag(run_id, "code_version", code_version(__name__))
+    result = PipelineResult(stages, time.perf_counter() - started)
+    print(f"pipeline finished in {result.seconds:.0f} s: {stages['select'].selected} examples selected "
+          f"-> {context.layout.selection}")
+    return result
+
+
+def main() -> None:
+    def run(args):
+        open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
+        pipeline_flow(args.params, args.data, progress=not args.no_progress)
+
+    command_main("pipeline", __doc__, run,
+                 lambda parser: parser.add_argument("--no-progress", action="store_true", help="no progress bars"))
 
 
 if __name__ == "__main__":
-    stage_main(pipeline_flow, __doc__)
+    main()

@@ -2,42 +2,43 @@
 
 from __future__ import annotations
 
-import time
+import dataclasses
 
 from prefect import flow
 
-from flows.common import setup, stage_main
-from selectit.rating.models import rater_name
+from flows.common import stage_main, tracked_stage
+from selectit.context import RunContext
+from selectit.errors import ParamsError
 from selectit.ingest.records import read_example_records
-from tasks.score import collect, plan, score_shard, shard_cache
+from selectit.provenance import code_version
+from selectit.rating.models import rater_name
+from selectit.rating.rate import RaterSession
+from selectit.rating.shards import rater_cache
+from selectit.summaries import ScoreSummary
+from tasks.score import collect, plan, score_shard
 
 
-@flow(name="score", flow_run_name="score-{rater}", log_prints=True)
-def score_flow(params_path: str, data_dir: str, rater: str, progress: bool = True) -> dict:
-    params, layout, tracker = setup(params_path, data_dir)
-    cfg = params.score
+@flow(name="score", flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
+def score_flow(context: RunContext, rater: str) -> ScoreSummary:
+    """`rater` is one entry of score.raters, as written there (DVC's stage is `score@<rater>`)."""
+    cfg, layout = context.params.score, context.layout
     if rater not in cfg.raters:
-        raise ValueError(f"rater {rater!r} is not in score.raters {cfg.raters}")
+        raise ParamsError(f"{context.params_path}: score.raters: {rater!r} is not one of {cfg.raters}")
     name = rater_name(rater)
-    with tracker.stage(f"score@{name}", {"score": vars(cfg), "rater": rater}) as log:
-        examples = read_example_records(layout.validated / "examples.jsonl")
-        cache = shard_cache(rater, cfg, layout.shard_cache)
-        shards = plan(examples, cache, cfg.shard_size)
-        started, texts_run = time.perf_counter(), 0
-        for index, shard in enumerate(shards):
-            texts_run += score_shard(shard, rater, cfg, cache, index, len(shards), progress)
-        seconds = time.perf_counter() - started
-        summary = collect(examples, rater, cfg, cache, layout.rater_scores(name), texts_run)
-        log.metrics({
-            "ratings": summary["ratings"],
-            "rejects": summary["rejects"],
-            "texts_run": texts_run,
-            "shards_run": len(shards),
-            "texts_per_second": texts_run / seconds if texts_run else None,
-            **{f"mass_{k}": v for k, v in summary.get("mass", {}).items()},
-            "top_is_digit_share": summary.get("top_is_digit_share"),
-        })
-        log.tags({"cache_key": summary["cache_key"]})
+    settings = {"score": dataclasses.asdict(cfg), "rater": rater}
+    with tracked_stage(context, f"score@{name}", settings, __name__, dvc_stage=f"score@{rater}") as log:
+        examples = read_example_records(layout.examples(layout.validated))
+        # The session keeps the model loaded from the first shard to the last.
+        session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
+        try:
+            shards = plan(session, examples)
+            texts_run = sum(score_shard(session, shard, name, index, len(shards), context.progress)
+                            for index, shard in enumerate(shards))
+            summary = collect(session, examples, layout, name, texts_run, len(shards))
+        finally:
+            session.close()
+        log.metrics(summary.headline(), headline=True)
+        log.tags({"cache_key": summary.cache_key})
     return summary
 
 

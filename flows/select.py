@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+
+import pandas as pd
 from prefect import flow
 
-from flows.common import setup, stage_main
-from tasks.select import SELECTION_FILE, select_examples
+from flows.common import stage_main, tracked_stage
+from selectit.config import is_remote
+from selectit.context import RunContext
+from selectit.provenance import code_version
+from selectit.summaries import SelectSummary
+from tasks.select import select_examples
 
 REPRODUCE = "make run    # or: dvc repro"
 
 
-@flow(name="select", log_prints=True)
-def select_flow(params_path: str, data_dir: str) -> dict:
-    params, layout, tracker = setup(params_path, data_dir)
-    with tracker.stage("select", {"select": vars(params.select)}) as log:
-        summary = select_examples(params, layout, REPRODUCE)
-        log.metrics({"selected": summary["selected"], "left_out": summary["left_out"],
-                     "lowest_kept_score": summary["lowest_kept_score"]})
-        log.artifact(layout.selected / "dataset_card.md", "select")
-        log.dataset(layout.selected / SELECTION_FILE, name="selective_alpaca", context="output")
+@flow(name="select", log_prints=True, version=code_version(__name__))
+def select_flow(context: RunContext) -> SelectSummary:
+    params, layout = context.params, context.layout
+    source = params.ingest.source
+    # The card names the source as params.yaml does, not by where it sits on this machine.
+    shown = source if is_remote(source) else os.path.relpath(source, context.params_path.parent)
+    with tracked_stage(context, "select", {"select": dataclasses.asdict(params.select)}, __name__) as log:
+        summary = select_examples(params, layout, shown, REPRODUCE)
+        log.metrics(summary.headline(), headline=True)
+        log.artifact(layout.dataset_card, "select")
+        log.dataset(pd.read_json(layout.selection), source=layout.selection, name="selective_alpaca",
+                    context="output")
     return summary
 
 

@@ -44,13 +44,13 @@ def main(argv: list[str] | None = None) -> None:
               file=sys.stderr)
         sys.exit(2)
 
-    from flows.common import USER_ERRORS
     from flows.pipeline import pipeline_flow
     from selectit.config import load_params
+    from selectit.errors import SelectitError
 
     try:
         load_params(args.params)  # a broken params.yaml fails now, not at 03:00
-    except USER_ERRORS as exc:
+    except SelectitError as exc:
         print(f"flows.serve: error: {exc}", file=sys.stderr)
         sys.exit(2)
 

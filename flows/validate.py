@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from prefect import flow
 
-from flows.common import setup, stage_main
+from flows.common import stage_main, tracked_stage
+from selectit.context import RunContext
+from selectit.provenance import code_version
+from selectit.summaries import ValidateSummary
 from tasks.validate import validate_records
 
 
-@flow(name="validate", log_prints=True)
-def validate_flow(params_path: str, data_dir: str) -> dict:
-    params, layout, tracker = setup(params_path, data_dir)
-    with tracker.stage("validate", {"validate": vars(params.validate)}) as log:
-        summary = validate_records(params.validate, layout)
-        log.metrics({k: summary[k] for k in ("examples_in", "valid", "rejects")})
-        log.artifact(layout.validated / "rejects.jsonl", "validate")
-        if summary["data_docs"]:
-            log.artifact(layout.reports / "validation", "validate/data_docs")
+@flow(name="validate", log_prints=True, version=code_version(__name__))
+def validate_flow(context: RunContext) -> ValidateSummary:
+    layout = context.layout
+    cfg = context.params.validate
+    with tracked_stage(context, "validate", {"validate": dataclasses.asdict(cfg)}, __name__) as log:
+        summary = validate_records(cfg, layout)
+        log.metrics(summary.headline(), headline=True)
+        log.artifact(layout.rejects(layout.validated), "validate")
+        if summary.data_docs:
+            log.artifact(layout.validation_docs, "validate/data_docs")
     return summary
 
 

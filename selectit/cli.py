@@ -6,17 +6,15 @@ Every default comes from params.yaml (--params); a flag overrides one key.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
-
-from selectit.config import DTYPE_NAMES, ParamsError, load_params
-from selectit.rating.models import ModelLoadError
-from selectit.ingest.records import InputError, atomic_write, read_examples, write_examples, write_rejects
+from selectit.config import DTYPE_NAMES, load_params
+from selectit.errors import InputError, SelectitError
+from selectit.ingest.records import read_examples, write_examples, write_rejects
+from selectit.io import write_json, write_text
 
 log = logging.getLogger("selectit")
 
@@ -80,7 +78,9 @@ def cmd_score(args) -> None:
     out = Path(args.out)
     read, examples = _read(args, params)
     started = time.time()
-    run = rate_examples(examples, params.score, progress=not args.no_progress)
+    # Ratings are cached per shard under the output folder: a re-run after a crash
+    # or with more input rates only what no finished shard holds.
+    run = rate_examples(examples, params.score, out / "cache", progress=not args.no_progress)
     scores, weights = aggregate(run.ratings, params.aggregate.alpha, params.aggregate.authors_softmax,
                                 params.aggregate.weights)
     write_parquet(run.ratings, out / "ratings.parquet")
@@ -100,7 +100,7 @@ def cmd_score(args) -> None:
         "weights": weights,
         "seconds": time.time() - started,
     }
-    atomic_write(out / "manifest.json", lambda f: f.write(json.dumps(manifest, indent=2).encode()))
+    write_json(out / "manifest.json", manifest)
     for r in run.raters:
         log.info("%s: %d texts in %.0f s (%.2f texts/s), mean digit mass %.3f, %d truncated",
                  r.name, r.n_texts, r.seconds, r.texts_per_second, r.mass.get("mean", float("nan")), r.n_truncated)
@@ -108,20 +108,21 @@ def cmd_score(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from selectit.scoring.tables import aggregate, write_parquet
+    from selectit.scoring.tables import aggregate, read_ratings, write_parquet
 
     params = _params(args)
-    scores, weights = aggregate(pq.read_table(args.ratings), params.aggregate.alpha,
+    scores, weights = aggregate(read_ratings(args.ratings), params.aggregate.alpha,
                                 params.aggregate.authors_softmax, params.aggregate.weights)
     write_parquet(scores, args.out)
     log.info("wrote %s (%d examples, weights %s)", args.out, scores.num_rows, weights)
 
 
 def cmd_select(args) -> None:
+    from selectit.scoring.tables import read_scores
     from selectit.selection.top import select_top
 
     params = _params(args)
-    kept, left_out = select_top(pq.read_table(args.scores), params.select.ratio)
+    kept, left_out = select_top(read_scores(args.scores), params.select.ratio)
     by_id = {e.id: e for e in read_examples(_inputs(args, params)).examples}
     missing = [i for i in kept if i not in by_id]
     if missing:
@@ -131,7 +132,7 @@ def cmd_select(args) -> None:
     # Written in input order, so the selection reads like a filtered copy of the input.
     write_examples([e for e in by_id.values() if e.id in kept_set], args.out)
     excluded = Path(args.excluded or Path(args.out).with_name("excluded_ids.txt"))
-    atomic_write(excluded, lambda f: f.write("".join(i + "\n" for i in left_out).encode()))
+    write_text(excluded, "".join(i + "\n" for i in left_out))
     log.info("kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
              len(kept), len(kept) + len(left_out), params.select.ratio, args.out, excluded)
 
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         COMMANDS[args.command](args)
-    except (ParamsError, InputError, ModelLoadError, FileNotFoundError, ValueError) as exc:
+    except SelectitError as exc:
         print(f"selectit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     return 0

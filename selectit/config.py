@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from selectit.errors import ParamsError
-from selectit.rating.prompts import is_packaged_prompt_set
+from selectit.rating.prompts import TEMPLATES, is_packaged_prompt_set, load_prompt_set
 
 
 # Compute precisions a rater can run in; `auto` picks per device (see raters/transformers_rater.py).
@@ -77,10 +77,14 @@ class ScoreConfig:
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
-        _positive(self.num_prompts, f"{where}.num_prompts")
+        available = len(load_prompt_set(self.prompt_set))
+        if not 1 <= self.num_prompts <= available:
+            raise ParamsError(f"{where}.num_prompts: expected an integer from 1 to {available} (the size of "
+                              f"prompt set {self.prompt_set!r}), got {self.num_prompts}")
+        # Ratings are read from single digit tokens, so 9 is the largest scale.
         if not 2 <= self.k <= 9:
             raise ParamsError(f"{where}.k: expected an integer from 2 to 9 (single-digit ratings), got {self.k}")
-        _one_of(self.template, ("plain", "chat"), f"{where}.template")
+        _one_of(self.template, TEMPLATES, f"{where}.template")
         _one_of(self.dtype, DTYPE_NAMES, f"{where}.dtype")
         _positive(self.token_budget, f"{where}.token_budget")
         _positive(self.shard_size, f"{where}.shard_size")
@@ -96,6 +100,9 @@ class AggregateConfig:
     def validate(self, where: str) -> None:
         if not 0 <= self.alpha < float("inf"):  # also rejects NaN
             raise ParamsError(f"{where}.alpha: expected a finite number >= 0, got {self.alpha}")
+        if self.weights is not None and (not all(0 <= w < float("inf") for w in self.weights.values())
+                                         or not any(self.weights.values())):
+            raise ParamsError(f"{where}.weights: expected finite numbers >= 0, not all zero, got {self.weights}")
 
 
 @dataclass(frozen=True)
@@ -145,18 +152,36 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
     unknown = sorted(set(raw) - set(expected))
     if unknown:
         raise ParamsError(f"{path}: unknown section(s) {unknown}; expected sections: {expected}")
+    _resolve_paths(raw, path.parent)
     sections = {}
     for field in dataclasses.fields(Params):
         if field.name not in raw:
             raise ParamsError(f"{path}: missing section '{field.name}'")
         sections[field.name] = _build(field.type, raw[field.name], f"{path}: {field.name}")
     params = Params(**sections)
-    # Paths in params.yaml are relative to the file, wherever the command runs from.
-    source = params.ingest.source if is_remote(params.ingest.source) else str(path.parent / params.ingest.source)
-    score = params.score
-    if not is_packaged_prompt_set(score.prompt_set):
-        score = dataclasses.replace(score, prompt_set=str(path.parent / score.prompt_set))
-    return dataclasses.replace(params, ingest=dataclasses.replace(params.ingest, source=source), score=score)
+    _check_across_sections(params, path)
+    return params
+
+
+def _resolve_paths(raw: dict, folder: Path) -> None:
+    """Paths in params.yaml are relative to the file, wherever the command runs from."""
+    ingest, score = raw.get("ingest"), raw.get("score")
+    if isinstance(ingest, dict) and isinstance(ingest.get("source"), str) and ingest["source"].strip():
+        if not is_remote(ingest["source"]):
+            ingest["source"] = str(folder / ingest["source"])
+    if isinstance(score, dict) and isinstance(score.get("prompt_set"), str):
+        if not is_packaged_prompt_set(score["prompt_set"]):
+            score["prompt_set"] = str(folder / score["prompt_set"])
+
+
+def _check_across_sections(params: Params, path: Path) -> None:
+    from selectit.rating.models import rater_name
+
+    weights = params.aggregate.weights
+    names = sorted(rater_name(r) for r in params.score.raters)
+    if weights is not None and sorted(weights) != names:
+        raise ParamsError(f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of "
+                          f"score.raters {names}")
 
 
 def _build(cls_name, raw: Any, where: str):

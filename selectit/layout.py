@@ -1,27 +1,41 @@
-"""Where each stage reads and writes under the data folder (mirrored by dvc.yaml)."""
+"""Every path a stage reads or writes under the data folder, defined once.
+
+dvc.yaml names the same folders as stage outputs; tests/test_dvc_deps.py checks
+that the two agree.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+EXAMPLES = "examples.jsonl"
+REJECTS = "rejects.jsonl"
+
 
 @dataclass(frozen=True)
 class Layout:
     root: Path  # the data folder
 
+    # ingest
     @property
     def ingested(self) -> Path:
         return self.root / "ingested"
 
     @property
+    def downloads(self) -> Path:
+        return self.root / "downloads"
+
+    # validate
+    @property
     def validated(self) -> Path:
         return self.root / "validated"
 
     @property
-    def downloads(self) -> Path:
-        return self.root / "downloads"
+    def validation_docs(self) -> Path:
+        return self.reports / "validation"
 
+    # score
     def rater_scores(self, rater: str) -> Path:
         return self.root / "scores" / rater
 
@@ -29,14 +43,53 @@ class Layout:
     def shard_cache(self) -> Path:
         return self.root / "cache" / "ratings"
 
+    # aggregate
     @property
     def aggregated(self) -> Path:
         return self.root / "aggregated"
 
     @property
+    def scores_table(self) -> Path:
+        return self.aggregated / "scores.parquet"
+
+    @property
+    def rating_docs(self) -> Path:
+        return self.reports / "ratings"
+
+    # select
+    @property
     def selected(self) -> Path:
         return self.root / "selected"
 
     @property
+    def selection(self) -> Path:
+        return self.selected / "selective_alpaca.json"
+
+    @property
+    def dataset_card(self) -> Path:
+        return self.selected / "dataset_card.md"
+
+    @property
+    def excluded_ids(self) -> Path:
+        return self.selected / "excluded_ids.txt"
+
+    # shared
+    @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @property
+    def mlflow_run_id(self) -> Path:
+        """The open MLflow pipeline run, for stages that run in their own process (DVC)."""
+        return self.root / ".mlflow_run_id"
+
+    @staticmethod
+    def examples(stage_folder: Path) -> Path:
+        return stage_folder / EXAMPLES
+
+    @staticmethod
+    def rejects(stage_folder: Path) -> Path:
+        return stage_folder / REJECTS
+
+    def ratings_table(self, rater: str) -> Path:
+        return self.rater_scores(rater) / "ratings.parquet"

@@ -1,29 +1,28 @@
+"""Task of the ingest stage: fetch and normalise the source, keep the rejects."""
+
 from __future__ import annotations
+
+import dataclasses
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import IngestConfig
+from selectit.ingest.records import write_example_records, write_rejects
 from selectit.ingest.sources import ingest
 from selectit.layout import Layout
-from selectit.ingest.records import write_example_records, write_rejects
-from tasks.common import write_json
+from selectit.provenance import code_version
+from selectit.summaries import IngestSummary
 
 
-@task(name="ingest-sources", cache_policy=NO_CACHE)
-def ingest_sources(cfg: IngestConfig, layout: Layout) -> dict:
+@task(name="ingest-sources", cache_policy=NO_CACHE, version=code_version(__name__))
+def ingest_sources(cfg: IngestConfig, layout: Layout) -> IngestSummary:
     """Fetch and normalise the sources; write examples, rejects and a summary."""
     result = ingest([cfg.source], cfg.limit, layout.downloads)
-    out = layout.ingested
-    write_example_records(result.examples, out / "examples.jsonl")
-    write_rejects(result.rejects, out / "rejects.jsonl")
-    summary = {
-        "sources": result.sources,
-        "examples_read": result.n_read,
-        "examples": len(result.examples),
-        "rejects": len(result.rejects),
-        "duplicates": result.n_duplicates,
-        "params": {"ingest": vars(cfg)},
-    }
-    write_json(out / "summary.json", summary)
+    write_example_records(result.examples, layout.examples(layout.ingested))
+    write_rejects(result.rejects, layout.rejects(layout.ingested))
+    summary = IngestSummary(sources=result.sources, examples_read=result.n_read, examples=len(result.examples),
+                            rejects=len(result.rejects), duplicates=result.n_duplicates,
+                            settings={"ingest": dataclasses.asdict(cfg)})
+    summary.save(layout.ingested)
     return summary

@@ -112,3 +112,10 @@ def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) ->
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+def stage_context(params: Path, data: Path, progress: bool = False):
+    """The run context a stage flow gets when it runs on its own (as DVC runs it)."""
+    from flows.common import open_context
+
+    return open_context(params, data, progress)

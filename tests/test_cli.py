@@ -112,3 +112,25 @@ def test_errors_name_the_problem(tmp_path, tiny_alpaca, tiny_model, capsys):
     assert main(["--params", str(tmp_path / "nope.yaml"), "score", "--out", out]) == 2
     assert "nope.yaml" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+def test_a_table_of_the_wrong_kind_is_named_not_a_traceback(scored, tmp_path, capsys):
+    params, out = scored
+    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "scores.parquet"),
+                 "--out", str(tmp_path / "x.parquet")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "scores.parquet: not a ratings table" in error[0]
+    assert "found columns ['example_id'" in error[0] and "Traceback" not in error[0]
+    assert main(["--params", str(params), "select", "--scores", str(out / "ratings.parquet"),
+                 "--out", str(tmp_path / "sel.json")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "ratings.parquet: not a scores table" in error[0] and len(error[0]) < 400
+
+
+def test_a_rerun_of_score_takes_every_rating_from_the_shard_cache(scored):
+    params, out = scored
+    before = pq.read_table(out / "ratings.parquet")
+    assert main(["--params", str(params), "score", "--out", str(out), "--no-progress"]) == 0
+    assert pq.read_table(out / "ratings.parquet").equals(before)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["raters"] == []  # no rater was loaded: every shard came from the cache

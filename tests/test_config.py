@@ -192,10 +192,11 @@ def test_two_raters_with_the_same_name_rejected(tmp_path):
 
 def test_int_accepted_for_float_fields(tmp_path):
     params = load_params(write_params(tmp_path, {"aggregate.alpha": 1, "select.ratio": 1,
-                                                 "aggregate.weights": {"a": 2, "b": 0.5}}))
+                                                 "aggregate.weights": {"smollm2-135m-instruct": 2,
+                                                                       "gemma3-270m": 0.5}}))
     assert params.aggregate.alpha == 1.0 and isinstance(params.aggregate.alpha, float)
     assert isinstance(params.select.ratio, float)
-    assert params.aggregate.weights == {"a": 2.0, "b": 0.5}
+    assert params.aggregate.weights == {"smollm2-135m-instruct": 2.0, "gemma3-270m": 0.5}
     assert all(isinstance(w, float) for w in params.aggregate.weights.values())
 
 
@@ -233,10 +234,11 @@ def test_relative_inputs_do_not_depend_on_the_working_directory(tmp_path, monkey
 
 def test_overrides_apply(tmp_path):
     path = write_params(tmp_path)
-    params = load_params(path, {"score.k": 7, "select.ratio": 0.5, "aggregate.weights": {"a": 1.0}})
+    weights = {"smollm2-135m-instruct": 1.0, "gemma3-270m": 3.0}
+    params = load_params(path, {"score.k": 7, "select.ratio": 0.5, "aggregate.weights": weights})
     assert params.score.k == 7
     assert params.select.ratio == 0.5
-    assert params.aggregate.weights == {"a": 1.0}
+    assert params.aggregate.weights == weights
     # the file itself is untouched
     assert load_params(path).score.k == 5
 
@@ -268,5 +270,15 @@ def test_non_finite_alpha_is_rejected(tmp_path, alpha):
 
 def test_relative_prompt_set_file_is_relative_to_params(tmp_path):
     (tmp_path / "my_prompts.yaml").write_text("prompts: ['Rate it from 1 to {k}.']")
-    params = load_params(write_params(tmp_path, {"score.prompt_set": "my_prompts.yaml"}))
+    params = load_params(write_params(tmp_path, {"score.prompt_set": "my_prompts.yaml", "score.num_prompts": 1}))
     assert params.score.prompt_set == str(tmp_path / "my_prompts.yaml")
+
+
+@pytest.mark.parametrize("weights, expected", [
+    ({"smollm2-135m-instruct": 1.0}, "do not match the raters"),
+    ({"smollm2-135m-instruct": 1.0, "gemma3-270m": -1.0}, "finite numbers >= 0"),
+    ({"smollm2-135m-instruct": 0.0, "gemma3-270m": 0.0}, "not all zero"),
+])
+def test_rater_weights_are_checked_when_params_are_read(tmp_path, weights, expected):
+    with pytest.raises(ParamsError, match=rf"aggregate.weights: .*{expected}"):
+        load_params(write_params(tmp_path, {"aggregate.weights": weights}))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+import yaml
 import pytest
 
-from conftest import TINY_ROWS, pipeline_params
+from conftest import stage_context, TINY_ROWS, pipeline_params
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -37,9 +38,14 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     card = (data / "selected" / "dataset_card.md").read_text()
     for section in ("## Source", "## Counts", "## Raters", "## Scores", "## Settings", "## Reproduce", "## Licence"):
         assert section in card
-    assert "select.ratio: 0.5" in card
+    settings = yaml.safe_load(card.split("## Settings")[1].split("```yaml")[1].split("```")[0])
+    assert settings["select"]["ratio"] == 0.5
+    assert settings["score"]["cue"] == "\n\nRating: "  # YAML keeps the newlines of the cue readable
+    assert settings["ingest"]["source"] == "source.json"  # as params.yaml names it, not an absolute path
+    source_section = card.split("## Source")[1].split("## Counts")[0]
+    assert "| `source.json` |" in source_section and str(params.parent) not in source_section
     assert (data / "reports" / "validation" / "index.html").is_file()
-    assert results["score@" + str(project[0].parent / "twin-llama")]["texts_run"] == 20  # 10 examples x 2 prompts
+    assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 20  # 10 examples x 2 prompts
 
     from mlflow.tracking import MlflowClient
 
@@ -52,6 +58,12 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert {"ingest", "validate", "aggregate", "select"} <= children and len(children) == 6
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags.get("git_commit") for r in runs)  # provenance on every run
+    assert all(r.data.tags.get("code_version", "").startswith("0.") for r in runs)
+    # The parent run carries each stage's headline metrics, for MLflow's run table and compare view.
+    parent_metrics = parents[0].data.metrics
+    assert parent_metrics["ingest.examples"] == 10 and parent_metrics["select.selected"] == 5
+    assert parent_metrics["aggregate.examples"] == 10 and "aggregate.score_median" in parent_metrics
+    assert parent_metrics["score_twin-llama.texts_run"] == 20
 
 
 def test_appended_rows_are_the_only_ones_rated_again(project):
@@ -61,23 +73,23 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
 
     params, data, source = project
     rater = str(params.parent / "twin-llama")
-    ingest_flow(str(params), str(data))
-    validate_flow(str(params), str(data))
-    first = score_flow(str(params), str(data), rater, progress=False)
-    assert first["texts_run"] == 20
+    ingest_flow(stage_context(params, data))
+    validate_flow(stage_context(params, data))
+    first = score_flow(stage_context(params, data), rater)
+    assert first.texts_run == 20
 
     appended = [{"instruction": "Name a fruit.", "input": "", "output": "Apple."},
                 {"instruction": "Name a tree.", "input": "", "output": "Oak."}]
     source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + appended))
-    ingest_flow(str(params), str(data))
-    validate_flow(str(params), str(data))
-    second = score_flow(str(params), str(data), rater, progress=False)
-    assert second["texts_run"] == 4  # 2 new examples x 2 prompts; the 10 old ones come from the cache
+    ingest_flow(stage_context(params, data))
+    validate_flow(stage_context(params, data))
+    second = score_flow(stage_context(params, data), rater)
+    assert second.texts_run == 4  # 2 new examples x 2 prompts; the 10 old ones come from the cache
     ratings = pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet")
     assert ratings.num_rows == 24 and len(set(ratings["example_id"].to_pylist())) == 12
 
-    third = score_flow(str(params), str(data), rater, progress=False)
-    assert third["texts_run"] == 0
+    third = score_flow(stage_context(params, data), rater)
+    assert third.texts_run == 0
     assert pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet").equals(ratings)
 
 
@@ -89,11 +101,11 @@ def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
     params, data, source = project
     source.write_text("")
     with pytest.raises(InputError, match="source.json.*empty"):
-        ingest_flow(str(params), str(data))
+        ingest_flow(stage_context(params, data))
     assert not (data / "ingested" / "examples.jsonl").exists()  # nothing a next stage could take as complete
     broken = pipeline_params(tmp_path, source, ["x"], select__ratios=0.5)
     with pytest.raises(ParamsError, match="select: unknown key"):
-        ingest_flow(str(broken), str(data))
+        ingest_flow(stage_context(broken, data))
 
 
 def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):

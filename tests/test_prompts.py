@@ -5,6 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import write_params
+from selectit.config import load_params
+from selectit.errors import ParamsError
 from selectit.rating.prompts import TEMPLATES, RatingPrompts, load_prompt_set, request_parts
 
 CUE = "\n\nRating: "
@@ -91,33 +94,28 @@ def test_version_ignores_where_the_prompts_came_from(tmp_path):
 
 
 @pytest.mark.parametrize("n", [0, -1, 7, 100])
-def test_num_prompts_out_of_range_rejected(n):
+def test_num_prompts_out_of_range_rejected_when_params_are_read(tmp_path, n):
     size = len(load_prompt_set("default"))
-    with pytest.raises(ValueError, match=rf"num_prompts must be between 1 and {size}.*'default'.*got {n}"):
-        default_prompts(num_prompts=n)
+    with pytest.raises(ParamsError, match=rf"score.num_prompts: expected an integer from 1 to {size}.*'default'.*got {n}"):
+        load_params(write_params(tmp_path / "params.yaml", "data.json", ["a"], num_prompts=n))
 
 
 @pytest.mark.parametrize("k", [0, 1, 10, 12])
-def test_k_outside_two_to_nine_rejected(k):
-    with pytest.raises(ValueError, match=rf"K must be between 2 and 9, got {k}"):
-        default_prompts(k=k)
+def test_k_outside_two_to_nine_rejected_when_params_are_read(tmp_path, k):
+    with pytest.raises(ParamsError, match=rf"score.k: expected an integer from 2 to 9.*got {k}"):
+        load_params(write_params(tmp_path / "params.yaml", "data.json", ["a"], k=k))
 
 
-def test_unknown_template_rejected_listing_the_choices():
-    with pytest.raises(ValueError, match="template must be one of") as info:
-        default_prompts(template="fancy")
+def test_unknown_template_rejected_listing_the_choices(tmp_path):
+    with pytest.raises(ParamsError, match="score.template: expected one of") as info:
+        load_params(write_params(tmp_path / "params.yaml", "data.json", ["a"], template="fancy"))
     assert "'fancy'" in str(info.value)
     for t in TEMPLATES:
         assert t in str(info.value)
 
 
-def test_empty_prompt_tuple_rejected():
-    with pytest.raises(ValueError, match="at least one rating prompt"):
-        RatingPrompts(prompts=(), template="plain", cue=CUE, k=5)
-
-
 def test_unknown_prompt_set_rejected(tmp_path):
-    with pytest.raises(FileNotFoundError, match="neither a packaged set nor a YAML file"):
+    with pytest.raises(ParamsError, match="neither a packaged set nor a YAML file"):
         load_prompt_set(str(tmp_path / "nope.yaml"))
 
 
@@ -133,9 +131,10 @@ def test_custom_yaml_prompt_set(tmp_path):
 
 
 def test_custom_set_bounds_num_prompts_by_its_own_size(tmp_path):
-    path = write_set(tmp_path / "two.yaml", ["A {k}", "B {k}"])
-    with pytest.raises(ValueError, match="between 1 and 2"):
-        RatingPrompts.from_set(str(path), 3, "plain", CUE, 5)
+    write_set(tmp_path / "two.yaml", ["A {k}", "B {k}"])
+    params = write_params(tmp_path / "params.yaml", "data.json", ["a"], prompt_set="two.yaml", num_prompts=3)
+    with pytest.raises(ParamsError, match="from 1 to 2"):
+        load_params(params)
 
 
 @pytest.mark.parametrize(
@@ -154,7 +153,7 @@ def test_custom_set_bounds_num_prompts_by_its_own_size(tmp_path):
 def test_malformed_prompt_file_fails_naming_the_file(tmp_path, content):
     path = tmp_path / "bad.yaml"
     path.write_text(content, encoding="utf-8")
-    with pytest.raises(ValueError, match="non-empty `prompts:` list of strings") as info:
+    with pytest.raises(ParamsError, match="non-empty `prompts:` list of strings") as info:
         load_prompt_set(str(path))
     assert str(path) in str(info.value)
 
@@ -162,14 +161,7 @@ def test_malformed_prompt_file_fails_naming_the_file(tmp_path, content):
 def test_yaml_syntax_error_in_prompt_file_raises(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("prompts: [unclosed\n", encoding="utf-8")
-    with pytest.raises((ValueError, yaml.YAMLError)):
-        load_prompt_set(str(path))
-
-
-def test_yaml_syntax_error_in_prompt_file_is_a_clear_value_error(tmp_path):
-    path = tmp_path / "broken.yaml"
-    path.write_text("prompts: [unclosed\n", encoding="utf-8")
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ParamsError, match="not valid YAML") as info:
         load_prompt_set(str(path))
     assert str(path) in str(info.value)
 

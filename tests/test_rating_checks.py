@@ -1,4 +1,4 @@
-"""The GX check of the rating tables (selectit/rating_checks.py) the aggregate stage runs."""
+"""The GX check of the rating tables (selectit/checks/ratings.py) the aggregate stage runs."""
 
 from __future__ import annotations
 

@@ -264,7 +264,7 @@ def test_write_examples_json_is_indented_list(tmp_path):
 
 
 def test_write_examples_unknown_suffix(tmp_path):
-    with pytest.raises(ValueError, match=r"out\.txt.*\.jsonl"):
+    with pytest.raises(InputError, match=r"out\.txt.*\.jsonl"):
         write_examples([], tmp_path / "out.txt")
     assert not (tmp_path / "out.txt").exists()
 

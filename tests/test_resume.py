@@ -13,7 +13,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, TINY_ROWS, pipeline_params
+from conftest import stage_context, ROOT, TINY_ROWS, pipeline_params
 from test_pipeline import MORE_ROWS
 
 pytestmark = pytest.mark.slow
@@ -26,8 +26,8 @@ def _prepare(folder, source):
 
     params = pipeline_params(folder, source, [RATER], score__num_prompts=1, score__shard_size=1)
     data = folder / "data"
-    ingest_flow(str(params), str(data))
-    validate_flow(str(params), str(data))
+    ingest_flow(stage_context(params, data))
+    validate_flow(stage_context(params, data))
     return params, data
 
 
@@ -59,11 +59,11 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
     assert 2 <= finished < 10, f"{finished} of 10 shards finished before the kill"
     assert not (data / "scores" / RATER / "ratings.parquet").exists()  # no output that looks complete
 
-    resumed = score_flow(str(params), str(data), RATER, progress=False)
-    assert resumed["texts_run"] == 10 - finished  # one prompt, one example per shard
+    resumed = score_flow(stage_context(params, data), RATER)
+    assert resumed.texts_run == 10 - finished  # one prompt, one example per shard
 
     reference_params, reference_data = _prepare(tmp_path / "reference", source)
-    score_flow(str(reference_params), str(reference_data), RATER, progress=False)
+    score_flow(stage_context(reference_params, reference_data), RATER)
     got = pq.read_table(data / "scores" / RATER / "ratings.parquet")
     expected = pq.read_table(reference_data / "scores" / RATER / "ratings.parquet")
     assert got.num_rows == 10 and got.equals(expected)

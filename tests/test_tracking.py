@@ -1,23 +1,16 @@
-"""MLflow tracking: parent/stage runs, attaching across processes, git and dvc.lock helpers."""
+"""MLflow tracking: parent/stage runs, attaching across processes, headline metrics on the parent."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+from functools import partial
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from selectit.tracking.runs import (  # noqa: E402
-    PipelineTracker,
-    default_tracking_uri,
-    dvc_stage_hashes,
-    flatten,
-    git_commit,
-)
+from selectit.plots import histogram_png
+from selectit.tracking.runs import PARAM_VALUE_LIMIT, PipelineTracker, default_tracking_uri, flatten
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -75,10 +68,8 @@ def test_flatten_nested_lists_none_and_long_values():
     }
     assert flatten({"k": 2}, prefix="score") == {"score.k": "2"}
 
-    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-
-    long = flatten({"text": "x" * (MAX_PARAM_VAL_LENGTH + 500), "ok": "y" * 10})
-    assert len(long["text"]) == MAX_PARAM_VAL_LENGTH
+    long = flatten({"text": "x" * (PARAM_VALUE_LIMIT + 500), "ok": "y" * 10})
+    assert len(long["text"]) == PARAM_VALUE_LIMIT
     assert long["ok"] == "y" * 10
 
 
@@ -95,23 +86,19 @@ def test_default_tracking_uri(tmp_path, monkeypatch):
 
 def test_pipeline_with_two_stages(tracker, tmp_path):
     data = tmp_path / "ratings.jsonl"
-    data.write_text(
-        "\n".join(
-            json.dumps({"example_id": f"e{i}", "probs": [0.1, 0.9], "meta": {"n": i}})
-            for i in range(4)
-        )
-    )
+    frame = pd.DataFrame({"example_id": [f"e{i}" for i in range(4)], "mass": [0.1, 0.9, 0.5, 0.7]})
     params = {"score": {"k": 5, "raters": ["a", "b"]}, "select": {"ratio": 0.2}}
 
-    with tracker.pipeline("run-1", params, tags={"git.commit": "abc", "dvc.score@a": "123"}) as pid:
+    with tracker.pipeline("run-1", params) as pid:
         assert tracker.run_id_file.read_text().strip() == pid
-        with tracker.stage("ingest", {"data": {"limit": 10}}) as st:
-            st.metrics({"rows": 4, "rejects": 0, "nan": float("nan"), "none": None})
+        tracker.client.set_tag(pid, "dvc.score_a", "123")
+        with tracker.stage("ingest", {"data": {"limit": 10}}, parent_run_id=pid) as st:
+            st.metrics({"rows": 4, "rejects": 0, "nan": float("nan"), "none": None}, headline=True)
             st.text("hello\n", "notes/readme.txt")
-            st.dataset(data, name="ratings", context="output")
-        with tracker.stage("score@a") as st2:
+            st.dataset(frame, source=data, name="ratings", context="output")
+        with tracker.stage("score@a", parent_run_id=pid) as st2:
             st2.metrics({"mass@a": 0.75})
-            st2.figure_histogram([0.1, 0.5, 0.5, float("nan"), 0.9], "scores", "plots/scores.png")
+            st2.figure(partial(histogram_png, [0.1, 0.5, 0.5, float("nan"), 0.9], "scores"), "plots/scores.png")
             st2.tags({"rater": "a"})
 
     client = tracker.client
@@ -120,8 +107,9 @@ def test_pipeline_with_two_stages(tracker, tmp_path):
     assert parent.data.params["score.k"] == "5"
     assert parent.data.params["score.raters"] == "a,b"
     assert parent.data.params["select.ratio"] == "0.2"
-    assert parent.data.tags["git.commit"] == "abc"
-    assert parent.data.tags["dvc.score_a"] == "123"  # "@" is not allowed in keys
+    assert parent.data.tags["dvc.score_a"] == "123"
+    # headline metrics are mirrored on the parent, prefixed with the stage; others stay on the stage
+    assert parent.data.metrics == {"ingest.rows": 4.0, "ingest.rejects": 0.0}
 
     kids = children(client, pid, parent.info.experiment_id)
     assert set(kids) == {"ingest", "score@a"}
@@ -168,10 +156,10 @@ def test_stage_in_separate_process_attaches_to_parent(tracker, store):
     assert tracker.run_id_file.read_text().strip() == pid
 
 
-def test_second_tracker_inside_pipeline_leaves_parent_running(tracker, store):
+def test_stage_given_the_pipeline_run_leaves_its_status_to_the_pipeline(tracker, store):
     with tracker.pipeline("run-3", {}) as pid:
         other = PipelineTracker(store, tracker.experiment, tracker.run_id_file)
-        with other.stage("validate") as st:
+        with other.stage("validate", parent_run_id=pid) as st:
             assert st.parent_run_id == pid
         assert other.client.get_run(pid).info.status == "RUNNING"
     assert tracker.client.get_run(pid).info.status == "FINISHED"
@@ -198,7 +186,7 @@ def test_missing_or_stale_run_id_file_starts_new_parent(tracker):
 def test_exception_in_stage_marks_failed_and_reraises(tracker):
     with pytest.raises(ZeroDivisionError):
         with tracker.pipeline("run-4", {}) as pid:
-            with tracker.stage("score@b") as st:
+            with tracker.stage("score@b", parent_run_id=pid) as st:
                 failed_id = st.run_id
                 1 / 0
     client = tracker.client
@@ -217,108 +205,10 @@ def test_two_stores_in_one_process_stay_apart(tmp_path, tracker):
     other_store = f"sqlite:///{(tmp_path / 'other.db').as_posix()}"
     other = PipelineTracker(other_store, tracker.experiment, tmp_path / "other_id")
     with tracker.pipeline("a", {"x": 1}) as a_id:
-        with other.stage("select") as st:
+        with other.stage("select", new_parent=True) as st:
             b_id = st.parent_run_id
     assert a_id != b_id
     assert tracker.client.get_run(a_id).data.params == {"x": "1"}
     with pytest.raises(mlflow.exceptions.MlflowException):
         tracker.client.get_run(b_id)
     assert other.client.get_run(b_id).info.run_name == "pipeline"
-
-
-# --------------------------------------------------------------------------- git and dvc
-
-
-def _git(cwd: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.invalid",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.invalid",
-        "GIT_CONFIG_GLOBAL": os.devnull,
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
-def test_git_commit(tmp_path, monkeypatch):
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    outside = tmp_path / "plain"
-    outside.mkdir()
-    assert git_commit(outside) is None
-
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    _git(repo, "init", "-q")
-    (repo / "a.txt").write_text("one\n")
-    _git(repo, "add", "a.txt")
-    _git(repo, "-c", "commit.gpgsign=false", "commit", "-q", "-m", "first")
-    sha = _git(repo, "rev-parse", "HEAD")
-    assert git_commit(repo) == sha
-    (repo / "untracked.txt").write_text("ignored for dirtiness\n")
-    assert git_commit(repo) == sha
-    (repo / "a.txt").write_text("two\n")
-    assert git_commit(repo) == sha + "-dirty"
-
-
-LOCK = """\
-schema: '2.0'
-stages:
-  ingest:
-    cmd: python -m flows.ingest
-    deps:
-    - path: ../shared/data/instructions
-      hash: md5
-      md5: 11111111111111111111111111111111.dir
-    params:
-      params.yaml:
-        data.limit: 200
-    outs:
-    - path: data/examples.parquet
-      hash: md5
-      md5: 22222222222222222222222222222222
-  score@a:
-    cmd: python -m flows.score a
-    deps:
-    - path: data/examples.parquet
-      md5: 22222222222222222222222222222222
-    - path: flows/score.py
-      md5: 33333333333333333333333333333333
-    outs:
-    - path: data/scores/a.parquet
-      md5: 44444444444444444444444444444444
-"""
-
-
-def test_dvc_stage_hashes(tmp_path):
-    lock = tmp_path / "dvc.lock"
-    lock.write_text(LOCK)
-    hashes = dvc_stage_hashes(lock)
-    assert set(hashes) == {"dvc.ingest", "dvc.score@a"}
-    assert all(len(h) == 12 and int(h, 16) >= 0 for h in hashes.values())
-    assert hashes["dvc.ingest"] != hashes["dvc.score@a"]
-
-    # same content, deps listed in another order: same hash
-    lock.write_text(
-        LOCK.replace(
-            "    - path: data/examples.parquet\n      md5: 22222222222222222222222222222222\n"
-            "    - path: flows/score.py\n      md5: 33333333333333333333333333333333\n",
-            "    - path: flows/score.py\n      md5: 33333333333333333333333333333333\n"
-            "    - path: data/examples.parquet\n      md5: 22222222222222222222222222222222\n",
-        )
-    )
-    assert dvc_stage_hashes(lock) == hashes
-
-    lock.write_text(LOCK.replace("44444444444444444444444444444444", "55555555555555555555555555555555"))
-    changed = dvc_stage_hashes(lock)
-    assert changed["dvc.score@a"] != hashes["dvc.score@a"]
-    assert changed["dvc.ingest"] == hashes["dvc.ingest"]
-
-    lock.write_text(LOCK.replace("data.limit: 200", "data.limit: 300"))
-    assert dvc_stage_hashes(lock)["dvc.ingest"] != hashes["dvc.ingest"]
-
-    assert dvc_stage_hashes(tmp_path / "missing.lock") == {}

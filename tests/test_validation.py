@@ -6,15 +6,13 @@ import json
 
 import pytest
 
+from selectit.checks.examples import SUITE_NAME, ValidationFailed, validate_examples
+from selectit.checks.suite import DATASET, Expectation, run_suite
+from selectit.config import ValidateConfig
+from selectit.errors import ParamsError
 from selectit.ingest.records import Example, example_id, read_examples
-from selectit.checks.examples import (
-    SUITE_NAME,
-    ValidationFailed,
-    ValidationSettings,
-    validate_examples,
-)
 
-SETTINGS = ValidationSettings(min_chars=3, max_chars=200, max_reject_fraction=0.5)
+SETTINGS = ValidateConfig(min_chars=3, max_chars=200, max_reject_fraction=0.5)
 
 
 def make(row: int, instruction: str, output: str, input: str = "", id: str | None = None) -> Example:
@@ -140,7 +138,7 @@ def test_too_many_rejects_fail_the_dataset_naming_the_worst_expectation():
     examples[0] = make(0, "Bad\x01", examples[0].output)
 
     with pytest.raises(ValidationFailed) as caught:
-        validate_examples(examples, ValidationSettings(3, 200, max_reject_fraction=0.2))
+        validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2))
 
     message = str(caught.value)
     assert message.startswith("validation failed: 6 of 10 rows (60%) fail row-level checks, "
@@ -151,7 +149,7 @@ def test_too_many_rejects_fail_the_dataset_naming_the_worst_expectation():
 
 def test_reject_fraction_at_the_limit_passes():
     examples = clean_rows(4) + [make(100, "Question?", "")]
-    result = validate_examples(examples, ValidationSettings(3, 200, max_reject_fraction=0.2))
+    result = validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2))
     assert len(result.rejects) == 1 and len(result.valid) == 4
 
 
@@ -167,7 +165,7 @@ def test_empty_input_fails():
 def test_wrong_schema_fails_the_dataset(value, label):
     bad = Example("bad-id", "Count to three.", "", value, "data.json", 9, "alpaca", {})
     with pytest.raises(ValidationFailed) as caught:
-        validate_examples(clean_rows(9) + [bad], ValidationSettings(3, 200, 1.0))
+        validate_examples(clean_rows(9) + [bad], ValidateConfig(3, 200, 1.0))
     assert "does not have the expected schema" in str(caught.value)
     assert label in str(caught.value)
 
@@ -199,5 +197,16 @@ def test_a_failed_dataset_still_writes_its_report(tmp_path):
 
 
 def test_settings_are_checked():
-    with pytest.raises(ValueError, match="max_reject_fraction"):
-        ValidationSettings(1, 100, 1.5)
+    with pytest.raises(ParamsError, match="max_reject_fraction"):
+        ValidateConfig(1, 100, 1.5).validate("validate")
+
+
+def test_an_expectation_gx_cannot_evaluate_is_an_error():
+    import pandas as pd
+
+    frame = pd.DataFrame({"position": [0, 1], "id": ["a", "b"]})
+    table = [Expectation("no_such_column", DATASET, "ExpectColumnValuesToNotBeNull",
+                         {"column": "missing"}, "Guards nothing: the column does not exist.", str)]
+    with pytest.raises(RuntimeError, match=r"could not evaluate .*\(missing\): .*does not exist"):
+        run_suite(frame, table, suite_name="broken", asset_name="rows", docs_site="broken",
+                  docs_dir=None)

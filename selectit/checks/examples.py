@@ -1,7 +1,7 @@
 """The ``validate`` stage: a Great Expectations suite over the examples.
 
-`validate_examples` puts the examples into a pandas DataFrame and runs one GX
-(1.x) expectation suite over it in an ephemeral, in-memory Data Context.
+`validate_examples` puts the examples into a pandas DataFrame and runs the
+suite `examples_suite` declares over it (see `selectit.checks.suite`).
 Expectations come in two levels:
 
 * dataset-level (the frame's schema: columns present, texts are strings and
@@ -18,21 +18,21 @@ not a second implementation in Python, decides which rows fail. For the two
 uniqueness checks GX flags every member of a group of equal values; the first
 member (in input order) is kept and only the later ones are rejected.
 
-With ``docs_dir`` the suite runs through a Checkpoint whose
-``UpdateDataDocsAction`` writes the HTML Data Docs (index, suite page and
-validation page) straight into ``docs_dir`` through a filesystem store
-backend; nothing is written anywhere else.
+With ``docs_dir`` the HTML Data Docs (index, suite page and validation page)
+are written straight into ``docs_dir``; nothing is written anywhere else.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
+from selectit.checks.suite import DATASET, ROW, Expectation, Outcome, failed_rows, rows_text, run_suite
+from selectit.config import ValidateConfig
 from selectit.errors import ValidationFailed
-from selectit.checks.suite import import_gx, paired_outcomes, rows_text, run_suite
 from selectit.ingest.records import Example, Reject
 
 if TYPE_CHECKING:
@@ -54,23 +54,6 @@ BAD_CHARS_REGEX = r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]"
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _BAD_CHARS = re.compile(BAD_CHARS_REGEX[:-1] + r"\ud800-\udfff]")
 
-DATASET, ROW = "dataset", "row"
-
-
-@dataclass(frozen=True)
-class ValidationSettings:
-    min_chars: int              # instruction and output must have at least this many non-space characters
-    max_chars: int              # instruction + input + output must not exceed this many characters
-    max_reject_fraction: float  # if more than this share of rows fail row-level checks, the dataset fails
-
-    def __post_init__(self) -> None:
-        if self.min_chars < 0:
-            raise ValueError(f"min_chars must be >= 0, got {self.min_chars}")
-        if self.max_chars < 1:
-            raise ValueError(f"max_chars must be >= 1, got {self.max_chars}")
-        if not 0.0 <= self.max_reject_fraction <= 1.0:
-            raise ValueError(f"max_reject_fraction must be in [0, 1], got {self.max_reject_fraction}")
-
 
 @dataclass
 class ValidationResult:
@@ -78,23 +61,6 @@ class ValidationResult:
     rejects: list[Reject]         # one per failing row; reason lists every failed check
     expectations: list[dict]      # one per expectation: expectation, column, success, unexpected_count
     docs_index: Path | None = None  # the Data Docs index.html if docs_dir was given
-
-
-@dataclass
-class _Check:
-    """One expectation of the suite and how selectit reads its result."""
-
-    key: str                      # unique name, stored in the expectation's meta
-    level: str                    # DATASET or ROW
-    expectation: Any              # the GX expectation
-    column: str | None
-    keep_first: bool = False      # uniqueness: the first of a group is kept
-    failed: list[tuple[int, Any]] = field(default_factory=list)  # (position, value)
-
-    @property
-    def label(self) -> str:
-        name = self.expectation.expectation_type
-        return f"{name}({self.column})" if self.column else name
 
 
 def normalised_content(instruction: str, input: str, output: str) -> str:
@@ -137,183 +103,139 @@ def _frame(examples: Sequence[Example]) -> "pd.DataFrame":
     return pd.DataFrame({name: data[name] for name in COLUMNS})
 
 
-def _checks(gx, settings: ValidationSettings) -> list[_Check]:
-    E = gx.expectations
-    critical, warning = "critical", "warning"
-    checks: list[_Check] = []
+# How a failure reads: per suite for the schema, per row (example, column, the
+# kept first of its group) for the row-level checks.
 
-    def add(key, level, column, expectation_cls, note, keep_first=False, **kwargs):
-        if column is not None:
-            kwargs["column"] = column
-        expectation = expectation_cls(
-            **kwargs, notes=f"{note} ({level}-level)", meta={"selectit_check": key},
-            severity=critical if level == DATASET else warning)
-        checks.append(_Check(key, level, expectation, column, keep_first))
-
-    # Schema: the frame has exactly the columns the checks below read.
-    add("columns", DATASET, None, E.ExpectTableColumnsToMatchSet,
-        "Guards the frame's schema: every expected column and no other.",
-        column_set=list(COLUMNS), exact_match=True)
-    for column in STRING_COLUMNS:
-        # Schema: a missing value would slip past every per-value check.
-        add(f"not_null:{column}", DATASET, column, E.ExpectColumnValuesToNotBeNull,
-            f"Guards against a missing {column}.")
-        # Schema: texts and ids are strings, as every later stage assumes.
-        add(f"type:{column}", DATASET, column, E.ExpectColumnValuesToBeOfType,
-            f"Guards that {column} is a string.", type_="str")
-
-    for column in ("instruction", "output"):
-        # Non-empty: at least min_chars characters that are not whitespace.
-        add(f"min_chars:{column}", ROW, column, E.ExpectColumnValuesToMatchRegex,
-            f"Guards against an empty or near-empty {column}: at least "
-            f"{settings.min_chars} non-space characters.",
-            regex=rf"^\s*(?:\S\s*){{{settings.min_chars}}}")
-    # Unique ids: a repeated id would make scores ambiguous (the first is kept).
-    add("unique:id", ROW, "id", E.ExpectColumnValuesToBeUnique,
-        "Guards against two rows sharing an id; the first is kept.", keep_first=True)
-    # Near-duplicates: same content up to case and whitespace (the first is kept).
-    add("unique:content_key", ROW, "content_key", E.ExpectColumnValuesToBeUnique,
-        "Guards against near-duplicates: a hash of instruction, input and output, "
-        "lowercased with whitespace collapsed; the first is kept.", keep_first=True)
-    # Length: instruction + input + output fit the budget.
-    add("max_chars", ROW, "total_chars", E.ExpectColumnValuesToBeBetween,
-        f"Guards the length budget: instruction + input + output <= {settings.max_chars} "
-        "characters.", min_value=0, max_value=settings.max_chars)
-    for column in TEXT_COLUMNS:
-        # Encoding: no U+FFFD replacement characters, no C0 controls but \t \n \r.
-        add(f"encoding:{column}", ROW, column, E.ExpectColumnValuesToNotMatchRegex,
-            f"Guards {column}'s text encoding: no U+FFFD and no control characters "
-            "other than tab, newline and carriage return.", regex=BAD_CHARS_REGEX)
-    return checks
+def _where(source: Any, row: Any) -> str:
+    return f"{source} row {row}"
 
 
-def _read_results(validation, checks: list[_Check]) -> list[tuple[_Check, dict]]:
-    """Pair each check with its summary, in the suite's order, and note the failed rows."""
-    pairs = []
-    for check, outcome in paired_outcomes(validation, checks):
-        config = outcome.expectation_config
-        details = outcome.result or {}
-        check.failed = [(int(item["position"]), item.get(check.column))
-                        for item in details.get("unexpected_index_list") or []]
-        count = details.get("unexpected_count")
-        if count is None:  # a table-level expectation has no per-row count
-            count = 0 if outcome.success else 1
-        pairs.append((check, {"expectation": config.type, "column": check.column,
-                              "success": bool(outcome.success), "unexpected_count": int(count),
-                              "level": check.level}))
-    order = {check.key: i for i, check in enumerate(checks)}
-    return sorted(pairs, key=lambda pair: order[pair[0].key])  # GX groups them by column
+def _schema_failure(outcome: Outcome) -> str:
+    return failed_rows(outcome, lambda first: _where(first["source"], first["row"]))
+
+
+def _too_few_chars(min_chars: int, example: Example, column: str, first: Example | None) -> str:
+    return f"{len(''.join(getattr(example, column).split()))} non-space characters, fewer than {min_chars}"
+
+
+def _repeated_id(example: Example, column: str, first: Example) -> str:
+    return f"id {example.id} already used by {_where(first.source, first.row)}"
+
+
+def _near_duplicate(example: Example, column: str, first: Example) -> str:
+    return f"same content as {_where(first.source, first.row)} up to case and whitespace"
+
+
+def _too_long(max_chars: int, example: Example, column: str, first: Example | None) -> str:
+    return (f"{_total_chars(example)} characters in instruction + input + output, "
+            f"above the limit of {max_chars}")
+
+
+def _bad_character(example: Example, column: str, first: Example | None) -> str:
+    found = _BAD_CHARS.search(getattr(example, column))
+    char = f"U+{ord(found.group()):04X}" if found else "a forbidden character"
+    return f"contains {char} at offset {found.start() if found else '?'}"
+
+
+def examples_suite(cfg: ValidateConfig) -> list[Expectation]:
+    """The validate stage's expectations, in the order their results are reported."""
+    return [
+        # Schema: the frame has exactly the columns the checks below read.
+        Expectation("columns", DATASET, "ExpectTableColumnsToMatchSet",
+                    {"column_set": list(COLUMNS), "exact_match": True},
+                    "Guards the frame's schema: every expected column and no other.", _schema_failure),
+        *(entry for column in STRING_COLUMNS for entry in (
+            # Schema: a missing value would slip past every per-value check.
+            Expectation(f"not_null:{column}", DATASET, "ExpectColumnValuesToNotBeNull",
+                        {"column": column}, f"Guards against a missing {column}.", _schema_failure),
+            # Schema: texts and ids are strings, as every later stage assumes.
+            Expectation(f"type:{column}", DATASET, "ExpectColumnValuesToBeOfType",
+                        {"column": column, "type_": "str"}, f"Guards that {column} is a string.",
+                        _schema_failure))),
+        *(Expectation(f"min_chars:{column}", ROW, "ExpectColumnValuesToMatchRegex",
+                      {"column": column, "regex": rf"^\s*(?:\S\s*){{{cfg.min_chars}}}"},
+                      f"Guards against an empty or near-empty {column}: at least "
+                      f"{cfg.min_chars} non-space characters.", partial(_too_few_chars, cfg.min_chars))
+          for column in ("instruction", "output")),
+        # Unique ids: a repeated id would make scores ambiguous (the first is kept).
+        Expectation("unique:id", ROW, "ExpectColumnValuesToBeUnique", {"column": "id"},
+                    "Guards against two rows sharing an id; the first is kept.", _repeated_id,
+                    keep_first=True),
+        Expectation("unique:content_key", ROW, "ExpectColumnValuesToBeUnique", {"column": "content_key"},
+                    "Guards against near-duplicates: a hash of instruction, input and output, "
+                    "lowercased with whitespace collapsed; the first is kept.", _near_duplicate,
+                    keep_first=True),
+        Expectation("max_chars", ROW, "ExpectColumnValuesToBeBetween",
+                    {"column": "total_chars", "min_value": 0, "max_value": cfg.max_chars},
+                    f"Guards the length budget: instruction + input + output <= {cfg.max_chars} "
+                    "characters.", partial(_too_long, cfg.max_chars)),
+        *(Expectation(f"encoding:{column}", ROW, "ExpectColumnValuesToNotMatchRegex",
+                      {"column": column, "regex": BAD_CHARS_REGEX},
+                      f"Guards {column}'s text encoding: no U+FFFD and no control characters "
+                      "other than tab, newline and carriage return.", _bad_character)
+          for column in TEXT_COLUMNS),
+    ]
+
+
+def _row_reasons(outcomes: list[Outcome], examples: Sequence[Example]) -> dict[int, list[str]]:
+    """Map position -> failed row-level checks; record each check's rejected_count."""
+    reasons: dict[int, list[str]] = {}
+    for outcome in outcomes:
+        entry = outcome.expectation
+        if entry.level != ROW:
+            continue
+        kept: dict[Any, Example] = {}  # keep_first: value -> the first row that has it
+        rejected = 0
+        for position, value in zip(outcome.positions, outcome.rows[entry.column]):
+            if entry.keep_first and value not in kept:
+                kept[value] = examples[position]  # the first of a group of equal values stays
+                continue
+            detail = entry.describe(examples[position], entry.column, kept.get(value))
+            reasons.setdefault(position, []).append(f"{outcome.label}: {detail}")
+            rejected += 1
+        outcome.summary["rejected_count"] = rejected
+    return reasons
 
 
 def _pct(fraction: float) -> str:
     return f"{100 * fraction:.3g}%"
 
 
-def _where(example: Example) -> str:
-    return f"{example.source} row {example.row}"
-
-
-def _row_detail(check: _Check, example: Example, first: Example | None,
-                settings: ValidationSettings) -> str:
-    key = check.key
-    if key.startswith("min_chars:"):
-        text = getattr(example, check.column)
-        return (f"{len(''.join(text.split()))} non-space characters, "
-                f"fewer than {settings.min_chars}")
-    if key == "unique:id":
-        return f"id {example.id} already used by {_where(first)}" if first else "repeated id"
-    if key == "unique:content_key":
-        return (f"same content as {_where(first)} up to case and whitespace" if first
-                else "near-duplicate")
-    if key == "max_chars":
-        return (f"{_total_chars(example)} characters in instruction + input + output, "
-                f"above the limit of {settings.max_chars}")
-    if key.startswith("encoding:"):
-        found = _BAD_CHARS.search(getattr(example, check.column))
-        char = f"U+{ord(found.group()):04X}" if found else "a forbidden character"
-        return f"contains {char} at offset {found.start() if found else '?'}"
-    return "failed"
-
-
-def _dataset_failure(pairs: list[tuple[_Check, dict]], examples: Sequence[Example]) -> str | None:
-    failed = []
-    for check, summary in pairs:
-        if check.level != DATASET or summary["success"]:
-            continue
-        if check.failed:
-            failed.append(f"{check.label} failed for {rows_text(summary['unexpected_count'])} "
-                          f"(first: {_where(examples[check.failed[0][0]])})")
-        else:
-            failed.append(f"{check.label} failed")
-    if failed:
-        return "validation failed: the data does not have the expected schema: " + "; ".join(failed)
-    return None
-
-
-def _row_reasons(pairs: list[tuple[_Check, dict]], examples: Sequence[Example],
-                 settings: ValidationSettings) -> dict[int, list[str]]:
-    """Map position -> failed row-level checks; record each check's rejected_count."""
-    reasons: dict[int, list[str]] = {}
-    for check, summary in pairs:
-        if check.level != ROW:
-            continue
-        first_of: dict[Any, int] = {}
-        rejected = 0
-        for position, value in sorted(check.failed, key=lambda item: item[0]):
-            first = None
-            if check.keep_first:
-                if value not in first_of:  # the first of a group of equal values stays
-                    first_of[value] = position
-                    continue
-                first = examples[first_of[value]]
-            detail = _row_detail(check, examples[position], first, settings)
-            reasons.setdefault(position, []).append(f"{check.label}: {detail}")
-            rejected += 1
-        summary["rejected_count"] = rejected
-    return reasons
-
-
-def validate_examples(examples: Sequence[Example], settings: ValidationSettings,
+def validate_examples(examples: Sequence[Example], cfg: ValidateConfig,
                       docs_dir: Path | None = None) -> ValidationResult:
     """Run the suite; return the valid examples (input order) and one reject per failing row.
 
     Raises `ValidationFailed` when there are no examples, when a dataset-level
-    expectation fails, or when more than ``settings.max_reject_fraction`` of the
+    expectation fails, or when more than ``cfg.max_reject_fraction`` of the
     rows fail row-level expectations. The Data Docs are written before that, so
     the report of a failed run can be opened too (its path is on the exception).
     """
     examples = list(examples)
     if not examples:
         raise ValidationFailed("validation failed: there are no examples to validate")
-    gx = import_gx()
-    checks = _checks(gx, settings)
-    validation, index = run_suite(gx, _frame(examples), [c.expectation for c in checks], suite_name=SUITE_NAME,
-                                  asset_name="examples", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
-    pairs = _read_results(validation, checks)
-    summaries = [summary for _, summary in pairs]
-    docs_note = f" (report: {index})" if index else ""
+    run = run_suite(_frame(examples), examples_suite(cfg), suite_name=SUITE_NAME,
+                    asset_name="examples", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
+    for outcome in run.outcomes:
+        outcome.summary["level"] = outcome.expectation.level
 
-    message = _dataset_failure(pairs, examples)
-    if message:
-        raise ValidationFailed(message + docs_note, summaries, index)
+    run.fail_on_dataset_level(ValidationFailed,
+                              "validation failed: the data does not have the expected schema: ")
 
-    reasons = _row_reasons(pairs, examples, settings)
+    reasons = _row_reasons(run.outcomes, examples)
     n, n_failed = len(examples), len(reasons)
-    if n_failed > settings.max_reject_fraction * n:
-        rejected = {check.label: summary["rejected_count"] for check, summary in pairs
-                    if check.level == ROW}
+    if n_failed > cfg.max_reject_fraction * n:
+        rejected = {outcome.label: outcome.summary["rejected_count"] for outcome in run.outcomes
+                    if outcome.expectation.level == ROW}
         worst = max(rejected.values())
         names = " and ".join(label for label, count in rejected.items() if count == worst)
-        raise ValidationFailed(
-            f"validation failed: {n_failed} of {n} rows ({_pct(n_failed / n)}) fail row-level "
-            f"checks, above the limit of {_pct(settings.max_reject_fraction)}; worst: {names} "
-            f"failed for {rows_text(worst)}{docs_note}", summaries, index)
+        run.fail(ValidationFailed,
+                 f"validation failed: {n_failed} of {n} rows ({_pct(n_failed / n)}) fail row-level "
+                 f"checks, above the limit of {_pct(cfg.max_reject_fraction)}; worst: {names} "
+                 f"failed for {rows_text(worst)}")
 
     valid = [example for position, example in enumerate(examples) if position not in reasons]
-    rejects = []
-    for position in sorted(reasons):
-        example = examples[position]
-        rejects.append(Reject(example.source, example.row, None,
-                              "validation: " + "; ".join(reasons[position]), example.raw))
-    return ValidationResult(valid=valid, rejects=rejects, expectations=summaries,
-                            docs_index=index)
+    rejects = [Reject(examples[position].source, examples[position].row, None,
+                      "validation: " + "; ".join(reasons[position]), examples[position].raw)
+               for position in sorted(reasons)]
+    return ValidationResult(valid=valid, rejects=rejects, expectations=run.summaries,
+                            docs_index=run.docs_index)

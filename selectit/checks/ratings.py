@@ -1,9 +1,8 @@
 """A Great Expectations check of the rating tables, run by the ``aggregate`` stage.
 
 `check_ratings` turns the ratings table (RATINGS_SCHEMA, one row per example x
-rater x prompt) into a pandas frame with one row per rating and runs one GX
-(1.x) suite over it in an ephemeral, in-memory Data Context, the way
-`selectit.checks.examples` does for the examples. The frame carries per-row helper
+rater x prompt) into a pandas frame with one row per rating and runs the GX
+(1.x) suite `ratings_suite` declares over it (see `selectit.checks.suite`). The frame carries per-row helper
 columns for the ``probs`` list (its length, smallest and largest probability
 and number of NaN probabilities) and a composite ``key`` column, the JSON text
 of ``[example_id, model, prompt_id]``, so GX decides every check:
@@ -25,6 +24,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,8 +32,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from selectit.checks.suite import DATASET, Expectation, Outcome, failed_rows, rows_text, run_suite
 from selectit.errors import RatingCheckFailed
-from selectit.checks.suite import import_gx, paired_outcomes, rows_text, run_suite
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,8 +48,6 @@ MASS_MAX = 1 + 1e-6
 COLUMNS = ("position", "key", "expected", "example_id", "model", "prompt_id", "k", "n_probs",
            "prob_min", "prob_max", "prob_nans", "mass", "token_score")
 _NEEDED = ("example_id", "model", "prompt_id", "k", "probs", "mass", "top_is_digit", "token_score")
-# Expectations whose failure means ratings are missing, repeated or stale.
-_COMPLETENESS = ("unique:key", "set:key", "row_count")
 
 
 @dataclass
@@ -57,20 +55,6 @@ class RatingCheckResult:
     expectations: list[dict]  # one per expectation: expectation, column, success, unexpected_count
     mass: dict                # rater -> {mean, min, p05, median, top_is_digit_share} of the digit mass
     docs_index: Path | None   # the Data Docs index.html if docs_dir was given
-
-
-@dataclass
-class _Check:
-    """One expectation of the suite and how its result is read."""
-
-    key: str          # unique name, stored in the expectation's meta
-    expectation: Any  # the GX expectation
-    column: str | None  # what the summaries call the column ("n_probs, k" for the pair)
-
-    @property
-    def label(self) -> str:
-        name = self.expectation.expectation_type
-        return f"{name}({self.column})" if self.column else name
 
 
 def rating_key(example_id: Any, model: Any, prompt_id: Any) -> str:
@@ -133,60 +117,7 @@ def _frame(ratings: pa.Table, keys: set[str]) -> "pd.DataFrame":
     return pd.DataFrame({name: data[name] for name in COLUMNS})
 
 
-def _checks(gx, counts: dict[str, int]) -> list[_Check]:
-    E = gx.expectations
-    checks: list[_Check] = []
-
-    def add(key, shown, expectation_cls, note, **kwargs):
-        expectation = expectation_cls(**kwargs, notes=note, meta={"selectit_check": key},
-                                      severity="critical")
-        checks.append(_Check(key, expectation, shown))
-
-    # Probabilities: none below 0 (prob_min is the row's smallest).
-    add("prob_min", "prob_min", E.ExpectColumnValuesToBeBetween,
-        "Guards that no probability in probs is below 0 (prob_min is the row's smallest).",
-        column="prob_min", min_value=0.0)
-    # Probabilities: none above 1 (prob_max is the row's largest).
-    add("prob_max", "prob_max", E.ExpectColumnValuesToBeBetween,
-        "Guards that no probability in probs is above 1 (prob_max is the row's largest).",
-        column="prob_max", max_value=1.0)
-    # Probabilities: no NaN (or null) among them, which the range checks would skip.
-    add("prob_nans", "prob_nans", E.ExpectColumnValuesToBeInSet,
-        "Guards against NaN or null probabilities in probs (prob_nans counts them per row).",
-        column="prob_nans", value_set=[0])
-    # Probabilities: one per digit of the scale, as tables.probs_matrix reshapes them.
-    add("n_probs", "n_probs, k", E.ExpectColumnPairValuesToBeEqual,
-        "Guards that probs has one probability per digit 1..k (n_probs is its length).",
-        column_A="n_probs", column_B="k")
-    # Digit mass: not NaN, which the range check would skip.
-    add("not_null:mass", "mass", E.ExpectColumnValuesToNotBeNull,
-        "Guards against a NaN or missing digit mass.", column="mass")
-    # Digit mass: in (0, 1 + 1e-6]; a mass of 0 leaves no rating to read.
-    add("range:mass", "mass", E.ExpectColumnValuesToBeBetween,
-        f"Guards the digit mass: above 0 (a mass of 0 means no digit was rated) and at most "
-        f"{MASS_MAX!r} (1 up to rounding).",
-        column="mass", min_value=0.0, max_value=MASS_MAX, strict_min=True)
-    # Token-level score: not NaN (it is NaN only where the mass is 0, itself a failure).
-    add("not_null:token_score", "token_score", E.ExpectColumnValuesToNotBeNull,
-        "Guards against a NaN token-level score (it is NaN only where the mass is 0, "
-        "which fails the mass check too).", column="token_score")
-    # Completeness: at most one rating per (example, rater, prompt).
-    add("unique:key", "key", E.ExpectColumnValuesToBeUnique,
-        "Guards against two ratings of the same (example, rater, prompt).", column="key")
-    # Completeness: no rating outside the expected examples x raters x prompts. The
-    # membership is a helper column, so the suite does not carry every key (520k
-    # keys for all of Alpaca with 5 prompts would swamp the Data Docs).
-    add("set:key", "key", E.ExpectColumnValuesToBeInSet,
-        f"Guards that every rating is of an expected example x one of {counts['raters']} raters x "
-        f"prompts 0..{counts['prompts'] - 1}; with uniqueness and the row count this means every "
-        "expected key is rated exactly once.",
-        column="expected", value_set=[True])
-    # Completeness: one row per expected key (with the two above: exactly one each).
-    add("row_count", None, E.ExpectTableRowCountToEqual,
-        f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
-        f"{counts['prompts']} prompts.", value=counts["ids"] * counts["raters"] * counts["prompts"])
-    return checks
-
+# How a failure reads (every check is dataset-level: any failure fails the table).
 
 def _describe_key(key: str) -> str:
     try:
@@ -200,56 +131,84 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _first(keys: list | None) -> str:
-    """An "(e.g. ...)" note naming the first of the sample of keys GX reports."""
-    return f" (e.g. {_describe_key(sorted(keys, key=str)[0])})" if keys else ""
+def _first(keys) -> str:
+    """An "(e.g. ...)" note naming the first of the keys."""
+    keys = sorted(keys, key=str)
+    return f" (e.g. {_describe_key(keys[0])})" if keys else ""
 
 
-def _read(outcome, check: _Check, frame, keys: set[str]) -> tuple[int, str]:
-    """The number of failures GX found for one expectation, and a failure message."""
-    details = outcome.result or {}
-    if check.key == "set:key":
-        n_extra = int(details.get("unexpected_count") or 0)
-        extra = sorted(k for k, ok in zip(frame["key"], frame["expected"]) if not ok)
-        return n_extra, (f"{check.label} failed: {n_extra} rated (example, rater, prompt) "
-                         f"{'is' if n_extra == 1 else 'are'} not expected{_first(extra)}")
-    if check.key == "row_count":
-        observed = int(details.get("observed_value") or 0)
-        missing = sorted(keys - set(frame["key"]))
-        gap = (f"; {len(missing)} expected (example, rater, prompt) "
-               f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}") if missing else ""
-        return (abs(observed - len(keys)),
-                f"{check.label} failed: {rows_text(observed)}, expected {len(keys)}{gap}")
-    count = int(details.get("unexpected_count") or 0)
-    positions = sorted(int(item["position"]) for item in details.get("unexpected_index_list") or []
-                       if "position" in item)
-    first = ""
-    if positions:
-        row = frame.iloc[positions[0]]
-        shown = ", ".join(f"{name}={_plain(row[name])!r}" for name in check.column.split(", ")
+def _failed_ratings(outcome: Outcome) -> str:
+    """'... failed for N rows (first: <its key>; <the checked values>)'."""
+    def where(row) -> str:
+        shown = ", ".join(f"{name}={_plain(row[name])!r}" for name in outcome.expectation.columns
                           if name != "key")
-        where = _describe_key(row["key"])
-        first = f" (first: {where}{'; ' + shown if shown else ''})"
-    return count, f"{check.label} failed for {rows_text(count)}{first}"
+        return f"{_describe_key(row['key'])}{'; ' + shown if shown else ''}"
+    return failed_rows(outcome, where)
 
 
-def _results(validation, checks: list[_Check], frame, keys: set[str]) -> tuple[list[dict], list[str], bool]:
-    """Summaries in the suite's order, failure messages, and whether completeness failed."""
-    read: dict[str, tuple[dict, str | None]] = {}
-    for check, outcome in paired_outcomes(validation, checks):
-        config = outcome.expectation_config
-        success = bool(outcome.success)
-        count, message = (0, None) if success else _read(outcome, check, frame, keys)
-        read[check.key] = ({"expectation": config.type, "column": check.column,
-                            "success": success, "unexpected_count": count}, message)
-    summaries, failures, incomplete = [], [], False
-    for check in checks:  # GX groups results by column; keep the suite's order
-        summary, message = read[check.key]
-        summaries.append(summary)
-        if message:
-            failures.append(message)
-            incomplete = incomplete or check.key in _COMPLETENESS
-    return summaries, failures, incomplete
+def _unexpected_keys(outcome: Outcome) -> str:
+    n = outcome.unexpected_count
+    return (f"{outcome.label} failed: {n} rated (example, rater, prompt) "
+            f"{'is' if n == 1 else 'are'} not expected{_first(outcome.rows['key'])}")
+
+
+def _wrong_row_count(keys: set[str], outcome: Outcome) -> str:
+    missing = keys - set(outcome.frame["key"])
+    gap = (f"; {len(missing)} expected (example, rater, prompt) "
+           f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}") if missing else ""
+    return f"{outcome.label} failed: {rows_text(len(outcome.frame))}, expected {len(keys)}{gap}"
+
+
+def ratings_suite(keys: set[str], counts: dict[str, int]) -> list[Expectation]:
+    """The aggregate stage's expectations, in the order their results are reported."""
+    incomplete = ("every validated example needs exactly one rating per rater and prompt: "
+                  "re-run the score stage")
+    return [
+        Expectation("prob_min", DATASET, "ExpectColumnValuesToBeBetween",
+                    {"column": "prob_min", "min_value": 0.0},
+                    "Guards that no probability in probs is below 0 (prob_min is the row's smallest).",
+                    _failed_ratings),
+        Expectation("prob_max", DATASET, "ExpectColumnValuesToBeBetween",
+                    {"column": "prob_max", "max_value": 1.0},
+                    "Guards that no probability in probs is above 1 (prob_max is the row's largest).",
+                    _failed_ratings),
+        # Probabilities: no NaN (or null) among them, which the range checks would skip.
+        Expectation("prob_nans", DATASET, "ExpectColumnValuesToBeInSet",
+                    {"column": "prob_nans", "value_set": [0]},
+                    "Guards against NaN or null probabilities in probs (prob_nans counts them per row).",
+                    _failed_ratings),
+        # Probabilities: one per digit of the scale, as tables.probs_matrix reshapes them.
+        Expectation("n_probs", DATASET, "ExpectColumnPairValuesToBeEqual",
+                    {"column_A": "n_probs", "column_B": "k"},
+                    "Guards that probs has one probability per digit 1..k (n_probs is its length).",
+                    _failed_ratings),
+        # Digit mass: not NaN, which the range check would skip.
+        Expectation("not_null:mass", DATASET, "ExpectColumnValuesToNotBeNull", {"column": "mass"},
+                    "Guards against a NaN or missing digit mass.", _failed_ratings),
+        Expectation("range:mass", DATASET, "ExpectColumnValuesToBeBetween",
+                    {"column": "mass", "min_value": 0.0, "max_value": MASS_MAX, "strict_min": True},
+                    f"Guards the digit mass: above 0 (a mass of 0 means no digit was rated) and at most "
+                    f"{MASS_MAX!r} (1 up to rounding).", _failed_ratings),
+        Expectation("not_null:token_score", DATASET, "ExpectColumnValuesToNotBeNull",
+                    {"column": "token_score"},
+                    "Guards against a NaN token-level score (it is NaN only where the mass is 0, "
+                    "which fails the mass check too).", _failed_ratings),
+        Expectation("unique:key", DATASET, "ExpectColumnValuesToBeUnique", {"column": "key"},
+                    "Guards against two ratings of the same (example, rater, prompt).", _failed_ratings,
+                    advice=incomplete),
+        # Completeness: no rating outside the expected examples x raters x prompts. The
+        # membership is a helper column, so the suite does not carry every key (520k
+        # keys for all of Alpaca with 5 prompts would swamp the Data Docs).
+        Expectation("set:key", DATASET, "ExpectColumnValuesToBeInSet",
+                    {"column": "expected", "value_set": [True]},
+                    f"Guards that every rating is of an expected example x one of {counts['raters']} "
+                    f"raters x prompts 0..{counts['prompts'] - 1}; with uniqueness and the row count "
+                    "this means every expected key is rated exactly once.", _unexpected_keys,
+                    shown_column="key", advice=incomplete),
+        Expectation("row_count", DATASET, "ExpectTableRowCountToEqual", {"value": len(keys)},
+                    f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
+                    f"{counts['prompts']} prompts.", partial(_wrong_row_count, keys), advice=incomplete),
+    ]
 
 
 def _mass_summary(ratings: pa.Table, raters: list[str]) -> dict:
@@ -295,17 +254,8 @@ def check_ratings(ratings: pa.Table, expected_ids: set[str], raters: list[str], 
     keys = expected_keys(set(expected_ids), raters, num_prompts)
     counts = {"ids": len(set(expected_ids)), "raters": len(raters), "prompts": num_prompts}
 
-    gx = import_gx()
-    checks = _checks(gx, counts)
-    frame = _frame(ratings, keys)
-    validation, index = run_suite(gx, frame, [c.expectation for c in checks], suite_name=SUITE_NAME,
-                                  asset_name="ratings", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
-    summaries, failures, incomplete = _results(validation, checks, frame, keys)
-    if failures:
-        hint = ("; every validated example needs exactly one rating per rater and prompt: "
-                "re-run the score stage" if incomplete else "")
-        docs_note = f" (report: {index})" if index else ""
-        raise RatingCheckFailed("rating checks failed: " + "; ".join(failures) + hint + docs_note,
-                                summaries, index)
-    return RatingCheckResult(expectations=summaries, mass=_mass_summary(ratings, raters),
-                             docs_index=index)
+    run = run_suite(_frame(ratings, keys), ratings_suite(keys, counts), suite_name=SUITE_NAME,
+                    asset_name="ratings", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
+    run.fail_on_dataset_level(RatingCheckFailed, "rating checks failed: ")
+    return RatingCheckResult(expectations=run.summaries, mass=_mass_summary(ratings, raters),
+                             docs_index=run.docs_index)

@@ -1,16 +1,97 @@
-"""The Great Expectations plumbing shared by the record and rating checks.
+"""One way to declare and run a Great Expectations suite, shared by the record and rating checks.
 
-An ephemeral GX context runs one suite over one pandas frame through a
-Checkpoint with COMPLETE results (failed rows identified by a `position`
-column), and, when asked, writes Data Docs into a folder of the caller's.
+A suite is a table of `Expectation`s: what GX checks, what it guards (the
+notes in the Data Docs) and how a failure reads. `run_suite` builds the GX
+suite from the table and runs it over one pandas frame in an ephemeral GX
+context, through a Checkpoint with COMPLETE results (failed rows identified by a
+``position`` column), writing Data Docs into a folder of the caller's when
+asked. It returns one `Outcome` per expectation, in the table's order.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from selectit.errors import SuiteFailed
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+DATASET, ROW = "dataset", "row"
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """One expectation of a suite."""
+
+    key: str                    # unique in its suite; GX carries it as the meta `selectit_check`
+    level: str                  # DATASET: a failure fails the data; ROW: it rejects the rows that fail
+    gx_class: str               # a class of gx.expectations, e.g. "ExpectColumnValuesToBeUnique"
+    kwargs: Mapping[str, Any]   # its arguments, the column(s) included
+    reason: str                 # what it guards: the notes shown in the Data Docs
+    # DATASET: describe(outcome) -> the failure message; ROW: describe(record, column, first)
+    # -> why this record fails, `first` being the kept first of its group (keep_first) or None.
+    describe: Callable[..., str]
+    shown_column: str | None = None  # the column summaries name, where it is not the one GX checks
+    keep_first: bool = False    # uniqueness: the first row of a group of equal values passes
+    advice: str = ""            # what to do about a failure, said once after the failure messages
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The frame columns GX checks."""
+        return tuple(self.kwargs[name] for name in ("column", "column_A", "column_B") if name in self.kwargs)
+
+    @property
+    def column(self) -> str | None:
+        return self.shown_column or ", ".join(self.columns) or None
+
+
+@dataclass
+class Outcome:
+    """What GX found for one expectation."""
+
+    expectation: Expectation
+    label: str                # e.g. "expect_column_values_to_be_unique(id)"
+    success: bool
+    unexpected_count: int
+    positions: list[int]      # the rows that failed, ascending
+    frame: "pd.DataFrame"     # the data the suite ran over
+    summary: dict             # expectation, column, success, unexpected_count: what the stage records
+
+    @property
+    def rows(self) -> "pd.DataFrame":
+        """The rows that failed, in input order."""
+        return self.frame.iloc[self.positions]
+
+
+@dataclass
+class SuiteRun:
+    outcomes: list[Outcome]   # in the table's order
+    docs_index: Path | None   # the Data Docs index.html, if a docs folder was given
+
+    @property
+    def summaries(self) -> list[dict]:
+        return [outcome.summary for outcome in self.outcomes]
+
+    def fail_on_dataset_level(self, error: type[SuiteFailed], prefix: str) -> None:
+        """Raise if a dataset-level expectation failed, with the message each one describes."""
+        failures = [outcome.expectation.describe(outcome) for outcome in self.outcomes
+                    if outcome.expectation.level == DATASET and not outcome.success]
+        if failures:
+            self.fail(error, prefix + "; ".join(failures))
+
+    def fail(self, error: type[SuiteFailed], message: str) -> NoReturn:
+        """Raise with the failed expectations' advice and the Data Docs path added."""
+        advice = dict.fromkeys(outcome.expectation.advice for outcome in self.outcomes
+                               if not outcome.success and outcome.expectation.advice)
+        report = f" (report: {self.docs_index})" if self.docs_index else ""
+        raise error(message + "".join(f"; {text}" for text in advice) + report,
+                    self.summaries, self.docs_index)
 
 
 def import_gx():
@@ -28,13 +109,24 @@ def rows_text(n: int) -> str:
     return f"{n} row" if n == 1 else f"{n} rows"
 
 
-def run_suite(gx, frame, expectations: Sequence, *, suite_name: str, asset_name: str,
-              docs_site: str, docs_dir: Path | None):
-    """Run the expectations over the frame; return the GX validation result and the
-    Data Docs index (or None)."""
+def failed_rows(outcome: Outcome, where: Callable[[Any], str]) -> str:
+    """'<label> failed for N rows (first: <where(first failed row)>)'."""
+    if not outcome.positions:
+        return f"{outcome.label} failed"
+    first = where(outcome.rows.iloc[0])
+    return f"{outcome.label} failed for {rows_text(outcome.unexpected_count)} (first: {first})"
+
+
+def run_suite(frame: "pd.DataFrame", table: Sequence[Expectation], *, suite_name: str,
+              asset_name: str, docs_site: str, docs_dir: Path | None) -> SuiteRun:
+    """Run the table's expectations over the frame, which has a ``position`` column."""
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    by_key = {entry.key: entry for entry in table}
+    if len(by_key) != len(table):
+        raise ValueError(f"suite {suite_name} uses a key twice")
+    gx = import_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp
@@ -43,8 +135,11 @@ def run_suite(gx, frame, expectations: Sequence, *, suite_name: str, asset_name:
                         .add_dataframe_asset(asset_name)
                         .add_batch_definition_whole_dataframe("all_rows"))
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
-    for expectation in expectations:
-        suite.add_expectation(expectation)
+    for entry in table:
+        suite.add_expectation(getattr(gx.expectations, entry.gx_class)(
+            **entry.kwargs, notes=f"{entry.reason} ({entry.level}-level)",
+            meta={"selectit_check": entry.key},
+            severity="critical" if entry.level == DATASET else "warning"))
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{suite_name}_run", data=batch_definition, suite=suite))
 
@@ -69,20 +164,34 @@ def run_suite(gx, frame, expectations: Sequence, *, suite_name: str, asset_name:
     (validation,) = result.run_results.values()
     if index is not None and not index.is_file():
         raise RuntimeError(f"Great Expectations did not write the Data Docs index {index}")
-    return validation, index
+
+    outcomes = {}
+    for result in validation.results:
+        entry = by_key[(result.expectation_config.meta or {})["selectit_check"]]
+        outcomes[entry.key] = _outcome(entry, result, frame)
+    # GX groups its results by column; report them in the table's order.
+    return SuiteRun([outcomes[entry.key] for entry in table], index)
 
 
-def paired_outcomes(validation, checks: Sequence) -> list[tuple[object, object]]:
-    """(check, GX outcome) in the suite's order; each check has a `key` stored in its
-    expectation's meta as `selectit_check`, and a `label` for messages.
-
-    An expectation GX could not evaluate is an error, never a silent pass."""
-    by_key = {check.key: check for check in checks}
-    pairs = []
-    for outcome in validation.results:
-        check = by_key[(outcome.expectation_config.meta or {})["selectit_check"]]
-        if outcome.exception_info and outcome.exception_info.get("raised_exception"):
-            message = outcome.exception_info.get("exception_message")
-            raise RuntimeError(f"Great Expectations could not evaluate {check.label}: {message}")
-        pairs.append((check, outcome))
-    return pairs
+def _outcome(entry: Expectation, result, frame: "pd.DataFrame") -> Outcome:
+    name = result.expectation_config.type
+    label = f"{name}({entry.column})" if entry.column else name
+    # An expectation GX could not evaluate is an error, never a silent pass (or a plain
+    # failure). GX reports it at the top of exception_info, or under each failed metric.
+    info = result.exception_info or {}
+    for error in (info, *(value for value in info.values() if isinstance(value, dict))):
+        if error.get("raised_exception"):
+            raise RuntimeError(f"Great Expectations could not evaluate {label}: "
+                               f"{error.get('exception_message')}")
+    details = result.result or {}
+    success = bool(result.success)
+    count = details.get("unexpected_count")
+    if count is None:  # a table-level expectation: a row count is off by so many rows, others by 1
+        observed, wanted = details.get("observed_value"), entry.kwargs.get("value")
+        count = (abs(int(observed) - wanted) if isinstance(wanted, int) and observed is not None
+                 else int(not success))
+    positions = sorted(int(item["position"]) for item in details.get("unexpected_index_list") or []
+                       if "position" in item)
+    return Outcome(entry, label, success, int(count), positions, frame,
+                   {"expectation": name, "column": entry.column, "success": success,
+                    "unexpected_count": int(count)})

@@ -23,13 +23,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
 from selectit.errors import InputError
+from selectit.io import atomic_write
 
 ACCEPTED_FORMATS = ("alpaca (instruction/output[/input]), sharegpt (conversations), "
                     "openai (messages)")
@@ -254,23 +253,6 @@ def read_examples(paths: Sequence[str | Path]) -> ReadResult:
     return result
 
 
-def atomic_write(path: str | Path, write) -> None:
-    """Write via a temp file in the same directory, then os.replace, so a crash never
-    leaves a half-written file at `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _json_lines(rows: Iterable[object]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
@@ -292,7 +274,7 @@ def write_examples(examples: Sequence[Example], path: str | Path) -> None:
     elif name.endswith(".json"):
         data = (json.dumps(rows, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     else:
-        raise ValueError(f"{path}: unknown output suffix; accepted: {', '.join(WRITE_SUFFIXES)}")
+        raise InputError(f"{path}: unknown output suffix; accepted: {', '.join(WRITE_SUFFIXES)}")
     atomic_write(path, lambda handle: handle.write(data))
 
 
@@ -309,3 +291,9 @@ def read_example_records(path: str | Path) -> list[Example]:
     """Examples written by `write_example_records` (a stage's output, trusted as such)."""
     with Path(path).open(encoding="utf-8") as handle:
         return [Example(**json.loads(line)) for line in handle if line.strip()]
+
+
+def read_rejects(path: str | Path) -> list[Reject]:
+    """Rejects written by `write_rejects` (a stage's output)."""
+    with Path(path).open(encoding="utf-8") as handle:
+        return [Reject(**json.loads(line)) for line in handle if line.strip()]

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from selectit.errors import ModelLoadError
 from selectit.rating.batching import shared_prefix_groups, token_budget_batches
 from selectit.rating.models import ModelSource, load_model, load_tokenizer
 
@@ -209,4 +210,4 @@ def config_context_length(config) -> int:
         value = getattr(text_config, key, None)
         if isinstance(value, int) and value > 0:
             return value
-    raise ValueError(f"cannot tell the context length of {type(config).__name__}; set score.max_length")
+    raise ModelLoadError(f"cannot tell the context length of {type(config).__name__}; set score.max_length")

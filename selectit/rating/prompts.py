@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from selectit.errors import ParamsError
+
 TEMPLATES = ("plain", "chat")
 
 
@@ -33,47 +35,34 @@ def load_prompt_set(name_or_path: str) -> list[str]:
     """Prompts of a packaged set (`default`) or of a YAML file with a `prompts:` list."""
     source = _packaged(name_or_path) if is_packaged_prompt_set(name_or_path) else Path(name_or_path)
     if not source.is_file():
-        raise FileNotFoundError(
-            f"prompt set {name_or_path!r} is neither a packaged set nor a YAML file"
-        )
+        raise ParamsError(f"prompt set {name_or_path!r} is neither a packaged set nor a YAML file")
     try:
         data = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ValueError(f"{source}: not valid YAML: {exc}") from exc
+        raise ParamsError(f"{source}: not valid YAML: {exc}") from exc
     prompts = data.get("prompts") if isinstance(data, dict) else None
     if not isinstance(prompts, list) or not prompts or not all(
         isinstance(p, str) and p.strip() for p in prompts
     ):
-        raise ValueError(f"{source}: expected a mapping with a non-empty `prompts:` list of strings")
+        raise ParamsError(f"{source}: expected a mapping with a non-empty `prompts:` list of strings")
     return prompts
 
 
 @dataclass(frozen=True)
 class RatingPrompts:
-    """The configuration that decides what a rater sees; hashed into `version`."""
+    """The configuration that decides what a rater sees; hashed into `version`.
+
+    Its settings (template, K, how many prompts of the set) are checked where
+    params.yaml is read, in selectit/config.py."""
 
     prompts: tuple[str, ...]  # already formatted with K
     template: str
     cue: str
     k: int
 
-    def __post_init__(self) -> None:
-        if self.template not in TEMPLATES:
-            raise ValueError(f"template must be one of {TEMPLATES}, got {self.template!r}")
-        if not 2 <= self.k <= 9:
-            # Ratings are read from single digit tokens, so 9 is the largest scale.
-            raise ValueError(f"K must be between 2 and 9, got {self.k}")
-        if not self.prompts:
-            raise ValueError("at least one rating prompt is needed")
-
     @classmethod
     def from_set(cls, prompt_set: str, num_prompts: int, template: str, cue: str, k: int) -> RatingPrompts:
         available = load_prompt_set(prompt_set)
-        if not 1 <= num_prompts <= len(available):
-            raise ValueError(
-                f"num_prompts must be between 1 and {len(available)} "
-                f"(the size of prompt set {prompt_set!r}), got {num_prompts}"
-            )
         formatted = tuple(p.replace("{k}", str(k)) for p in available[:num_prompts])
         return cls(prompts=formatted, template=template, cue=cue, k=k)
 

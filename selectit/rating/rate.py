@@ -1,7 +1,7 @@
 """Rate examples with every rater model and every prompt: the expensive step.
 
-One rater is in memory at a time. All of a rater's (example, prompt) texts go
-through one `rate` call, so batches mix prompts and lengths sort well.
+One rater is in memory at a time. A shard's (example, prompt) texts go through
+one engine call, so batches mix prompts and lengths sort well.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,8 +19,9 @@ import pyarrow as pa
 from selectit.scoring import formulas as scoring
 from selectit.config import ScoreConfig
 from selectit.rating.prompts import RatingPrompts
-from selectit.rating.models import resolve
+from selectit.rating.models import rater_name, resolve
 from selectit.rating.engine import TransformersRater
+from selectit.rating.shards import ShardCache, plan_shards, rater_cache
 from selectit.rating.texts import RatingTextEncoder, RatingTextError
 from selectit.ingest.records import Example, Reject
 from selectit.scoring.tables import RATINGS_SCHEMA, without_examples
@@ -88,10 +90,48 @@ def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRat
     return LoadedRater(rater, encoder, prompts, report)
 
 
-def rate_with(
-    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool = True,
-    progress_desc: str | None = None,
-) -> tuple[pa.Table, dict[str, str]]:
+class RaterSession:
+    """One rater over shards of examples, each finished shard saved in the shard cache.
+
+    Both the `selectit score` command and the pipeline's score stage rate through
+    this: plan the shards no finished shard holds, rate each (the model loads on
+    the first and stays loaded for the rest), then collect the ratings of exactly
+    the examples asked for from the cache."""
+
+    def __init__(self, spec: str, cfg: ScoreConfig, cache: ShardCache):
+        self.spec, self.cfg, self.cache = spec, cfg, cache
+        self.name = rater_name(spec)
+        self.loaded: LoadedRater | None = None
+
+    def plan(self, examples: Sequence[Example]) -> list[list[Example]]:
+        return plan_shards(examples, self.cache.done_ids(), self.cfg.shard_size)
+
+    def rate_shard(self, shard: Sequence[Example], progress: bool = True, progress_desc: str | None = None) -> int:
+        """Rate one shard and save it; returns the number of texts put through the model."""
+        if self.loaded is None:
+            self.loaded = load_rater(self.spec, self.cfg, rating_prompts(self.cfg))
+        before = self.loaded.report.n_texts
+        table, unfit = _rate(self.loaded, shard, self.cfg.token_budget, progress, progress_desc)
+        self.cache.write(shard, table, unfit)
+        return self.loaded.report.n_texts - before
+
+    def rate_all(self, examples: Sequence[Example], progress: bool = True) -> None:
+        shards = self.plan(examples)
+        for index, shard in enumerate(shards):
+            self.rate_shard(shard, progress, f"{self.name} shard {index + 1}/{len(shards)}")
+
+    def collect(self, examples: Sequence[Example]) -> tuple[pa.Table, list[Reject]]:
+        """This rater's ratings of exactly these examples, and the ones it could not read."""
+        return self.cache.collect(examples)
+
+    def close(self) -> None:
+        """Free the model before the next rater loads."""
+        self.loaded = None
+        gc.collect()
+
+
+def _rate(loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool,
+          progress_desc: str | None) -> tuple[pa.Table, dict[str, str]]:
     """Ratings of every (example, prompt) by one rater, and the examples it could not read."""
     texts, keys = [], []  # keys: (example index, prompt id)
     unfit: dict[str, str] = {}  # example id -> why the rater cannot read it
@@ -105,33 +145,38 @@ def rate_with(
     start = time.perf_counter()
     digits = loaded.rater.rate([t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress,
                                progress_desc)
-    seconds = time.perf_counter() - start
-    table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
-    table = without_examples(table, unfit)
-    loaded.report.seconds += seconds
+    loaded.report.seconds += time.perf_counter() - start
     loaded.report.n_texts += len(texts)
-    return table, unfit
+    table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
+    return without_examples(table, unfit), unfit
 
 
-def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, progress: bool = True) -> RatingRun:
-    """Every rater over every example, one rater in memory at a time (no cache)."""
-    prompts = rating_prompts(cfg)
-    tables, reports = [], []
-    unfit: dict[str, str] = {}
-    for spec in cfg.raters:
-        loaded = load_rater(spec, cfg, prompts)
-        table, rater_unfit = rate_with(loaded, examples, cfg.token_budget, progress)
-        for example_id, reason in rater_unfit.items():
-            unfit.setdefault(example_id, reason)
-        summarise(loaded.report, table)
-        tables.append(table)
-        reports.append(loaded.report)
-        del loaded
-        gc.collect()  # free one rater before the next loads
-    ratings = pa.concat_tables(tables)
-    # An example some rater cannot read has no model-level score: reject it everywhere.
+def reject_unreadable(examples: Sequence[Example], ratings: pa.Table,
+                      unfit: Mapping[str, str]) -> tuple[pa.Table, list[Reject]]:
+    """An example that some rater cannot read has no model-level score: it leaves every
+    rater's table and becomes one reject (the first rater's reason)."""
     rejects = [Reject(e.source, e.row, None, unfit[e.id], e.raw) for e in examples if e.id in unfit]
-    return RatingRun(without_examples(ratings, unfit), rejects, reports)
+    return without_examples(ratings, unfit), rejects
+
+
+def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, cache_root: Path,
+                  progress: bool = True) -> RatingRun:
+    """Every rater over every example, one rater in memory at a time, through the shard cache."""
+    tables, reports, unfit = [], [], {}
+    by_position = {(e.source, e.row): e.id for e in examples}
+    for spec in cfg.raters:
+        session = RaterSession(spec, cfg, rater_cache(cache_root, spec, cfg))
+        session.rate_all(examples, progress)
+        table, rejects = session.collect(examples)
+        for reject in rejects:
+            unfit.setdefault(by_position[(reject.source, reject.row)], reject.reason)
+        if session.loaded is not None:  # None when every shard came from the cache
+            summarise(session.loaded.report, table)
+            reports.append(session.loaded.report)
+        tables.append(table)
+        session.close()
+    ratings, rejects = reject_unreadable(examples, pa.concat_tables(tables), unfit)
+    return RatingRun(ratings, rejects, reports)
 
 
 def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts) -> pa.Table:

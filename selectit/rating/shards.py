@@ -1,13 +1,13 @@
 """Content-addressed shard cache for ratings: the unit of resume, reuse and scale-out.
 
 A rater's ratings live in `<cache root>/<rater>/<key>/`, where the key hashes
-everything that changes a rating: the model's location (a GGUF's content hash
-is part of its converted folder's name), the prompt version (prompts, template,
-cue, K), dtype and max length. Each finished shard is one Parquet file named by
-the hash of its example ids, plus the rejects of that shard; the Parquet file
-is written last and atomically, so its presence means "done". Re-running
-therefore rates only examples no finished shard holds: new rows after an
-append, or the shards a killed run did not finish.
+everything that changes a rating and nothing that depends on where files sit:
+the model's content id, the prompt version (prompts, template, cue, K), the
+dtype `auto` resolved to, the device type and max length. Each finished shard
+is one Parquet file named by the hash of its example ids, plus the rejects of
+that shard; the Parquet file is written last and atomically, so its presence
+means "done". Re-running therefore rates only examples no finished shard
+holds: new rows after an append, or the shards a killed run did not finish.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from selectit.config import ScoreConfig
 from selectit.ingest.records import Example, Reject, atomic_write
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
 
@@ -32,6 +33,34 @@ def plan_shards(examples: Sequence[Example], done: set[str], shard_size: int) ->
     """Examples not yet rated, in input order, cut into shards of `shard_size`."""
     todo = [e for e in examples if e.id not in done]
     return [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
+
+
+def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
+    """The shard cache of one rater under these settings.
+
+    The same model copied to another folder or node keys the same; ratings made
+    in bf16 never stand in for fp32 ones (`auto` is keyed by what it resolves to
+    here), nor ratings from a GPU for CPU ones, whose kernels round differently.
+    """
+    # Imported here: rate imports this module, and engine pulls in torch, which
+    # reading a cache does not need.
+    from selectit.rating.engine import resolve_device, resolve_dtype
+    from selectit.rating.models import resolve
+    from selectit.rating.rate import rating_prompts
+
+    source = resolve(spec, cfg.trust_remote_code)
+    prompts = rating_prompts(cfg)
+    device = resolve_device(cfg.device)
+    key = {
+        "model": source.content_id,
+        "prompt_version": prompts.version,
+        "template": prompts.template,
+        "k": prompts.k,
+        "dtype": resolve_dtype(cfg.dtype, device),
+        "device": device.type,
+        "max_length": cfg.max_length,
+    }
+    return ShardCache(root, source.name, key)
 
 
 class ShardCache:
@@ -87,7 +116,7 @@ class ShardCache:
             ids = table["example_id"].to_pylist()
             keep = [e in wanted and e not in seen for e in ids]
             tables.append(table.filter(pa.array(keep)))
-            seen.update(e for e, k in zip(ids, keep) if k)
+            seen.update(e for e, k in zip(ids, keep, strict=True) if k)
             for r in self._rejects(path):
                 if r["example_id"] in wanted:
                     rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))

@@ -7,7 +7,7 @@ model again: `aggregate` recomputes scores.parquet from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selectit.scoring import formulas as scoring
-from selectit.errors import RatingsError
-from selectit.ingest.records import atomic_write
+from selectit.errors import InputError, RatingsError
+from selectit.io import atomic_write
 
 RATINGS_SCHEMA = pa.schema(
     [
@@ -40,8 +40,40 @@ RATINGS_SCHEMA = pa.schema(
 SENTENCE_PREFIX = "sentence_score:"
 
 
+SCORES_KEY_COLUMNS = ("example_id", "model_score", "rank")
+
+
 def write_parquet(table: pa.Table, path: str | Path) -> None:
     atomic_write(path, lambda handle: pq.write_table(table, handle))
+
+
+def _read_table(path: str | Path, what: str, needed: Sequence[str], hint: str) -> pa.Table:
+    """A Parquet table that must hold `needed` columns; the error names the file, the
+    table that was expected and what was found instead."""
+    try:
+        table = pq.read_table(path)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file ({what} expected)") from None
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"{path}: not a Parquet file ({what} expected): {exc}") from None
+    missing = [name for name in needed if name not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: not {what}: no column(s) {missing}; found columns "
+                         f"{table.column_names[:8]}{' ...' if table.num_columns > 8 else ''}{hint}")
+    return table
+
+
+def read_ratings(path: str | Path) -> pa.Table:
+    """A ratings table (ratings.parquet, one row per example x prompt x rater)."""
+    table = _read_table(path, "a ratings table (ratings.parquet)", RATINGS_SCHEMA.names,
+                        "; scores.parquet is the per-example table that `select` reads")
+    return table.select(RATINGS_SCHEMA.names).cast(RATINGS_SCHEMA)
+
+
+def read_scores(path: str | Path) -> pa.Table:
+    """A scores table (scores.parquet, one row per example, ranked)."""
+    return _read_table(path, "a scores table (scores.parquet)", SCORES_KEY_COLUMNS,
+                       "; ratings.parquet is the per-rating table that `aggregate` reads")
 
 
 def without_examples(ratings: pa.Table, example_ids) -> pa.Table:

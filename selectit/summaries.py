@@ -1,0 +1,129 @@
+"""What each stage produced, as typed values: returned by its task and flow, written
+beside its outputs as summary.json, and read back by later stages (the dataset card).
+
+Each summary records the settings its stage ran with, so a later stage describes
+the data as it was produced even when only that later stage re-ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from selectit.errors import InputError
+from selectit.io import write_json
+
+T = TypeVar("T", bound="StageSummary")
+
+
+@dataclass
+class StageSummary:
+    FILE = "summary.json"
+
+    def save(self, folder: Path) -> None:
+        write_json(Path(folder) / self.FILE, dataclasses.asdict(self))
+
+    @classmethod
+    def load(cls: type[T], folder: Path) -> T:
+        path = Path(folder) / cls.FILE
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"{path}: missing; run the stage that writes it first") from None
+        names = {f.name for f in dataclasses.fields(cls)}
+        if not isinstance(raw, dict) or not names <= set(raw):
+            raise InputError(f"{path}: not a {cls.__name__} (written by another version?); re-run its stage")
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def headline(self) -> dict[str, float | int | None]:
+        """The numbers worth comparing across runs (MLflow metrics on the stage and parent runs)."""
+        return {}
+
+
+@dataclass
+class IngestSummary(StageSummary):
+    sources: list[dict]  # per source: source (as in params), path read, sha256, bytes
+    examples_read: int  # readable rows before ingest.limit
+    examples: int  # rows passed on
+    rejects: int
+    duplicates: int  # among the rejects
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {"examples_read": self.examples_read, "examples": self.examples, "rejects": self.rejects,
+                "duplicates": self.duplicates}
+
+
+@dataclass
+class ValidateSummary(StageSummary):
+    examples_in: int
+    valid: int
+    rejects: int
+    expectations: list[dict]  # one per expectation: expectation, column, success, counts
+    data_docs: str | None
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {"examples_in": self.examples_in, "valid": self.valid, "rejects": self.rejects}
+
+
+@dataclass
+class ScoreSummary(StageSummary):
+    rater: str
+    cache_key: str
+    ratings: int
+    truncated: int
+    rejects: int
+    texts_run: int  # texts this run put through the model (cached shards excluded)
+    shards_run: int
+    mass: dict[str, float]  # mean, min, p05, median of the digit probability mass
+    top_is_digit_share: float | None
+    # The model's identity and speed, known only when this run loaded it.
+    n_params: int | None = None
+    dtype: str | None = None
+    device: str | None = None
+    digit_token_ids: list[int] | None = None
+    seconds: float | None = None
+    texts_per_second: float | None = None
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {"ratings": self.ratings, "rejects": self.rejects, "texts_run": self.texts_run,
+                "shards_run": self.shards_run, "texts_per_second": self.texts_per_second,
+                "top_is_digit_share": self.top_is_digit_share,
+                **{f"mass_{k}": v for k, v in self.mass.items()}}
+
+
+@dataclass
+class AggregateSummary(StageSummary):
+    examples: int
+    rejects: int
+    nan_scores: int
+    weights: dict[str, float]
+    quantiles: dict[str, float]  # min, p25, median, p75, max of the model-level score
+    mass: dict[str, dict[str, float]]  # rater -> digit-mass statistics
+    rating_checks: list[dict]
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {"examples": self.examples, "rejects": self.rejects, "nan_scores": self.nan_scores,
+                **{f"score_{k}": v for k, v in self.quantiles.items()},
+                **{f"weight.{k}": v for k, v in self.weights.items()},
+                **{(s if s == "top_is_digit_share" else f"mass_{s}") + f".{rater}": v
+                   for rater, stats in self.mass.items() for s, v in stats.items()}}
+
+
+@dataclass
+class SelectSummary(StageSummary):
+    selected: int
+    left_out: int
+    ratio: float
+    lowest_kept_score: float | None
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {"selected": self.selected, "left_out": self.left_out, "lowest_kept_score": self.lowest_kept_score}
+

@@ -1,6 +1,7 @@
 """Stage 4: sentence and model level scores from the stored probability tables."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
 from functools import partial

@@ -1,6 +1,7 @@
 """Stage 1: read the source named in params and normalise it into example records."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
 

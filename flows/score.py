@@ -1,6 +1,7 @@
 """Stage 3: rate the validated examples with one rater, shard by shard (each saved when done)."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
 

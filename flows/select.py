@@ -1,6 +1,7 @@
 """Stage 5: keep the top R% as selective_alpaca.json, with a dataset card."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
 import os

@@ -1,6 +1,7 @@
 """Stage 2: a Great Expectations suite over the records; rejects kept, Data Docs written."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
 

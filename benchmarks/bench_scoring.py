@@ -22,12 +22,12 @@ import torch
 from scipy.stats import spearmanr
 
 from selectit.config import load_params
-from selectit.rating.models import resolve
+from selectit.ingest.records import read_examples
 from selectit.rating.batching import shared_prefix_groups
 from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater
+from selectit.rating.models import resolve
 from selectit.rating.rate import rating_prompts
 from selectit.rating.texts import RatingTextEncoder
-from selectit.ingest.records import read_examples
 from selectit.scoring.formulas import sentence_scores, token_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +106,7 @@ def bench(spec: str, params, examples, n_prompts: int, compile_model: bool = Fal
     slow, naive_seconds = naive_probs(naive_model, sequences, digit_ids)
 
     rho = spearmanr(token_scores(slow), token_scores(fast)).statistic
+
     # Sentence level: what selection ranks (texts are ordered prompt-major above).
     def per_example(probs):
         return sentence_scores(token_scores(probs).reshape(n_prompts, -1).T, params.aggregate.alpha)
@@ -145,8 +146,10 @@ def main() -> None:
     overrides = {"score.dtype": args.dtype} if args.dtype else {}
     params = load_params(args.params, overrides)
     examples = read_examples([params.ingest.source]).examples[: args.examples]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
     results = []
     for spec in args.models or params.score.raters:
         r = bench(spec, params, examples, args.prompts or params.score.num_prompts, args.compile)
@@ -154,7 +157,8 @@ def main() -> None:
         print(
             f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
             f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
-            f"({r['engine_dtype']}{', compiled' if r['compiled'] else ''}, warm-up {r['warmup_seconds']:.0f} s) | speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
+            f"({r['engine_dtype']}{', compiled' if r['compiled'] else ''}, warm-up {r['warmup_seconds']:.0f} s) | "
+            f"speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
             f"examples {r['spearman_sentence_scores']:.4f} | "
             f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
             f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",

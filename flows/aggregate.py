@@ -15,6 +15,7 @@ from selectit.provenance import code_version
 from selectit.rating.models import rater_name
 from selectit.scoring.tables import read_scores
 from selectit.summaries import AggregateSummary
+from selectit.tracking import lineage
 from tasks.aggregate import aggregate_scores
 
 
@@ -25,6 +26,8 @@ def aggregate_flow(context: RunContext) -> AggregateSummary:
         raters = [rater_name(r) for r in params.score.raters]
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
         log.metrics(summary.headline(), headline=True)
+        log.tags({**lineage.input_tags(log, "validate", layout.examples(layout.validated)),
+                  **lineage.output_sha(layout.scores_table)})
         log.artifact(layout.rating_docs, "aggregate/rating_checks")
         scores = read_scores(layout.scores_table)["model_score"].to_numpy()
         log.figure(partial(histogram_png, scores, "SelectIT model-level scores"), "aggregate/score_histogram.png")

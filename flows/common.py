@@ -31,8 +31,9 @@ def provenance_tags(context: RunContext) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def tracked_stage(context: RunContext, name: str, settings: dict, flow_module: str,
-                  dvc_stage: str | None = None) -> Iterator[StageLogger]:
+def tracked_stage(
+    context: RunContext, name: str, settings: dict, flow_module: str, dvc_stage: str | None = None
+) -> Iterator[StageLogger]:
     """The stage's nested MLflow run, tagged with the version of the code it runs.
 
     Under the pipeline flow, the finished stage is then recorded in DVC (dvc.lock
@@ -41,8 +42,12 @@ def tracked_stage(context: RunContext, name: str, settings: dict, flow_module: s
     tracker = context.tracker(provenance_tags(context))
     # A stage on its own (DVC runs one process per stage) starts a new pipeline run at
     # ingest; later stages nest under the run that ingest recorded.
-    with tracker.stage(name, settings, parent_run_id=context.parent_run_id,
-                       new_parent=name == "ingest" and context.parent_run_id is None) as stage_log:
+    with tracker.stage(
+        name,
+        settings,
+        parent_run_id=context.parent_run_id,
+        new_parent=name == "ingest" and context.parent_run_id is None,
+    ) as stage_log:
         stage_log.tags({"code_version": code_version(flow_module)})
         yield stage_log
         if context.record_in_dvc:
@@ -50,8 +55,12 @@ def tracked_stage(context: RunContext, name: str, settings: dict, flow_module: s
             stage_log.tags(hashes)
 
 
-def command_main(name: str, description: str, run: Callable[[argparse.Namespace], object],
-                 extra: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+def command_main(
+    name: str,
+    description: str,
+    run: Callable[[argparse.Namespace], object],
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
     """Command line of a flow, as DVC and users run it: `python -m flows.<name> [--params] [--data] ...`.
 
     An error the user can fix (SelectitError) is one line and exit status 2;
@@ -70,8 +79,11 @@ def command_main(name: str, description: str, run: Callable[[argparse.Namespace]
         sys.exit(2)
 
 
-def stage_main(flow: Callable, description: str, extra: Callable[[argparse.ArgumentParser], None] | None = None,
-               ) -> None:
+def stage_main(
+    flow: Callable,
+    description: str,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
     """`python -m flows.<stage>`: the settings are read (and checked) before Prefect
     starts, so a typo in params.yaml is one line of error, not a failed flow run.
     Arguments that `extra` adds are passed on to the flow by name."""

@@ -13,6 +13,7 @@ from selectit.context import RunContext
 from selectit.ingest.records import read_example_records
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
+from selectit.tracking import lineage
 from tasks.ingest import ingest_sources
 
 
@@ -24,9 +25,14 @@ def ingest_flow(context: RunContext) -> IngestSummary:
         summary = ingest_sources(cfg, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags({f"source.{i}.sha256": s["sha256"] for i, s in enumerate(summary.sources)})
+        log.tags(lineage.output_sha(layout.examples(layout.ingested)))
         examples = layout.examples(layout.ingested)
-        frame = pd.DataFrame([{"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output}
-                              for e in read_example_records(examples)])
+        frame = pd.DataFrame(
+            [
+                {"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output}
+                for e in read_example_records(examples)
+            ]
+        )
         log.dataset(frame, source=examples, name=summary.sources[0]["source"].rsplit("/", 1)[-1], context="input")
         log.artifact(layout.rejects(layout.ingested), "ingest")
     return summary

@@ -1,4 +1,5 @@
-"""The whole pipeline in one flow: ingest, validate, score (each rater), aggregate, select.
+"""The whole pipeline in one flow: ingest, validate, score (each rater), aggregate, select,
+then finetune and evaluate (each variant) and compare.
 
 One run context and one MLflow parent run for all stages. Where the run writes
 the project's own data folder, each finished stage is recorded in DVC as
@@ -15,17 +16,22 @@ from prefect import flow
 
 from flows.aggregate import aggregate_flow
 from flows.common import command_main, open_context, provenance_tags
+from flows.compare import compare_flow
+from flows.evaluate import evaluate_flow
+from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
 from flows.score import score_flow
 from flows.select import select_flow
 from flows.validate import validate_flow
+from selectit.evaluation.compare import Comparison
 from selectit.provenance import code_version
 from selectit.summaries import StageSummary
 
 
 @dataclass
 class PipelineResult:
-    stages: dict[str, StageSummary]  # by DVC stage name: ingest, validate, score@<rater>, aggregate, select
+    stages: dict[str, StageSummary]  # by DVC stage name: ingest, validate, score@<rater>, ..., evaluate@<variant>
+    comparison: Comparison
     seconds: float
 
 
@@ -39,16 +45,25 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> Pip
         if not context.record_in_dvc:
             logging.getLogger(__name__).info(
                 "not recorded in DVC: %s is not the data folder of the DVC project at %s",
-                context.layout.root, context.project_root)
+                context.layout.root,
+                context.project_root,
+            )
         stages: dict[str, StageSummary] = {"ingest": ingest_flow(context), "validate": validate_flow(context)}
         for rater in context.params.score.raters:
             stages[f"score@{rater}"] = score_flow(context, rater)
         stages["aggregate"] = aggregate_flow(context)
         stages["select"] = select_flow(context)
+        for variant in context.params.finetune.variants:
+            stages[f"finetune@{variant}"] = finetune_flow(context, variant)
+        for variant in context.params.finetune.variants:
+            stages[f"evaluate@{variant}"] = evaluate_flow(context, variant)
+        comparison = compare_flow(context)
         tracker.client.set_tag(run_id, "code_version", code_version(__name__))
-    result = PipelineResult(stages, time.perf_counter() - started)
-    print(f"pipeline finished in {result.seconds:.0f} s: {stages['select'].selected} examples selected "
-          f"-> {context.layout.selection}")
+    result = PipelineResult(stages, comparison, time.perf_counter() - started)
+    print(
+        f"pipeline finished in {result.seconds:.0f} s: {stages['select'].selected} examples selected "
+        f"-> {context.layout.selection}; the variants compared -> {context.layout.comparison}"
+    )
     return result
 
 
@@ -57,8 +72,12 @@ def main() -> None:
         open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
         pipeline_flow(args.params, args.data, progress=not args.no_progress)
 
-    command_main("pipeline", __doc__, run,
-                 lambda parser: parser.add_argument("--no-progress", action="store_true", help="no progress bars"))
+    command_main(
+        "pipeline",
+        __doc__,
+        run,
+        lambda parser: parser.add_argument("--no-progress", action="store_true", help="no progress bars"),
+    )
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
         try:
             shards = plan(session, examples)
-            texts_run = sum(score_shard(session, shard, name, index, len(shards), context.progress)
-                            for index, shard in enumerate(shards))
+            texts_run = sum(
+                score_shard(session, shard, name, index, len(shards), context.progress)
+                for index, shard in enumerate(shards)
+            )
             summary = collect(session, examples, layout, name, texts_run, len(shards))
         finally:
             session.close()

@@ -28,8 +28,9 @@ DEFAULT_NAME = "selectit-nightly"
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m flows.serve",
-                                     description="Serve the SelectIT pipeline on a cron schedule.")
+    parser = argparse.ArgumentParser(
+        prog="python -m flows.serve", description="Serve the SelectIT pipeline on a cron schedule."
+    )
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="data folder (default: data/)")
     parser.add_argument("--cron", default=DEFAULT_CRON, help=f"when to run, UTC (default: {DEFAULT_CRON!r})")
@@ -39,9 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     from prefect.settings import PREFECT_API_URL
 
     if not PREFECT_API_URL.value():
-        print("flows.serve: error: no Prefect server configured; start one with "
-              "`prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
-              file=sys.stderr)
+        print(
+            "flows.serve: error: no Prefect server configured; start one with "
+            "`prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
     from flows.pipeline import pipeline_flow

@@ -11,6 +11,7 @@ from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.provenance import code_version
 from selectit.summaries import ValidateSummary
+from selectit.tracking import lineage
 from tasks.validate import validate_records
 
 
@@ -21,6 +22,8 @@ def validate_flow(context: RunContext) -> ValidateSummary:
     with tracked_stage(context, "validate", {"validate": dataclasses.asdict(cfg)}, __name__) as log:
         summary = validate_records(cfg, layout)
         log.metrics(summary.headline(), headline=True)
+        log.tags({**lineage.input_tags(log, "ingest", layout.examples(layout.ingested)),
+                  **lineage.output_sha(layout.examples(layout.validated))})
         log.artifact(layout.rejects(layout.validated), "validate")
         if summary.data_docs:
             log.artifact(layout.validation_docs, "validate/data_docs")

@@ -64,7 +64,9 @@ def _read(args, params):
     examples = result.examples[: params.ingest.limit] if params.ingest.limit else result.examples
     log.info(
         "read %d examples (%d rejected, %d of them duplicates)%s",
-        len(result.examples), len(result.rejects), result.n_duplicates,
+        len(result.examples),
+        len(result.rejects),
+        result.n_duplicates,
         f"; using the first {len(examples)}" if len(examples) < len(result.examples) else "",
     )
     return result, examples
@@ -81,8 +83,9 @@ def cmd_score(args) -> None:
     # Ratings are cached per shard under the output folder: a re-run after a crash
     # or with more input rates only what no finished shard holds.
     run = rate_examples(examples, params.score, out / "cache", progress=not args.no_progress)
-    scores, weights = aggregate(run.ratings, params.aggregate.alpha, params.aggregate.authors_softmax,
-                                params.aggregate.weights)
+    scores, weights = aggregate(
+        run.ratings, params.aggregate.alpha, params.aggregate.authors_softmax, params.aggregate.weights
+    )
     write_parquet(run.ratings, out / "ratings.parquet")
     write_parquet(scores, out / "scores.parquet")
     write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
@@ -102,8 +105,15 @@ def cmd_score(args) -> None:
     }
     write_json(out / "manifest.json", manifest)
     for r in run.raters:
-        log.info("%s: %d texts in %.0f s (%.2f texts/s), mean digit mass %.3f, %d truncated",
-                 r.name, r.n_texts, r.seconds, r.texts_per_second, r.mass.get("mean", float("nan")), r.n_truncated)
+        log.info(
+            "%s: %d texts in %.0f s (%.2f texts/s), mean digit mass %.3f, %d truncated",
+            r.name,
+            r.n_texts,
+            r.seconds,
+            r.texts_per_second,
+            r.mass.get("mean", float("nan")),
+            r.n_truncated,
+        )
     log.info("wrote %s/{ratings,scores}.parquet, rejects.jsonl, manifest.json", out)
 
 
@@ -111,8 +121,9 @@ def cmd_aggregate(args) -> None:
     from selectit.scoring.tables import aggregate, read_ratings, write_parquet
 
     params = _params(args)
-    scores, weights = aggregate(read_ratings(args.ratings), params.aggregate.alpha,
-                                params.aggregate.authors_softmax, params.aggregate.weights)
+    scores, weights = aggregate(
+        read_ratings(args.ratings), params.aggregate.alpha, params.aggregate.authors_softmax, params.aggregate.weights
+    )
     write_parquet(scores, args.out)
     log.info("wrote %s (%d examples, weights %s)", args.out, scores.num_rows, weights)
 
@@ -126,22 +137,29 @@ def cmd_select(args) -> None:
     by_id = {e.id: e for e in read_examples(_inputs(args, params)).examples}
     missing = [i for i in kept if i not in by_id]
     if missing:
-        raise InputError(f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; "
-                         "pass the files that were scored")
+        raise InputError(
+            f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; pass the files that were scored"
+        )
     kept_set = set(kept)
     # Written in input order, so the selection reads like a filtered copy of the input.
     write_examples([e for e in by_id.values() if e.id in kept_set], args.out)
     excluded = Path(args.excluded or Path(args.out).with_name("excluded_ids.txt"))
     write_text(excluded, "".join(i + "\n" for i in left_out))
-    log.info("kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
-             len(kept), len(kept) + len(left_out), params.select.ratio, args.out, excluded)
+    log.info(
+        "kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
+        len(kept),
+        len(kept) + len(left_out),
+        params.select.ratio,
+        args.out,
+        excluded,
+    )
 
 
 def cmd_show_prompts(args) -> None:
     from transformers import AutoConfig
 
-    from selectit.rating.models import load_tokenizer, resolve
     from selectit.rating.engine import config_context_length
+    from selectit.rating.models import load_tokenizer, resolve
     from selectit.rating.rate import rating_prompts
     from selectit.rating.texts import RatingTextEncoder
 
@@ -150,15 +168,19 @@ def cmd_show_prompts(args) -> None:
     spec = args.rater or cfg.raters[0]
     source = resolve(spec, cfg.trust_remote_code)
     tokenizer = load_tokenizer(source, cfg.trust_remote_code)
-    context = config_context_length(AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code))
+    context = config_context_length(
+        AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code)
+    )
     prompts = rating_prompts(cfg)
     encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
     examples = [e for e in read_examples(_inputs(args, params)).examples if e.row in set(args.rows)]
     chosen = range(len(prompts.prompts)) if args.prompt is None else [args.prompt]
     digits = tokenizer.convert_ids_to_tokens(encoder.digit_token_ids())
-    print(f"# rater {source.name}, template {prompts.template}, prompt version {prompts.version}, digit tokens {digits}")
+    print(
+        f"# rater {source.name}, template {prompts.template}, prompt version {prompts.version}, digit tokens {digits}"
+    )
     for prompt_id in chosen:
-        for example, encoded in zip(examples, encoder.encode(examples, prompts.prompts[prompt_id])):
+        for example, encoded in zip(examples, encoder.encode(examples, prompts.prompts[prompt_id]), strict=True):
             print(f"\n===== {example.source} row {example.row} (id {example.id}), prompt {prompt_id} =====")
             if not hasattr(encoded, "ids"):
                 print(f"[cannot be rated: {encoded}]")
@@ -195,8 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--no-progress", action="store_true")
     for p in (score, agg := sub.add_parser("aggregate", help="recompute scores.parquet from ratings.parquet")):
         p.add_argument("--alpha", type=float)
-        p.add_argument("--authors-softmax", action="store_true", default=None,
-                       help="apply the released scripts' extra softmax (to reproduce their numbers)")
+        p.add_argument(
+            "--authors-softmax",
+            action="store_true",
+            default=None,
+            help="apply the released scripts' extra softmax (to reproduce their numbers)",
+        )
         p.add_argument("--weights", nargs="+", metavar="NAME=W", help="rater weights (default: parameter counts)")
     agg.add_argument("--ratings", required=True)
     agg.add_argument("--out", required=True)
@@ -221,8 +247,11 @@ COMMANDS = {"score": cmd_score, "aggregate": cmd_aggregate, "select": cmd_select
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+    )
     try:
         COMMANDS[args.command](args)
     except SelectitError as exc:

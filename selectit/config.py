@@ -20,7 +20,6 @@ import yaml
 from selectit.errors import ParamsError
 from selectit.rating.prompts import TEMPLATES, is_packaged_prompt_set, load_prompt_set
 
-
 # Compute precisions a rater can run in; `auto` picks per device (see raters/transformers_rater.py).
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "bfloat16-weights")
 
@@ -46,12 +45,18 @@ class ValidateConfig:
     min_chars: int  # instruction and response need at least this many non-space characters
     max_chars: int  # longest instruction + input + response accepted, in characters
     max_reject_fraction: float  # above this share of rejected rows the dataset fails
+    heldout: int  # valid examples set aside before scoring, for the held-out loss (0: none)
+    seed: int  # which examples are held out
 
     def validate(self, where: str) -> None:
+        if self.heldout < 0:
+            raise ParamsError(f"{where}.heldout: expected an integer >= 0, got {self.heldout}")
         _positive(self.min_chars, f"{where}.min_chars")
         _positive(self.max_chars, f"{where}.max_chars")
         if not 0 <= self.max_reject_fraction <= 1:
-            raise ParamsError(f"{where}.max_reject_fraction: expected a number in [0, 1], got {self.max_reject_fraction}")
+            raise ParamsError(
+                f"{where}.max_reject_fraction: expected a number in [0, 1], got {self.max_reject_fraction}"
+            )
 
 
 @dataclass(frozen=True)
@@ -79,8 +84,10 @@ class ScoreConfig:
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
         available = len(load_prompt_set(self.prompt_set))
         if not 1 <= self.num_prompts <= available:
-            raise ParamsError(f"{where}.num_prompts: expected an integer from 1 to {available} (the size of "
-                              f"prompt set {self.prompt_set!r}), got {self.num_prompts}")
+            raise ParamsError(
+                f"{where}.num_prompts: expected an integer from 1 to {available} (the size of "
+                f"prompt set {self.prompt_set!r}), got {self.num_prompts}"
+            )
         # Ratings are read from single digit tokens, so 9 is the largest scale.
         if not 2 <= self.k <= 9:
             raise ParamsError(f"{where}.k: expected an integer from 2 to 9 (single-digit ratings), got {self.k}")
@@ -100,8 +107,9 @@ class AggregateConfig:
     def validate(self, where: str) -> None:
         if not 0 <= self.alpha < float("inf"):  # also rejects NaN
             raise ParamsError(f"{where}.alpha: expected a finite number >= 0, got {self.alpha}")
-        if self.weights is not None and (not all(0 <= w < float("inf") for w in self.weights.values())
-                                         or not any(self.weights.values())):
+        if self.weights is not None and (
+            not all(0 <= w < float("inf") for w in self.weights.values()) or not any(self.weights.values())
+        ):
             raise ParamsError(f"{where}.weights: expected finite numbers >= 0, not all zero, got {self.weights}")
 
 
@@ -112,6 +120,101 @@ class SelectConfig:
     def validate(self, where: str) -> None:
         if not 0 < self.ratio <= 1:
             raise ParamsError(f"{where}.ratio: expected a number in (0, 1], got {self.ratio}")
+
+
+# What each fine-tuning variant trains on; all but `full` and `base` have the selection's size.
+VARIANTS = ("selectit", "random", "longest", "bottom", "full", "base")
+FINETUNE_METHODS = ("lora", "full")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    base_model: str  # offline short name, local folder or GGUF, or hub id (as score.raters)
+    variants: list[str]  # which of VARIANTS to train; `base` is the base model untuned
+    method: str  # lora (a peft adapter) | full (every weight)
+    seed: int  # weights init of the adapter, data order, and the `random` variant
+    epochs: float  # passes over each variant's data (the paper: 3)
+    max_steps: int | None  # cap on optimiser steps per variant (None: epochs decide)
+    learning_rate: float  # peak learning rate (the paper: 2e-5, full fine-tuning)
+    lr_scheduler: str  # a transformers scheduler name (the paper: cosine)
+    warmup_ratio: float  # share of steps warming up (the paper: 0.03)
+    batch_size: int  # examples per optimiser step (the paper: 128)
+    micro_batch_size: int  # examples per forward pass; the rest is gradient accumulation
+    max_length: int  # tokens of prompt + response kept per example
+    lora_r: int  # adapter rank
+    lora_alpha: int  # adapter scale numerator (scale = alpha / r)
+    lora_dropout: float
+    lora_target_modules: str  # "all-linear" or comma-separated module names
+    dtype: str  # auto (bf16 where the hardware has it) | float32 | bfloat16
+    device: str  # auto | cpu | cuda | cuda:N
+    trust_remote_code: bool  # run model code from the hub; off unless you trust it
+
+    def validate(self, where: str) -> None:
+        if not self.variants:
+            raise ParamsError(f"{where}.variants: expected at least one of {list(VARIANTS)}")
+        for variant in self.variants:
+            _one_of(variant, VARIANTS, f"{where}.variants")
+        if len(set(self.variants)) != len(self.variants):
+            raise ParamsError(f"{where}.variants: a variant is listed twice: {self.variants}")
+        _one_of(self.method, FINETUNE_METHODS, f"{where}.method")
+        _one_of(self.dtype, ("auto", "float32", "bfloat16"), f"{where}.dtype")
+        if not 0 < self.epochs < float("inf"):
+            raise ParamsError(f"{where}.epochs: expected a number > 0, got {self.epochs}")
+        _positive(self.max_steps, f"{where}.max_steps", allow_none=True)
+        if not 0 < self.learning_rate < 1:
+            raise ParamsError(f"{where}.learning_rate: expected a number in (0, 1), got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ParamsError(f"{where}.warmup_ratio: expected a number in [0, 1), got {self.warmup_ratio}")
+        _positive(self.batch_size, f"{where}.batch_size")
+        _positive(self.micro_batch_size, f"{where}.micro_batch_size")
+        if self.batch_size % self.micro_batch_size:
+            raise ParamsError(f"{where}.batch_size: {self.batch_size} is not a multiple of "
+                              f"micro_batch_size {self.micro_batch_size}")
+        _positive(self.max_length, f"{where}.max_length")
+        _positive(self.lora_r, f"{where}.lora_r")
+        _positive(self.lora_alpha, f"{where}.lora_alpha")
+        if not 0 <= self.lora_dropout < 1:
+            raise ParamsError(f"{where}.lora_dropout: expected a number in [0, 1), got {self.lora_dropout}")
+
+    @property
+    def accumulation_steps(self) -> int:
+        return self.batch_size // self.micro_batch_size
+
+
+BENCHMARKS = ("mmlu", "gsm8k", "bbh", "humaneval")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    heldout_loss: bool  # mean response NLL on the held-out examples (validate.heldout)
+    benchmarks: dict[str, int | None]  # questions per benchmark (mmlu, bbh: per subject); null = all; 0 = skip
+    benchmarks_dir: str  # the offline benchmark files (relative to params.yaml)
+    run_code: bool  # HumanEval executes model-written code; only when you accept that
+    max_new_tokens: int  # cap on generated tokens (GSM8K, BBH, HumanEval)
+    batch_size: int  # sequences per forward pass
+    reference: str  # the variant every other one is compared with (paired bootstrap)
+    bootstrap_resamples: int
+    confidence: float  # of the bootstrap intervals
+    seed: int
+
+    def validate(self, where: str) -> None:
+        for name, limit in self.benchmarks.items():
+            _one_of(name, BENCHMARKS, f"{where}.benchmarks")
+            if limit is not None and limit < 0:
+                raise ParamsError(f"{where}.benchmarks.{name}: expected a count >= 0 or null, got {limit}")
+        if self.benchmarks.get("humaneval") != 0 and "humaneval" in self.benchmarks and not self.run_code:
+            raise ParamsError(f"{where}.benchmarks.humaneval: HumanEval runs model-written code; set "
+                              f"{where}.run_code: true to allow it, or set humaneval to 0")
+        _positive(self.max_new_tokens, f"{where}.max_new_tokens")
+        _positive(self.batch_size, f"{where}.batch_size")
+        _positive(self.bootstrap_resamples, f"{where}.bootstrap_resamples")
+        if not 0 < self.confidence < 1:
+            raise ParamsError(f"{where}.confidence: expected a number in (0, 1), got {self.confidence}")
+        _one_of(self.reference, VARIANTS, f"{where}.reference")
+
+    @property
+    def active_benchmarks(self) -> dict[str, int | None]:
+        return {name: limit for name, limit in self.benchmarks.items() if limit != 0}
 
 
 @dataclass(frozen=True)
@@ -131,6 +234,8 @@ class Params:
     score: ScoreConfig
     aggregate: AggregateConfig
     select: SelectConfig
+    finetune: FinetuneConfig
+    evaluate: EvaluateConfig
     tracking: TrackingConfig
 
 
@@ -165,13 +270,16 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None) ->
 
 def _resolve_paths(raw: dict, folder: Path) -> None:
     """Paths in params.yaml are relative to the file, wherever the command runs from."""
-    ingest, score = raw.get("ingest"), raw.get("score")
-    if isinstance(ingest, dict) and isinstance(ingest.get("source"), str) and ingest["source"].strip():
-        if not is_remote(ingest["source"]):
-            ingest["source"] = str(folder / ingest["source"])
-    if isinstance(score, dict) and isinstance(score.get("prompt_set"), str):
-        if not is_packaged_prompt_set(score["prompt_set"]):
-            score["prompt_set"] = str(folder / score["prompt_set"])
+    ingest, score, evaluate = raw.get("ingest"), raw.get("score"), raw.get("evaluate")
+    source = ingest.get("source") if isinstance(ingest, dict) else None
+    if isinstance(source, str) and source.strip() and not is_remote(source):
+        ingest["source"] = str(folder / source)
+    prompt_set = score.get("prompt_set") if isinstance(score, dict) else None
+    if isinstance(prompt_set, str) and not is_packaged_prompt_set(prompt_set):
+        score["prompt_set"] = str(folder / prompt_set)
+    benchmarks_dir = evaluate.get("benchmarks_dir") if isinstance(evaluate, dict) else None
+    if isinstance(benchmarks_dir, str):
+        evaluate["benchmarks_dir"] = str(folder / benchmarks_dir)
 
 
 def _check_across_sections(params: Params, path: Path) -> None:
@@ -180,8 +288,13 @@ def _check_across_sections(params: Params, path: Path) -> None:
     weights = params.aggregate.weights
     names = sorted(rater_name(r) for r in params.score.raters)
     if weights is not None and sorted(weights) != names:
-        raise ParamsError(f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of "
-                          f"score.raters {names}")
+        raise ParamsError(
+            f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
+        )
+    if not params.evaluate.heldout_loss and not params.evaluate.active_benchmarks:
+        raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true or a benchmark count")
+    if params.evaluate.heldout_loss and params.validate.heldout == 0:
+        raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
 
 
 def _build(cls_name, raw: Any, where: str):

@@ -27,10 +27,10 @@ class RunContext:
     record_in_dvc: bool = False  # record each finished stage in dvc.lock (the pipeline flow's runs)
 
     @classmethod
-    def open(cls, params_path: str | Path, data_dir: str | Path, project_root: Path,
-             progress: bool = True) -> RunContext:
-        return cls(Path(params_path), load_params(params_path), Layout(Path(data_dir)), Path(project_root),
-                   progress)
+    def open(
+        cls, params_path: str | Path, data_dir: str | Path, project_root: Path, progress: bool = True
+    ) -> RunContext:
+        return cls(Path(params_path), load_params(params_path), Layout(Path(data_dir)), Path(project_root), progress)
 
     def under_pipeline_run(self, run_id: str) -> RunContext:
         """The context the pipeline flow hands to its stages: its MLflow run, and DVC
@@ -42,13 +42,15 @@ class RunContext:
         return self.params.tracking.tracking_uri or default_tracking_uri(self.project_root)
 
     def tracker(self, run_tags: dict[str, str]) -> PipelineTracker:
-        return PipelineTracker(self.tracking_uri, self.params.tracking.experiment, self.layout.mlflow_run_id,
-                               run_tags)
+        return PipelineTracker(self.tracking_uri, self.params.tracking.experiment, self.layout.mlflow_run_id, run_tags)
 
     @property
     def is_dvc_workspace(self) -> bool:
         """Whether this run writes the data that the project's dvc.yaml versions (and so can
         record its stages in dvc.lock): the project's own params.yaml and data folder."""
         root = self.project_root.resolve()
-        return ((root / "dvc.yaml").is_file() and self.params_path.resolve() == root / "params.yaml"
-                and self.layout.root.resolve() == root / "data")
+        return (
+            (root / "dvc.yaml").is_file()
+            and self.params_path.resolve() == root / "params.yaml"
+            and self.layout.root.resolve() == root / "data"
+        )

@@ -32,6 +32,11 @@ class Layout:
         return self.root / "validated"
 
     @property
+    def heldout(self) -> Path:
+        """Valid examples set aside before scoring (validate.heldout), for the held-out loss."""
+        return self.validated / "heldout.jsonl"
+
+    @property
     def validation_docs(self) -> Path:
         return self.reports / "validation"
 
@@ -70,8 +75,41 @@ class Layout:
         return self.selected / "dataset_card.md"
 
     @property
+    def selected_ids(self) -> Path:
+        """Ids of the selection, best first (what the `selectit` variant trains on)."""
+        return self.selected / "selected_ids.txt"
+
+    @property
     def excluded_ids(self) -> Path:
         return self.selected / "excluded_ids.txt"
+
+    # finetune
+    def finetuned(self, variant: str) -> Path:
+        """One variant's result: summary.json, and model/ (a LoRA adapter or a whole model)."""
+        return self.root / "finetuned" / variant
+
+    def finetuned_model(self, variant: str) -> Path:
+        return self.finetuned(variant) / "model"
+
+    def finetune_checkpoints(self, variant: str) -> Path:
+        """Trainer checkpoints of an unfinished run, for resuming; removed when it finishes."""
+        return self.root / "cache" / "finetune" / variant
+
+    # evaluate
+    def evaluation(self, variant: str) -> Path:
+        """One variant's per-question scores (questions.json) and summary.json."""
+        return self.root / "evaluation" / variant
+
+    # compare
+    @property
+    def comparison(self) -> Path:
+        """comparison.md and comparison.json: every variant by metric, with intervals."""
+        return self.reports / "comparison"
+
+    @property
+    def comparison_metrics(self) -> Path:
+        """The comparison as DVC metrics (`dvc metrics show`, `dvc metrics diff`)."""
+        return self.comparison / "metrics.json"
 
     # shared
     @property

@@ -214,8 +214,12 @@ def _literal_import_calls(tree: ast.Module) -> Iterator[str]:
         func = node.func
         called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
         first = node.args[0]
-        if (called in {"import_module", "__import__"} and isinstance(first, ast.Constant)
-                and isinstance(first.value, str) and not first.value.startswith(".")):
+        if (
+            called in {"import_module", "__import__"}
+            and isinstance(first, ast.Constant)
+            and isinstance(first.value, str)
+            and not first.value.startswith(".")
+        ):
             yield first.value
 
 
@@ -239,21 +243,16 @@ def _imported_names(content: bytes, path: Path, package: str) -> set[str]:
     return names
 
 
-# (path, module) -> (the content it was parsed from, the module names it imports). The
-# content alone decides the result (the module name only anchors relative imports);
-# a flow importing many modules parses each shared file once per process.
-_IMPORTS: dict[tuple[Path, str], tuple[bytes, frozenset[str]]] = {}
-
-
 def _imports(path: Path, module: str) -> frozenset[str]:
-    content = path.read_bytes()
-    cached = _IMPORTS.get((path, module))
-    if cached is not None and cached[0] == content:
-        return cached[1]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    names = frozenset(_imported_names(content, path, package))
-    _IMPORTS[(path, module)] = (content, names)
-    return names
+    return _parsed_imports(path.read_bytes(), path, package)
+
+
+# Keyed by the file's content (the package only anchors relative imports): a flow that
+# imports many modules parses each shared file once per process, and an edited file anew.
+@functools.lru_cache(maxsize=1024)
+def _parsed_imports(content: bytes, path: Path, package: str) -> frozenset[str]:
+    return frozenset(_imported_names(content, path, package))
 
 
 def _main_module_name(root: Path) -> str:
@@ -452,13 +451,19 @@ def record_stages(project_root: Path, stages: Sequence[str]) -> dict[str, str]:
     root = Path(project_root).resolve()
     names = list(stages)
     if not (root / "dvc.yaml").is_file() or not (root / ".dvc").is_dir():
-        _log.info("%s is not a DVC project (no dvc.yaml or no .dvc/): not recorded in DVC: %s",
-                  root, ", ".join(names) or "no stages")
+        _log.info(
+            "%s is not a DVC project (no dvc.yaml or no .dvc/): not recorded in DVC: %s",
+            root,
+            ", ".join(names) or "no stages",
+        )
         return {}
     running = _inside_dvc_stage_of(root)
     if running is not None:
-        _log.info("running as stage %r of `dvc repro`, which records stages itself: not recorded: %s",
-                  running, ", ".join(names) or "no stages")
+        _log.info(
+            "running as stage %r of `dvc repro`, which records stages itself: not recorded: %s",
+            running,
+            ", ".join(names) or "no stages",
+        )
         return {}
     if not names:
         return {}

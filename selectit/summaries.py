@@ -53,21 +53,26 @@ class IngestSummary(StageSummary):
     settings: dict = field(default_factory=dict)
 
     def headline(self):
-        return {"examples_read": self.examples_read, "examples": self.examples, "rejects": self.rejects,
-                "duplicates": self.duplicates}
+        return {
+            "examples_read": self.examples_read,
+            "examples": self.examples,
+            "rejects": self.rejects,
+            "duplicates": self.duplicates,
+        }
 
 
 @dataclass
 class ValidateSummary(StageSummary):
     examples_in: int
-    valid: int
+    valid: int  # held-out ones included
+    heldout: int  # of the valid ones, set aside for the held-out loss (validated/heldout.jsonl)
     rejects: int
     expectations: list[dict]  # one per expectation: expectation, column, success, counts
     data_docs: str | None
     settings: dict = field(default_factory=dict)
 
     def headline(self):
-        return {"examples_in": self.examples_in, "valid": self.valid, "rejects": self.rejects}
+        return {"examples_in": self.examples_in, "valid": self.valid, "heldout": self.heldout, "rejects": self.rejects}
 
 
 @dataclass
@@ -91,10 +96,15 @@ class ScoreSummary(StageSummary):
     settings: dict = field(default_factory=dict)
 
     def headline(self):
-        return {"ratings": self.ratings, "rejects": self.rejects, "texts_run": self.texts_run,
-                "shards_run": self.shards_run, "texts_per_second": self.texts_per_second,
-                "top_is_digit_share": self.top_is_digit_share,
-                **{f"mass_{k}": v for k, v in self.mass.items()}}
+        return {
+            "ratings": self.ratings,
+            "rejects": self.rejects,
+            "texts_run": self.texts_run,
+            "shards_run": self.shards_run,
+            "texts_per_second": self.texts_per_second,
+            "top_is_digit_share": self.top_is_digit_share,
+            **{f"mass_{k}": v for k, v in self.mass.items()},
+        }
 
 
 @dataclass
@@ -109,11 +119,18 @@ class AggregateSummary(StageSummary):
     settings: dict = field(default_factory=dict)
 
     def headline(self):
-        return {"examples": self.examples, "rejects": self.rejects, "nan_scores": self.nan_scores,
-                **{f"score_{k}": v for k, v in self.quantiles.items()},
-                **{f"weight.{k}": v for k, v in self.weights.items()},
-                **{(s if s == "top_is_digit_share" else f"mass_{s}") + f".{rater}": v
-                   for rater, stats in self.mass.items() for s, v in stats.items()}}
+        return {
+            "examples": self.examples,
+            "rejects": self.rejects,
+            "nan_scores": self.nan_scores,
+            **{f"score_{k}": v for k, v in self.quantiles.items()},
+            **{f"weight.{k}": v for k, v in self.weights.items()},
+            **{
+                (s if s == "top_is_digit_share" else f"mass_{s}") + f".{rater}": v
+                for rater, stats in self.mass.items()
+                for s, v in stats.items()
+            },
+        }
 
 
 @dataclass
@@ -127,3 +144,44 @@ class SelectSummary(StageSummary):
     def headline(self):
         return {"selected": self.selected, "left_out": self.left_out, "lowest_kept_score": self.lowest_kept_score}
 
+
+@dataclass
+class FinetuneSummary(StageSummary):
+    variant: str
+    examples: int  # training examples (0 for `base`)
+    steps: int  # optimiser steps
+    first_loss: float | None
+    last_loss: float | None
+    train_loss: float | None  # mean over the run
+    resumed_from_step: int  # > 0 when an interrupted run was resumed
+    seconds: float | None
+    base_model: str  # as params names it
+    base_content_id: str  # what the base model is, wherever it sits
+    method: str  # lora | full | none (base)
+    run_key: str  # settings + base model + data: an equal key means an equal result
+    data_sha256: str  # of the training example ids, in order
+    selection_sha256: str  # of the selection the variants were built against (select stage)
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return {
+            "examples": self.examples,
+            "steps": self.steps,
+            "first_loss": self.first_loss,
+            "last_loss": self.last_loss,
+            "train_loss": self.train_loss,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class EvaluateSummary(StageSummary):
+    variant: str
+    means: dict[str, float]  # metric -> mean over its questions
+    questions: dict[str, int]  # metric -> how many
+    seconds: float
+    finetune_run_key: str  # the fine-tuning result evaluated (FinetuneSummary.run_key)
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return dict(self.means)

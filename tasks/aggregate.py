@@ -14,8 +14,7 @@ from selectit.config import AggregateConfig
 from selectit.ingest.records import read_example_records, read_rejects, write_rejects
 from selectit.layout import Layout
 from selectit.provenance import code_version
-from selectit.rating.rate import reject_unreadable
-from selectit.scoring.tables import aggregate, read_ratings, write_parquet
+from selectit.scoring.tables import aggregate, read_ratings, reject_unreadable, write_parquet
 from selectit.summaries import AggregateSummary
 
 
@@ -36,16 +35,23 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, 
     ratings, rejects = reject_unreadable(examples, ratings, unfit)
     # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
     # validated examples (re-run the score stage) or probabilities out of range.
-    checks = check_ratings(ratings, {e.id for e in examples} - set(unfit), raters, num_prompts,
-                           docs_dir=layout.rating_docs)
+    checks = check_ratings(
+        ratings, {e.id for e in examples} - set(unfit), raters, num_prompts, docs_dir=layout.rating_docs
+    )
     scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights)
     write_parquet(scores, layout.scores_table)
     write_rejects(rejects, layout.rejects(layout.aggregated))
     values = scores["model_score"].to_numpy()
     quantiles = np.nanquantile(values, [0, 0.25, 0.5, 0.75, 1]).tolist()
-    summary = AggregateSummary(examples=scores.num_rows, rejects=len(rejects), nan_scores=int(np.isnan(values).sum()),
-                               weights=weights, quantiles=dict(zip(["min", "p25", "median", "p75", "max"], quantiles)),
-                               mass=checks.mass, rating_checks=checks.expectations,
-                               settings={"aggregate": dataclasses.asdict(cfg)})
+    summary = AggregateSummary(
+        examples=scores.num_rows,
+        rejects=len(rejects),
+        nan_scores=int(np.isnan(values).sum()),
+        weights=weights,
+        quantiles=dict(zip(["min", "p25", "median", "p75", "max"], quantiles, strict=True)),
+        mass=checks.mass,
+        rating_checks=checks.expectations,
+        settings={"aggregate": dataclasses.asdict(cfg)},
+    )
     summary.save(layout.aggregated)
     return summary

@@ -21,8 +21,13 @@ def ingest_sources(cfg: IngestConfig, layout: Layout) -> IngestSummary:
     result = ingest([cfg.source], cfg.limit, layout.downloads)
     write_example_records(result.examples, layout.examples(layout.ingested))
     write_rejects(result.rejects, layout.rejects(layout.ingested))
-    summary = IngestSummary(sources=result.sources, examples_read=result.n_read, examples=len(result.examples),
-                            rejects=len(result.rejects), duplicates=result.n_duplicates,
-                            settings={"ingest": dataclasses.asdict(cfg)})
+    summary = IngestSummary(
+        sources=result.sources,
+        examples_read=result.n_read,
+        examples=len(result.examples),
+        rejects=len(result.rejects),
+        duplicates=result.n_duplicates,
+        settings={"ingest": dataclasses.asdict(cfg)},
+    )
     summary.save(layout.ingested)
     return summary

@@ -30,9 +30,13 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
     scores = read_scores(layout.scores_table).sort_by("rank")
     kept, left_out = select_top(scores, params.select.ratio)
     kept_set = set(kept)
-    rows = [{"instruction": e.instruction, "input": e.input, "output": e.output}
-            for e in read_example_records(layout.examples(layout.validated)) if e.id in kept_set]
+    rows = [
+        {"instruction": e.instruction, "input": e.input, "output": e.output}
+        for e in read_example_records(layout.examples(layout.validated))
+        if e.id in kept_set
+    ]
     write_text(layout.selection, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    write_text(layout.selected_ids, "".join(i + "\n" for i in kept))
     write_text(layout.excluded_ids, "".join(i + "\n" for i in left_out))
 
     ingested = IngestSummary.load(layout.ingested)
@@ -45,23 +49,44 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
         "duplicates_among_them": ingested.duplicates,
         "used_after_limit": ingested.examples,
         "rejected_at_validation": validated.rejects,
+        "held_out_for_evaluation": validated.heldout,
         "rejected_at_scoring": aggregated.rejects,
         "scored": scores.num_rows,
         "selected": len(kept),
     }
     # Each stage recorded the settings it ran with; the card shows those, so it
     # describes the data as produced even when only this stage re-ran.
-    settings = {**ingested.settings, **validated.settings, **raters[0].settings, **aggregated.settings,
-                "select": dataclasses.asdict(params.select)}
+    settings = {
+        **ingested.settings,
+        **validated.settings,
+        **raters[0].settings,
+        **aggregated.settings,
+        "select": dataclasses.asdict(params.select),
+    }
     settings["ingest"] = {**settings["ingest"], "source": shown_source}
     values = scores["model_score"].to_numpy()
     kept_values = values[: len(kept)]  # ranked best first above
     sources = [{**s, "source": shown_source} for s in ingested.sources]
-    write_text(layout.dataset_card, dataset_card(
-        name="Selective Alpaca", sources=sources, counts=counts, settings=settings, raters=raters,
-        weights=aggregated.weights, scores=values, kept_scores=kept_values, command=command))
-    summary = SelectSummary(selected=len(kept), left_out=len(left_out), ratio=params.select.ratio,
-                            lowest_kept_score=float(np.min(kept_values)) if len(kept_values) else None,
-                            settings={"select": dataclasses.asdict(params.select)})
+    write_text(
+        layout.dataset_card,
+        dataset_card(
+            name="Selective Alpaca",
+            sources=sources,
+            counts=counts,
+            settings=settings,
+            raters=raters,
+            weights=aggregated.weights,
+            scores=values,
+            kept_scores=kept_values,
+            command=command,
+        ),
+    )
+    summary = SelectSummary(
+        selected=len(kept),
+        left_out=len(left_out),
+        ratio=params.select.ratio,
+        lowest_kept_score=float(np.min(kept_values)) if len(kept_values) else None,
+        settings={"select": dataclasses.asdict(params.select)},
+    )
     summary.save(layout.selected)
     return summary

@@ -56,11 +56,17 @@ def tiny_model(tmp_path_factory, smollm2_folder) -> Path:
 TINY_ROWS = [
     {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
     {"instruction": "Add the numbers.", "input": "2 and 3", "output": "2 + 3 = 5, so the answer is 5."},
-    {"instruction": "Write a haiku about rain.", "input": "",
-     "output": "Soft rain on the roof,\nthe garden drinks quietly,\nclouds drift out to sea."},
+    {
+        "instruction": "Write a haiku about rain.",
+        "input": "",
+        "output": "Soft rain on the roof,\nthe garden drinks quietly,\nclouds drift out to sea.",
+    },
     {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour."},
-    {"instruction": "Explain photosynthesis in one sentence.", "input": "",
-     "output": "Plants use sunlight, water and carbon dioxide to make sugar and release oxygen."},
+    {
+        "instruction": "Explain photosynthesis in one sentence.",
+        "input": "",
+        "output": "Plants use sunlight, water and carbon dioxide to make sugar and release oxygen.",
+    },
     {"instruction": "Is 17 prime?", "input": "", "output": "Yes: 17 has no divisors other than 1 and itself."},
 ]
 
@@ -79,9 +85,20 @@ def write_params(path: Path, source: str, raters: list[str], **score) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"] = {"source": source, "limit": None}
     params["tracking"]["tracking_uri"] = f"sqlite:///{path.parent / 'mlflow.db'}"
+    _small_tail(params, raters[0])
     params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", **score})
     path.write_text(yaml.safe_dump(params))
     return path
+
+
+def _small_tail(params: dict, base_model: str) -> None:
+    """Fine-tuning and evaluation sized for tests: one optimiser step on the first
+    rater; two examples held out, the held-out loss the one measure."""
+    params["validate"]["heldout"] = 2
+    params["evaluate"]["heldout_loss"] = True
+    params["evaluate"]["benchmarks"] = {name: 0 for name in params["evaluate"]["benchmarks"]}
+    params["finetune"].update({"base_model": base_model, "max_steps": 1, "batch_size": 2, "micro_batch_size": 2,
+                               "max_length": 128, "lora_r": 4, "lora_alpha": 8, "device": "cpu"})
 
 
 @pytest.fixture(scope="session")
@@ -101,10 +118,10 @@ def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) ->
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["ingest"] = {"source": str(source), "limit": None}
-    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu",
-                            "shard_size": 2})
+    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", "shard_size": 2})
     params["select"]["ratio"] = 0.5
     params["tracking"]["tracking_uri"] = f"sqlite:///{folder / 'mlflow.db'}"
+    _small_tail(params, raters[0])
     for dotted, value in changes.items():
         section, key = dotted.split("__", 1)
         params[section][key] = value
@@ -119,3 +136,62 @@ def stage_context(params: Path, data: Path, progress: bool = False):
     from flows.common import open_context
 
     return open_context(params, data, progress)
+
+
+class ProjectCopy:
+    """A git-initialised copy of this project (tests left out) whose params use the
+    tiny rater (as `tiny`, a short folder name: DVC names stages and folders by the
+    rater) and TINY_ROWS as input; for tests that run DVC or whole commands in it."""
+
+    def __init__(self, tmp_path: Path, tiny_model: Path):
+        import shutil
+        import subprocess
+        import sys
+
+        import yaml
+
+        self.root = tmp_path / "project"
+        files = subprocess.run(
+            ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for name in files:
+            if (ROOT / name).is_file() and not name.startswith("tests/"):
+                (self.root / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, self.root / name)
+        source = tmp_path / "source.json"
+        source.write_text(json.dumps(TINY_ROWS))
+        pipeline_params(self.root, source, [str(tiny_model)])
+        (self.root / "tiny").symlink_to(tiny_model, target_is_directory=True)
+        self.params = yaml.safe_load((self.root / "params.yaml").read_text())
+        self.params["score"]["raters"] = ["tiny"]
+        self.params["finetune"]["base_model"] = "tiny"
+        self.write_params()
+        self.env = {
+            **os.environ,
+            "PREFECT_HOME": str(tmp_path / "prefect"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        self.env.pop("PREFECT_API_URL", None)
+        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+        self.run("git", "init", "-q")
+        self.run(*git, "add", "-A")
+        self.run(*git, "commit", "-qm", "copy")
+
+    def write_params(self) -> None:
+        import yaml
+
+        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params))
+
+    def run(self, *cmd: str) -> str:
+        """Run a command in the copy; its output, or a failure that shows it."""
+        import subprocess
+
+        done = subprocess.run(list(cmd), cwd=self.root, env=self.env, capture_output=True, text=True, timeout=540)
+        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        return done.stdout + done.stderr
+
+
+@pytest.fixture
+def project_copy(tmp_path, tiny_model) -> ProjectCopy:
+    return ProjectCopy(tmp_path, tiny_model)

@@ -7,12 +7,11 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from conftest import TINY_ROWS, write_params
 
 from selectit.cli import main
 from selectit.ingest.records import read_examples
 from selectit.scoring.tables import SENTENCE_PREFIX
-
-from conftest import TINY_ROWS, write_params
 
 
 @pytest.fixture
@@ -29,17 +28,34 @@ def scored(tmp_path, tiny_alpaca, tiny_model):
 def test_score_writes_the_documented_tables(scored):
     _, out = scored
     ratings = pq.read_table(out / "ratings.parquet")
-    assert {"example_id", "model", "prompt_id", "probs", "token_score", "mass", "top_is_digit",
-            "prompt_version", "n_tokens", "truncated"} <= set(ratings.column_names)
+    assert {
+        "example_id",
+        "model",
+        "prompt_id",
+        "probs",
+        "token_score",
+        "mass",
+        "top_is_digit",
+        "prompt_version",
+        "n_tokens",
+        "truncated",
+    } <= set(ratings.column_names)
     # 6 examples x 2 prompts x 2 raters, each with K = 5 raw probabilities
     assert ratings.num_rows == 24
     probs = np.array(ratings["probs"].to_pylist())
     assert probs.shape == (24, 5)
     np.testing.assert_allclose(probs.sum(axis=1), ratings["mass"].to_numpy())
     scores = pq.read_table(out / "scores.parquet")
-    assert scores.column_names == ["example_id", SENTENCE_PREFIX + "tiny-llama", SENTENCE_PREFIX + "twin-llama",
-                                   "model_score", "rank"]
-    assert sorted(scores["example_id"].to_pylist()) == sorted(e.id for e in read_examples([out.parent / "tiny.json"]).examples)
+    assert scores.column_names == [
+        "example_id",
+        SENTENCE_PREFIX + "tiny-llama",
+        SENTENCE_PREFIX + "twin-llama",
+        "model_score",
+        "rank",
+    ]
+    assert sorted(scores["example_id"].to_pylist()) == sorted(
+        e.id for e in read_examples([out.parent / "tiny.json"]).examples
+    )
     # Two identical raters with equal parameter counts: the model score is their shared sentence score.
     np.testing.assert_allclose(scores["model_score"].to_numpy(), scores[SENTENCE_PREFIX + "tiny-llama"].to_numpy())
     manifest = json.loads((out / "manifest.json").read_text())
@@ -50,21 +66,52 @@ def test_score_writes_the_documented_tables(scored):
 def test_aggregate_recomputes_scores_without_a_model(scored, tmp_path):
     params, out = scored
     again = tmp_path / "again.parquet"
-    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"),
-                 "--out", str(again)]) == 0
+    assert (
+        main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"), "--out", str(again)])
+        == 0
+    )
     assert pq.read_table(again).equals(pq.read_table(out / "scores.parquet"))
     changed = tmp_path / "alpha.parquet"
-    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"),
-                 "--alpha", "5", "--out", str(changed)]) == 0
-    assert not np.allclose(pq.read_table(changed)["model_score"].to_numpy(),
-                           pq.read_table(again)["model_score"].to_numpy())
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "aggregate",
+                "--ratings",
+                str(out / "ratings.parquet"),
+                "--alpha",
+                "5",
+                "--out",
+                str(changed),
+            ]
+        )
+        == 0
+    )
+    assert not np.allclose(
+        pq.read_table(changed)["model_score"].to_numpy(), pq.read_table(again)["model_score"].to_numpy()
+    )
 
 
 def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_alpaca):
     params, out = scored
     selected = tmp_path / "selected.json"
-    assert main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"),
-                 "--ratio", "0.5", "--out", str(selected)]) == 0
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "select",
+                "--scores",
+                str(out / "scores.parquet"),
+                "--ratio",
+                "0.5",
+                "--out",
+                str(selected),
+            ]
+        )
+        == 0
+    )
     rows = json.loads(selected.read_text())
     assert len(rows) == 3 and all(r in TINY_ROWS for r in rows)
     best = pq.read_table(out / "scores.parquet")["example_id"].to_pylist()
@@ -75,8 +122,9 @@ def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_
 def test_select_to_jsonl_gz(scored, tmp_path):
     params, out = scored
     selected = tmp_path / "selected.jsonl.gz"
-    assert main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"),
-                 "--out", str(selected)]) == 0
+    assert (
+        main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"), "--out", str(selected)]) == 0
+    )
     assert len(read_examples([selected]).examples) == 1  # 20% of 6, rounded
 
 
@@ -91,12 +139,23 @@ def test_show_prompts_prints_the_exact_rating_text(tmp_path, tiny_alpaca, tiny_m
 
 def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
     data = tmp_path / "mixed.jsonl"
-    data.write_text("\n".join([json.dumps(TINY_ROWS[0]), "{broken", json.dumps({"instruction": "x", "output": ""}),
-                               json.dumps(TINY_ROWS[1])]))
+    data.write_text(
+        "\n".join(
+            [
+                json.dumps(TINY_ROWS[0]),
+                "{broken",
+                json.dumps({"instruction": "x", "output": ""}),
+                json.dumps(TINY_ROWS[1]),
+            ]
+        )
+    )
     params = write_params(tmp_path / "params.yaml", str(data), [str(tiny_model)])
     assert main(["--params", str(params), "score", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
-    rejects = [json.loads(l) for l in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
-    assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [(2, "invalid JSON"), (3, "field 'output' is empty")]
+    rejects = [json.loads(line) for line in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [
+        (2, "invalid JSON"),
+        (3, "field 'output' is empty"),
+    ]
     assert pq.read_table(tmp_path / "o" / "scores.parquet").num_rows == 2
 
 
@@ -116,13 +175,37 @@ def test_errors_name_the_problem(tmp_path, tiny_alpaca, tiny_model, capsys):
 
 def test_a_table_of_the_wrong_kind_is_named_not_a_traceback(scored, tmp_path, capsys):
     params, out = scored
-    assert main(["--params", str(params), "aggregate", "--ratings", str(out / "scores.parquet"),
-                 "--out", str(tmp_path / "x.parquet")]) == 2
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "aggregate",
+                "--ratings",
+                str(out / "scores.parquet"),
+                "--out",
+                str(tmp_path / "x.parquet"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "scores.parquet: not a ratings table" in error[0]
     assert "found columns ['example_id'" in error[0] and "Traceback" not in error[0]
-    assert main(["--params", str(params), "select", "--scores", str(out / "ratings.parquet"),
-                 "--out", str(tmp_path / "sel.json")]) == 2
+    assert (
+        main(
+            [
+                "--params",
+                str(params),
+                "select",
+                "--scores",
+                str(out / "ratings.parquet"),
+                "--out",
+                str(tmp_path / "sel.json"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "ratings.parquet: not a scores table" in error[0] and len(error[0]) < 400
 

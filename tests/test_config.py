@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selectit.config import ParamsError, Params, load_params
+from selectit.config import Params, ParamsError, load_params
 
 REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -191,9 +191,16 @@ def test_two_raters_with_the_same_name_rejected(tmp_path):
 
 
 def test_int_accepted_for_float_fields(tmp_path):
-    params = load_params(write_params(tmp_path, {"aggregate.alpha": 1, "select.ratio": 1,
-                                                 "aggregate.weights": {"smollm2-135m-instruct": 2,
-                                                                       "gemma3-270m": 0.5}}))
+    params = load_params(
+        write_params(
+            tmp_path,
+            {
+                "aggregate.alpha": 1,
+                "select.ratio": 1,
+                "aggregate.weights": {"smollm2-135m-instruct": 2, "gemma3-270m": 0.5},
+            },
+        )
+    )
     assert params.aggregate.alpha == 1.0 and isinstance(params.aggregate.alpha, float)
     assert isinstance(params.select.ratio, float)
     assert params.aggregate.weights == {"smollm2-135m-instruct": 2.0, "gemma3-270m": 0.5}
@@ -209,10 +216,13 @@ def test_optional_fields_accept_null_and_values(tmp_path):
 # --- paths and overrides ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("data/x.json", "project/data/x.json"),
-    ("../up.jsonl", "up.jsonl"),
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("data/x.json", "project/data/x.json"),
+        ("../up.jsonl", "up.jsonl"),
+    ],
+)
 def test_relative_source_resolves_against_the_params_folder(tmp_path, given, expected):
     path = write_params(tmp_path / "project", {"ingest.source": given})
     assert Path(load_params(path).ingest.source).resolve() == (tmp_path / expected).resolve()
@@ -274,11 +284,14 @@ def test_relative_prompt_set_file_is_relative_to_params(tmp_path):
     assert params.score.prompt_set == str(tmp_path / "my_prompts.yaml")
 
 
-@pytest.mark.parametrize("weights, expected", [
-    ({"smollm2-135m-instruct": 1.0}, "do not match the raters"),
-    ({"smollm2-135m-instruct": 1.0, "gemma3-270m": -1.0}, "finite numbers >= 0"),
-    ({"smollm2-135m-instruct": 0.0, "gemma3-270m": 0.0}, "not all zero"),
-])
+@pytest.mark.parametrize(
+    "weights, expected",
+    [
+        ({"smollm2-135m-instruct": 1.0}, "do not match the raters"),
+        ({"smollm2-135m-instruct": 1.0, "gemma3-270m": -1.0}, "finite numbers >= 0"),
+        ({"smollm2-135m-instruct": 0.0, "gemma3-270m": 0.0}, "not all zero"),
+    ],
+)
 def test_rater_weights_are_checked_when_params_are_read(tmp_path, weights, expected):
     with pytest.raises(ParamsError, match=rf"aggregate.weights: .*{expected}"):
         load_params(write_params(tmp_path, {"aggregate.weights": weights}))

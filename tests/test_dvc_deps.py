@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from selectit.provenance import PROJECT_PACKAGES, project_modules
 
 _INTERPOLATION = re.compile(r"\$\{\s*([^}]+?)\s*\}")
@@ -75,12 +75,20 @@ def dvc_stages(root: Path = ROOT) -> list[Stage]:
             for key, item in pairs:
                 context = {**params, "item": item, "key": key}
                 body = _interpolate(spec["do"], context)
-                stages.append(Stage(f"{name}@{key}", body["cmd"], tuple(_dep_path(d) for d in body.get("deps", [])),
-                                    f"stages.{name}.do.deps", 8))
+                stages.append(
+                    Stage(
+                        f"{name}@{key}",
+                        body["cmd"],
+                        tuple(_dep_path(d) for d in body.get("deps", [])),
+                        f"stages.{name}.do.deps",
+                        8,
+                    )
+                )
         else:
             body = _interpolate(spec, params)
-            stages.append(Stage(name, body["cmd"], tuple(_dep_path(d) for d in body.get("deps", [])),
-                                f"stages.{name}.deps", 6))
+            stages.append(
+                Stage(name, body["cmd"], tuple(_dep_path(d) for d in body.get("deps", [])), f"stages.{name}.deps", 6)
+            )
     return stages
 
 
@@ -112,8 +120,9 @@ def stale_deps(deps: tuple[str, ...], loaded: set[str], root: Path = ROOT) -> li
             if dep not in loaded:
                 stale.append(dep)
         elif (root / dep).is_dir():
-            unused = sorted(p.relative_to(root).as_posix() for p in (root / dep).rglob("*.py")
-                            if "__pycache__" not in p.parts)
+            unused = sorted(
+                p.relative_to(root).as_posix() for p in (root / dep).rglob("*.py") if "__pycache__" not in p.parts
+            )
             unused = [p for p in unused if p not in loaded]
             if unused:
                 stale.append(f"{dep} (holds {', '.join(unused)}, which the stage does not load)")
@@ -138,13 +147,15 @@ def test_deps_are_the_code_the_stage_loads(stage: Stage):
     problems = []
     if missing:
         pad = " " * stage.indent
-        problems.append(f"`{stage.cmd}` loads files that dvc.yaml {stage.deps_key} does not list "
-                        f"(a change to them would not re-run {stage.name}); add:\n"
-                        + "\n".join(f"{pad}- {p}" for p in missing))
+        problems.append(
+            f"`{stage.cmd}` loads files that dvc.yaml {stage.deps_key} does not list "
+            f"(a change to them would not re-run {stage.name}); add:\n" + "\n".join(f"{pad}- {p}" for p in missing)
+        )
     if stale:
-        problems.append(f"dvc.yaml {stage.deps_key} lists project code that `{stage.cmd}` does not load "
-                        f"(a change to it re-runs {stage.name} for nothing); remove:\n"
-                        + "\n".join(f"  {d}" for d in stale))
+        problems.append(
+            f"dvc.yaml {stage.deps_key} lists project code that `{stage.cmd}` does not load "
+            f"(a change to it re-runs {stage.name} for nothing); remove:\n" + "\n".join(f"  {d}" for d in stale)
+        )
     assert not problems, "\n\n".join(problems)
 
 
@@ -163,7 +174,8 @@ def test_the_check_sees_a_missing_and_a_stale_dep(tmp_path):
         "        - data/x/${item}\n"
         "        - flows/score.py\n"
         "        - flows/unused.py\n"
-        "        - selectit/rating\n")
+        "        - selectit/rating\n"
+    )
     for stage in dvc_stages(tmp_path):
         assert stage.name in {"score@a", "score@b"}
         assert flow_module(stage.cmd) == "flows.score"

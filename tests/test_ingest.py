@@ -8,11 +8,10 @@ import json
 import threading
 
 import pytest
-
-from selectit.ingest.sources import file_sha256, ingest
-from selectit.ingest.records import InputError
-
 from conftest import TINY_ROWS
+
+from selectit.ingest.records import InputError
+from selectit.ingest.sources import file_sha256, ingest
 
 
 @pytest.fixture

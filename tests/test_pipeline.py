@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
-import yaml
 import pytest
-
-from conftest import stage_context, TINY_ROWS, pipeline_params
+import yaml
+from conftest import TINY_ROWS, pipeline_params, stage_context
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -32,7 +31,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     params, data, _ = project
     results = pipeline_flow(str(params), str(data), progress=False)
     selected = json.loads((data / "selected" / "selective_alpaca.json").read_text())
-    assert len(selected) == 5  # half of 10
+    assert len(selected) == 4  # half of the 8 scored (2 of 10 held out)
     assert all(set(row) == {"instruction", "input", "output"} for row in selected)
     assert all(row in TINY_ROWS + MORE_ROWS for row in selected)
     card = (data / "selected" / "dataset_card.md").read_text()
@@ -45,7 +44,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     source_section = card.split("## Source")[1].split("## Counts")[0]
     assert "| `source.json` |" in source_section and str(params.parent) not in source_section
     assert (data / "reports" / "validation" / "index.html").is_file()
-    assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 20  # 10 examples x 2 prompts
+    assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 16  # 8 examples x 2 prompts
 
     from mlflow.tracking import MlflowClient
 
@@ -55,15 +54,44 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.params["select.ratio"] == "0.5"
     children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert {"ingest", "validate", "aggregate", "select"} <= children and len(children) == 6
+    variants = ["selectit", "random", "longest", "bottom", "full", "base"]
+    tail = {f"{stage}@{v}" for stage in ("finetune", "evaluate") for v in variants} | {"compare"}
+    assert {"ingest", "validate", "aggregate", "select"} | tail <= children and len(children) == 6 + len(tail)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags.get("git_commit") for r in runs)  # provenance on every run
     assert all(r.data.tags.get("code_version", "").startswith("0.") for r in runs)
     # The parent run carries each stage's headline metrics, for MLflow's run table and compare view.
     parent_metrics = parents[0].data.metrics
-    assert parent_metrics["ingest.examples"] == 10 and parent_metrics["select.selected"] == 5
-    assert parent_metrics["aggregate.examples"] == 10 and "aggregate.score_median" in parent_metrics
-    assert parent_metrics["score_twin-llama.texts_run"] == 20
+    assert parent_metrics["ingest.examples"] == 10 and parent_metrics["select.selected"] == 4
+    assert parent_metrics["aggregate.examples"] == 8 and "aggregate.score_median" in parent_metrics
+    assert parent_metrics["score_twin-llama.texts_run"] == 16
+
+    # Fine-tuning and evaluation: every variant, compared with `random` on the held-out loss.
+    assert results.stages["finetune@selectit"].examples == 4 and results.stages["finetune@full"].examples == 8
+    assert results.stages["finetune@base"].steps == 0 and results.stages["finetune@selectit"].steps == 1
+    comparison = json.loads((data / "reports" / "comparison" / "comparison.json").read_text())
+    assert set(comparison["variants"]) == set(variants) and comparison["reference"] == "random"
+    nll = comparison["variants"]["selectit"]["heldout_nll"]
+    assert nll["n"] == 2 and nll["low"] <= nll["mean"] <= nll["high"]
+    assert nll["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
+    dvc_metrics = json.loads((data / "reports" / "comparison" / "metrics.json").read_text())
+    assert dvc_metrics["selectit"]["heldout_nll"] == pytest.approx(nll["mean"])
+    assert parent_metrics["selectit.heldout_nll"] == pytest.approx(nll["mean"])
+    assert "selectit.heldout_nll_vs_random" in parent_metrics
+
+    # Lineage: the number -> the variant's evaluate run -> its finetune run -> the select run
+    # -> the aggregate run -> validate -> ingest, each link a tagged run id with file hashes.
+    by_id = {r.info.run_id: r for r in runs}
+    evaluate = next(r for r in runs if r.info.run_name == "evaluate@selectit")
+    chain = [evaluate.info.run_name]
+    run = evaluate
+    while "lineage.input_run_id" in run.data.tags:
+        upstream = by_id[run.data.tags["lineage.input_run_id"]]
+        assert upstream.data.tags["lineage.output_sha256"] == run.data.tags["lineage.input_sha256"]
+        run = upstream
+        chain.append(run.info.run_name)
+    assert chain == ["evaluate@selectit", "finetune@selectit", "select", "aggregate", "validate", "ingest"]
+    assert run.data.tags["source.0.sha256"]  # and ingest names the input file's hash
 
 
 def test_appended_rows_are_the_only_ones_rated_again(project):
@@ -78,8 +106,10 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
     first = score_flow(stage_context(params, data), rater)
     assert first.texts_run == 20
 
-    appended = [{"instruction": "Name a fruit.", "input": "", "output": "Apple."},
-                {"instruction": "Name a tree.", "input": "", "output": "Oak."}]
+    appended = [
+        {"instruction": "Name a fruit.", "input": "", "output": "Apple."},
+        {"instruction": "Name a tree.", "input": "", "output": "Oak."},
+    ]
     source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + appended))
     ingest_flow(stage_context(params, data))
     validate_flow(stage_context(params, data))
@@ -115,9 +145,15 @@ def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     from conftest import ROOT
 
     params = pipeline_params(tmp_path, tiny_alpaca, ["x"], select__ratoi=0.3)
-    done = subprocess.run([sys.executable, "-m", "flows.select", "--params", str(params), "--data",
-                           str(tmp_path / "data")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.select", "--params", str(params), "--data", str(tmp_path / "data")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']")
+        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']"
+    )
     assert "Traceback" not in done.stderr

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import write_params
+
 from selectit.config import load_params
 from selectit.errors import ParamsError
 from selectit.rating.prompts import TEMPLATES, RatingPrompts, load_prompt_set, request_parts
@@ -45,7 +45,7 @@ def test_from_set_fills_in_k(k):
     raw = load_prompt_set("default")
     rp = default_prompts(num_prompts=len(raw), k=k)
     assert len(rp.prompts) == len(raw)
-    for formatted, template in zip(rp.prompts, raw):
+    for formatted, template in zip(rp.prompts, raw, strict=True):
         assert "{k}" not in formatted
         assert str(k) in formatted
         assert formatted == template.replace("{k}", str(k))
@@ -96,7 +96,9 @@ def test_version_ignores_where_the_prompts_came_from(tmp_path):
 @pytest.mark.parametrize("n", [0, -1, 7, 100])
 def test_num_prompts_out_of_range_rejected_when_params_are_read(tmp_path, n):
     size = len(load_prompt_set("default"))
-    with pytest.raises(ParamsError, match=rf"score.num_prompts: expected an integer from 1 to {size}.*'default'.*got {n}"):
+    with pytest.raises(
+        ParamsError, match=rf"score.num_prompts: expected an integer from 1 to {size}.*'default'.*got {n}"
+    ):
         load_params(write_params(tmp_path / "params.yaml", "data.json", ["a"], num_prompts=n))
 
 

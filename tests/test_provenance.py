@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import ROOT
 
 import selectit
-from conftest import ROOT, TINY_ROWS, pipeline_params
 from selectit.provenance import code_version, dvc_stage_hashes, git_commit, project_modules, record_stages
 
 # The venv's `dvc` and `python` first on PATH, as `make` runs them.
@@ -34,9 +34,7 @@ def _git(cwd: Path, *args: str) -> str:
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
     }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True
-    )
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True, check=True)
     return done.stdout.strip()
 
 
@@ -224,7 +222,11 @@ def test_project_modules_follows_lazy_relative_and_literal_imports(fake_project)
 
 def test_project_modules_of_a_leaf_and_bad_names(fake_project):
     assert [p.as_posix() for p in project_modules("lib.deep.leaf", root=fake_project, packages=PACKAGES)] == [
-        "lib/__init__.py", "lib/core.py", "lib/deep/__init__.py", "lib/deep/leaf.py"]
+        "lib/__init__.py",
+        "lib/core.py",
+        "lib/deep/__init__.py",
+        "lib/deep/leaf.py",
+    ]
     # a package: its __init__.py
     assert project_modules("lib", root=fake_project, packages=PACKAGES) == [Path("lib/__init__.py")]
     with pytest.raises(ModuleNotFoundError, match="app.missing"):
@@ -276,8 +278,14 @@ def test_code_version_of_a_module_run_as_main(fake_project):
     expected = code_version("app.cli", root=fake_project, packages=PACKAGES)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake_project), str(ROOT)])}
     for command in (["-m", "app.cli"], [str(fake_project / "app" / "cli.py")]):
-        done = subprocess.run([sys.executable, *command, str(fake_project)], cwd=fake_project, env=env,
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [sys.executable, *command, str(fake_project)],
+            cwd=fake_project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert done.stdout.strip() == expected
 
 
@@ -415,58 +423,29 @@ STAGE_COMMANDS = [
 ]
 
 
-def _run(cmd: list[str], cwd: Path, env: dict) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=540)
-    assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout + done.stderr
-
-
 @pytest.mark.slow
-def test_record_stages_after_running_each_stage_by_hand(tmp_path, tiny_model, capfd):
+def test_record_stages_after_running_each_stage_by_hand(tmp_path, project_copy, capfd):
     """The stage commands of dvc.yaml run outside DVC, then recorded: DVC sees
     exactly what `dvc repro` would have left, and can push it."""
-    project = tmp_path / "project"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (ROOT / name).is_file() and not name.startswith("tests/"):
-            (project / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, project / name)
-    source = tmp_path / "source.json"
-    source.write_text(json.dumps(TINY_ROWS))
-    pipeline_params(project, source, [str(tiny_model)])
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    # DVC's foreach names stages and folders by the rater; a folder name keeps paths short.
-    (project / "tiny").symlink_to(tiny_model, target_is_directory=True)
-    params["score"]["raters"] = ["tiny"]
-    (project / "params.yaml").write_text(yaml.safe_dump(params))
-
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
-    env.pop("PREFECT_API_URL", None)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-    _run(["git", "init", "-q"], project, env)
-    _run([*git, "add", "-A"], project, env)
-    _run([*git, "commit", "-qm", "copy"], project, env)
-
+    project = project_copy
     for _, cmd in STAGE_COMMANDS:
-        _run(cmd, project, env)
-    assert not (project / "dvc.lock").exists()
+        project.run(*cmd)
+    assert not (project.root / "dvc.lock").exists()
 
     stages = [name for name, _ in STAGE_COMMANDS]
     capfd.readouterr()
-    hashes = record_stages(project, stages)
+    hashes = record_stages(project.root, stages)
     assert capfd.readouterr().out == ""
     assert set(hashes) == {f"dvc.{s}" for s in stages}
 
-    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(stages)
-    assert json.loads(_run(["dvc", "status", "--json"], project, env)) == {}
-    assert "Data and pipelines are up to date" in _run(["dvc", "repro"], project, env)
+    assert json.loads(project.run("dvc", "status", "--json")) == {}
+    assert "Data and pipelines are up to date" in project.run("dvc", "repro")
 
     # everything `dvc push` needs is in the cache: push to a local remote
     remote = tmp_path / "remote"
-    _run(["dvc", "remote", "add", "-d", "store", str(remote)], project, env)
-    _run(["dvc", "push"], project, env)
+    project.run("dvc", "remote", "add", "-d", "store", str(remote))
+    project.run("dvc", "push")
     selected = lock["stages"]["select"]["outs"][0]["md5"]
     assert (remote / "files" / "md5" / selected[:2] / selected[2:]).is_file()

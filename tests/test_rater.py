@@ -5,22 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_ROWS
 
-from selectit.rating.prompts import RatingPrompts
+from selectit.ingest.records import Example, example_id
 from selectit.rating import engine as transformers_rater
-from selectit.rating.models import ModelSource
 from selectit.rating.batching import shared_prefix_groups
 from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
+from selectit.rating.models import ModelSource
+from selectit.rating.prompts import RatingPrompts
 from selectit.rating.texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
-from selectit.ingest.records import Example, example_id
-
-from conftest import TINY_ROWS
 
 
 def _examples(rows=TINY_ROWS) -> list[Example]:
     return [
-        Example(example_id(r["instruction"], r["input"], r["output"]), r["instruction"], r["input"],
-                r["output"], "tiny.json", i, "alpaca", r)
+        Example(
+            example_id(r["instruction"], r["input"], r["output"]),
+            r["instruction"],
+            r["input"],
+            r["output"],
+            "tiny.json",
+            i,
+            "alpaca",
+            r,
+        )
         for i, r in enumerate(rows)
     ]
 
@@ -58,7 +65,7 @@ def test_probabilities_equal_a_plain_full_sequence_forward(rater, encoded):
     texts, digits = encoded
     got = rater.rate(texts, digits, token_budget=4096, progress=False).probs
     with torch.no_grad():
-        for ids, row in zip(texts, got):
+        for ids, row in zip(texts, got, strict=True):
             logits = rater.model(torch.tensor([ids])).logits[0, -1]
             expected = torch.softmax(logits.float(), -1)[digits].double().numpy()
             np.testing.assert_allclose(row, expected, rtol=1e-4, atol=1e-7)

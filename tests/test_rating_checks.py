@@ -22,10 +22,19 @@ MASS = {"small": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], "big": [1.0, 1.0, 0.5, 0.5, 0.2
 def rating_row(example_id, model, prompt_id, probs, top_is_digit=True):
     mass = float(sum(probs))
     return {
-        "example_id": example_id, "model": model, "model_params": PARAMS.get(model, 1),
-        "prompt_id": prompt_id, "prompt_version": "v1", "template": "plain", "k": K,
-        "probs": [float(p) for p in probs], "mass": mass, "top_is_digit": top_is_digit,
-        "token_score": 1.0 if mass > 0 else math.nan, "n_tokens": 10, "truncated": False,
+        "example_id": example_id,
+        "model": model,
+        "model_params": PARAMS.get(model, 1),
+        "prompt_id": prompt_id,
+        "prompt_version": "v1",
+        "template": "plain",
+        "k": K,
+        "probs": [float(p) for p in probs],
+        "mass": mass,
+        "top_is_digit": top_is_digit,
+        "token_score": 1.0 if mass > 0 else math.nan,
+        "n_tokens": 10,
+        "truncated": False,
     }
 
 
@@ -36,8 +45,7 @@ def good_rows() -> list[dict]:
         for example_id in IDS:
             for prompt_id in range(PROMPTS):
                 mass = next(masses)  # all of it on the digit 3
-                rows.append(rating_row(example_id, model, prompt_id, [0, 0, mass, 0, 0],
-                                       top_is_digit=mass >= 0.5))
+                rows.append(rating_row(example_id, model, prompt_id, [0, 0, mass, 0, 0], top_is_digit=mass >= 0.5))
     return rows
 
 
@@ -57,11 +65,13 @@ def test_good_table_passes_with_the_mass_summary():
     assert all(e["unexpected_count"] == 0 for e in result.expectations)
     assert set(result.expectations[0]) == {"expectation", "column", "success", "unexpected_count"}
     checked = {(e["expectation"], e["column"]) for e in result.expectations}
-    assert {("expect_column_values_to_be_unique", "key"),
-            ("expect_column_values_to_be_in_set", "key"),
-            ("expect_table_row_count_to_equal", None),
-            ("expect_column_values_to_be_between", "prob_max"),
-            ("expect_column_values_to_not_be_null", "mass")} <= checked
+    assert {
+        ("expect_column_values_to_be_unique", "key"),
+        ("expect_column_values_to_be_in_set", "key"),
+        ("expect_table_row_count_to_equal", None),
+        ("expect_column_values_to_be_between", "prob_max"),
+        ("expect_column_values_to_not_be_null", "mass"),
+    } <= checked
     assert list(result.mass) == RATERS
     small, big = result.mass["small"], result.mass["big"]
     assert small["mean"] == pytest.approx(0.65)
@@ -69,8 +79,7 @@ def test_good_table_passes_with_the_mass_summary():
     assert small["p05"] == pytest.approx(0.425)  # linear between 0.4 and 0.5
     assert small["median"] == pytest.approx(0.65)
     assert small["top_is_digit_share"] == pytest.approx(5 / 6)
-    assert big == pytest.approx({"mean": 3.5 / 6, "min": 0.25, "p05": 0.25, "median": 0.5,
-                                 "top_is_digit_share": 4 / 6})
+    assert big == pytest.approx({"mean": 3.5 / 6, "min": 0.25, "p05": 0.25, "median": 0.5, "top_is_digit_share": 4 / 6})
 
 
 def _broken(change):
@@ -95,24 +104,47 @@ def _stranger(rows):
     rows.append(rating_row("zz", "small", 0, [0, 0, 1, 0, 0]))
 
 
-@pytest.mark.parametrize("change, names", [
-    (lambda rows: _set_prob(rows, 1.5),
-     [r"expect_column_values_to_be_between\(prob_max\) failed for 1 row "
-      r"\(first: example e2, rater small, prompt 1; prob_max=1\.5\)"]),
-    (lambda rows: _set_prob(rows, math.nan),
-     [r"expect_column_values_to_be_in_set\(prob_nans\) failed for 1 row \(first: example e2, rater small"]),
-    (_drop,
-     [r"expect_table_row_count_to_equal failed: 11 rows, expected 12; 1 expected \(example, rater, prompt\) "
-      r"has no rating \(e\.g\. example e1, rater big, prompt 1\)",
-      "re-run the score stage"]),
-    (_duplicate,
-     [r"expect_column_values_to_be_unique\(key\) failed for 2 rows \(first: example e2, rater small, prompt 0\)",
-      r"expect_table_row_count_to_equal failed: 13 rows, expected 12"]),
-    (_stranger,
-     [r"expect_column_values_to_be_in_set\(key\) failed: 1 rated \(example, rater, prompt\) "
-      r"is not expected \(e\.g\. example zz, rater small, prompt 0\)",
-      r"expect_table_row_count_to_equal failed: 13 rows, expected 12"]),
-], ids=["prob_1.5", "prob_nan", "missing_row", "duplicate_row", "unexpected_id"])
+@pytest.mark.parametrize(
+    "change, names",
+    [
+        (
+            lambda rows: _set_prob(rows, 1.5),
+            [
+                r"expect_column_values_to_be_between\(prob_max\) failed for 1 row "
+                r"\(first: example e2, rater small, prompt 1; prob_max=1\.5\)"
+            ],
+        ),
+        (
+            lambda rows: _set_prob(rows, math.nan),
+            [r"expect_column_values_to_be_in_set\(prob_nans\) failed for 1 row \(first: example e2, rater small"],
+        ),
+        (
+            _drop,
+            [
+                r"expect_table_row_count_to_equal failed: 11 rows, expected 12; 1 expected \(example, rater, prompt\) "
+                r"has no rating \(e\.g\. example e1, rater big, prompt 1\)",
+                "re-run the score stage",
+            ],
+        ),
+        (
+            _duplicate,
+            [
+                r"expect_column_values_to_be_unique\(key\) failed for 2 rows "
+                r"\(first: example e2, rater small, prompt 0\)",
+                r"expect_table_row_count_to_equal failed: 13 rows, expected 12",
+            ],
+        ),
+        (
+            _stranger,
+            [
+                r"expect_column_values_to_be_in_set\(key\) failed: 1 rated \(example, rater, prompt\) "
+                r"is not expected \(e\.g\. example zz, rater small, prompt 0\)",
+                r"expect_table_row_count_to_equal failed: 13 rows, expected 12",
+            ],
+        ),
+    ],
+    ids=["prob_1.5", "prob_nan", "missing_row", "duplicate_row", "unexpected_id"],
+)
 def test_bad_tables_raise_naming_the_expectation(change, names):
     with pytest.raises(RatingCheckFailed) as failure:
         check(_broken(change))

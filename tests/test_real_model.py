@@ -8,18 +8,16 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import ALPACA_SAMPLE, write_params
 
 from selectit.cli import main
-
-from conftest import ALPACA_SAMPLE, write_params
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.mark.skipif(not ALPACA_SAMPLE.is_file(), reason=f"{ALPACA_SAMPLE} is not here")
 def test_smollm2_scores_real_examples(tmp_path, smollm2_folder):
-    params = write_params(tmp_path / "params.yaml", str(ALPACA_SAMPLE), ["smollm2-135m-instruct"],
-                          dtype="auto")
+    params = write_params(tmp_path / "params.yaml", str(ALPACA_SAMPLE), ["smollm2-135m-instruct"], dtype="auto")
     out = tmp_path / "out"
     assert main(["--params", str(params), "score", "--limit", "6", "--out", str(out), "--no-progress"]) == 0
 
@@ -38,9 +36,9 @@ def test_smollm2_scores_real_examples(tmp_path, smollm2_folder):
     # The engine's first rating equals a plain fp32 forward pass over the same ids.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from selectit.ingest.records import read_examples
     from selectit.rating.prompts import RatingPrompts
     from selectit.rating.texts import RatingTextEncoder
-    from selectit.ingest.records import read_examples
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
     model = AutoModelForCausalLM.from_pretrained(smollm2_folder, dtype=torch.float32).eval()

@@ -39,6 +39,7 @@ def reasons(result) -> list[str]:
 
 # --- formats -----------------------------------------------------------------
 
+
 def test_alpaca_json_list(tmp_path):
     path = write_json(tmp_path / "a.json", ALPACA_ROWS)
     result = read_examples([path])
@@ -78,17 +79,29 @@ def test_null_input_counts_as_empty_and_text_is_not_stripped(tmp_path):
 def test_sharegpt_and_roles(tmp_path):
     rows = [
         {"conversations": [{"from": "human", "value": "Q1"}, {"from": "gpt", "value": "A1"}]},
-        {"conversations": [{"from": "system", "value": "Be brief."},
-                           {"from": "user", "value": "Q2"}, {"from": "chatgpt", "value": "A2"}]},
+        {
+            "conversations": [
+                {"from": "system", "value": "Be brief."},
+                {"from": "user", "value": "Q2"},
+                {"from": "chatgpt", "value": "A2"},
+            ]
+        },
     ]
     result = read_examples([write_json(tmp_path / "s.json", rows)])
     assert [(e.instruction, e.input, e.output, e.format) for e in result.examples] == [
-        ("Q1", "", "A1", "sharegpt"), ("Q2", "Be brief.", "A2", "sharegpt")]
+        ("Q1", "", "A1", "sharegpt"),
+        ("Q2", "Be brief.", "A2", "sharegpt"),
+    ]
 
 
 def test_openai_messages(tmp_path):
-    row = {"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "Q"},
-                        {"role": "assistant", "content": "A"}]}
+    row = {
+        "messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "A"},
+        ]
+    }
     (example,) = read_examples([write_jsonl(tmp_path / "o.jsonl", [row])]).examples
     assert (example.instruction, example.input, example.output) == ("Q", "S", "A")
     assert example.format == "openai" and example.raw == row
@@ -96,10 +109,20 @@ def test_openai_messages(tmp_path):
 
 def test_same_content_in_three_formats_same_id(tmp_path):
     alpaca = {"instruction": "Q", "input": "ctx", "output": "A"}
-    sharegpt = {"conversations": [{"from": "system", "value": "ctx"}, {"from": "human", "value": "Q"},
-                                  {"from": "gpt", "value": "A"}]}
-    openai = {"messages": [{"role": "system", "content": "ctx"}, {"role": "user", "content": "Q"},
-                           {"role": "assistant", "content": "A"}]}
+    sharegpt = {
+        "conversations": [
+            {"from": "system", "value": "ctx"},
+            {"from": "human", "value": "Q"},
+            {"from": "gpt", "value": "A"},
+        ]
+    }
+    openai = {
+        "messages": [
+            {"role": "system", "content": "ctx"},
+            {"role": "user", "content": "Q"},
+            {"role": "assistant", "content": "A"},
+        ]
+    }
     ids = set()
     for i, row in enumerate((alpaca, sharegpt, openai)):
         (example,) = read_examples([write_jsonl(tmp_path / f"{i}.jsonl", [row])]).examples
@@ -109,15 +132,22 @@ def test_same_content_in_three_formats_same_id(tmp_path):
 
 
 def test_multi_turn_rendering(tmp_path):
-    row = {"messages": [{"role": "system", "content": "Sys"},
-                        {"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"},
-                        {"role": "user", "content": "Joke?"}, {"role": "assistant", "content": "No."}]}
+    row = {
+        "messages": [
+            {"role": "system", "content": "Sys"},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello"},
+            {"role": "user", "content": "Joke?"},
+            {"role": "assistant", "content": "No."},
+        ]
+    }
     (example,) = read_examples([write_jsonl(tmp_path / "m.jsonl", [row])]).examples
     assert example.instruction == "User: Hi\n\nAssistant: Hello\n\nUser: Joke?"
     assert example.input == "Sys" and example.output == "No."
 
 
 # --- ids -----------------------------------------------------------------------
+
 
 def test_id_stable_across_reads_and_files(tmp_path):
     a = write_json(tmp_path / "a.json", ALPACA_ROWS)
@@ -131,11 +161,13 @@ def test_id_stable_across_reads_and_files(tmp_path):
 
 def test_id_is_canonical_sha256():
     import hashlib
+
     expected = hashlib.sha256('["é","",""]'.encode()).hexdigest()[:16]
     assert example_id("é", "", "") == expected
 
 
 # --- rejects -------------------------------------------------------------------
+
 
 def test_broken_json_line_is_rejected_and_rest_read(tmp_path):
     path = tmp_path / "a.jsonl"
@@ -147,31 +179,45 @@ def test_broken_json_line_is_rejected_and_rest_read(tmp_path):
     assert reject.reason.startswith("invalid JSON:")
 
 
-@pytest.mark.parametrize("row, reason", [
-    ({"instruction": "Q"}, "missing field 'output'"),
-    ({"output": "A"}, "missing field 'instruction'"),
-    ({"instruction": "  ", "output": "A"}, "field 'instruction' is empty"),
-    ({"instruction": "Q", "output": ""}, "field 'output' is empty"),
-    ({"instruction": "Q", "input": 3, "output": "A"}, "field 'input' must be a string, got int"),
-    ({"instruction": ["Q"], "output": "A"}, "field 'instruction' must be a string, got list"),
-    (42, "row is not a JSON object"),
-    ({"conversations": [{"from": "human", "value": "Q"}]},
-     "conversation does not end with an assistant turn"),
-    ({"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": " "}]},
-     "conversation does not end with an assistant turn"),
-    ({"conversations": [{"from": "robot", "value": "Q"}, {"from": "gpt", "value": "A"}]},
-     "conversations[0]: unknown role 'robot'"),
-    ({"conversations": [{"from": "human", "value": ""}, {"from": "gpt", "value": "A"}]},
-     "conversations[0]: user turn is empty"),
-    ({"conversations": "hi"}, "field 'conversations' must be a list, got str"),
-    ({"messages": [{"role": "system", "content": "S"}, {"role": "assistant", "content": "A"}]},
-     "conversation has no user turn"),
-    ({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": None}]},
-     "messages[1]: field 'content' must be a string, got null"),
-    ({"messages": [{"role": "tool", "content": "Q"}, {"role": "assistant", "content": "A"}]},
-     "messages[0]: unknown role 'tool'"),
-    ({"foo": 1}, "unknown format: expected keys instruction/output, conversations or messages"),
-])
+@pytest.mark.parametrize(
+    "row, reason",
+    [
+        ({"instruction": "Q"}, "missing field 'output'"),
+        ({"output": "A"}, "missing field 'instruction'"),
+        ({"instruction": "  ", "output": "A"}, "field 'instruction' is empty"),
+        ({"instruction": "Q", "output": ""}, "field 'output' is empty"),
+        ({"instruction": "Q", "input": 3, "output": "A"}, "field 'input' must be a string, got int"),
+        ({"instruction": ["Q"], "output": "A"}, "field 'instruction' must be a string, got list"),
+        (42, "row is not a JSON object"),
+        ({"conversations": [{"from": "human", "value": "Q"}]}, "conversation does not end with an assistant turn"),
+        (
+            {"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": " "}]},
+            "conversation does not end with an assistant turn",
+        ),
+        (
+            {"conversations": [{"from": "robot", "value": "Q"}, {"from": "gpt", "value": "A"}]},
+            "conversations[0]: unknown role 'robot'",
+        ),
+        (
+            {"conversations": [{"from": "human", "value": ""}, {"from": "gpt", "value": "A"}]},
+            "conversations[0]: user turn is empty",
+        ),
+        ({"conversations": "hi"}, "field 'conversations' must be a list, got str"),
+        (
+            {"messages": [{"role": "system", "content": "S"}, {"role": "assistant", "content": "A"}]},
+            "conversation has no user turn",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": None}]},
+            "messages[1]: field 'content' must be a string, got null",
+        ),
+        (
+            {"messages": [{"role": "tool", "content": "Q"}, {"role": "assistant", "content": "A"}]},
+            "messages[0]: unknown role 'tool'",
+        ),
+        ({"foo": 1}, "unknown format: expected keys instruction/output, conversations or messages"),
+    ],
+)
 def test_row_rejects(tmp_path, row, reason):
     path = write_json(tmp_path / "a.json", [ALPACA_ROWS[0], row])
     result = read_examples([path])
@@ -199,6 +245,7 @@ def test_duplicate_within_file_counted_and_other_rejects_not(tmp_path):
 
 # --- file-level errors ---------------------------------------------------------
 
+
 def test_unknown_format_file_raises(tmp_path):
     path = write_jsonl(tmp_path / "weird.jsonl", [{"prompt": "a", "completion": "b"}] * 5)
     with pytest.raises(InputError, match="weird.jsonl") as info:
@@ -213,13 +260,16 @@ def test_not_json_at_all_raises(tmp_path):
         read_examples([path])
 
 
-@pytest.mark.parametrize("name, content, match", [
-    ("empty.json", b"", "is empty"),
-    ("blank.jsonl", b"  \n\n", "is empty"),
-    ("latin1.jsonl", '{"instruction": "caf\xe9", "output": "x"}\n'.encode("latin-1"), "UTF-8"),
-    ("broken.json", b'[\n  {"instruction": "Q", "output": "A"},\n  {"instr', "line 3"),
-    ("fake.jsonl.gz", b'{"instruction": "Q", "output": "A"}\n', "gzip"),
-])
+@pytest.mark.parametrize(
+    "name, content, match",
+    [
+        ("empty.json", b"", "is empty"),
+        ("blank.jsonl", b"  \n\n", "is empty"),
+        ("latin1.jsonl", '{"instruction": "caf\xe9", "output": "x"}\n'.encode("latin-1"), "UTF-8"),
+        ("broken.json", b'[\n  {"instruction": "Q", "output": "A"},\n  {"instr', "line 3"),
+        ("fake.jsonl.gz", b'{"instruction": "Q", "output": "A"}\n', "gzip"),
+    ],
+)
 def test_bad_files_raise_naming_the_file(tmp_path, name, content, match):
     path = tmp_path / name
     path.write_bytes(content)
@@ -243,10 +293,10 @@ def test_single_pretty_printed_object_is_one_row(tmp_path):
 
 # --- writing -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["out.json", "out.jsonl", "out.jsonl.gz", "out.json.gz"])
 def test_write_examples_round_trip(tmp_path, name):
-    rows = ALPACA_ROWS + [{"messages": [{"role": "user", "content": "é?"},
-                                        {"role": "assistant", "content": "ü"}]}]
+    rows = ALPACA_ROWS + [{"messages": [{"role": "user", "content": "é?"}, {"role": "assistant", "content": "ü"}]}]
     original = read_examples([write_json(tmp_path / "in.json", rows)]).examples
     out = tmp_path / "sub" / name
     write_examples(original, out)
@@ -270,15 +320,16 @@ def test_write_examples_unknown_suffix(tmp_path):
 
 
 def test_write_rejects(tmp_path):
-    rejects = [Reject("a.jsonl", 1, 3, "invalid JSON: x", "{bad"),
-               Reject("b.json", 0, None, "missing field 'output'", {"instruction": "Q"})]
+    rejects = [
+        Reject("a.jsonl", 1, 3, "invalid JSON: x", "{bad"),
+        Reject("b.json", 0, None, "missing field 'output'", {"instruction": "Q"}),
+    ]
     out = tmp_path / "deep" / "rejects.jsonl"
     write_rejects(rejects, out)
     lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert lines == [
         {"source": "a.jsonl", "row": 1, "line": 3, "reason": "invalid JSON: x", "raw": "{bad"},
-        {"source": "b.json", "row": 0, "line": None, "reason": "missing field 'output'",
-         "raw": {"instruction": "Q"}},
+        {"source": "b.json", "row": 0, "line": None, "reason": "missing field 'output'", "raw": {"instruction": "Q"}},
     ]
 
 
@@ -288,6 +339,7 @@ def test_examples_are_hashable():
 
 
 # --- real data -----------------------------------------------------------------
+
 
 @pytest.mark.skipif(not SAMPLE.exists(), reason=f"sample data not found at {SAMPLE}")
 def test_real_alpaca_gpt4_sample():

@@ -12,8 +12,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-
-from conftest import stage_context, ROOT, TINY_ROWS, pipeline_params
+from conftest import ROOT, TINY_ROWS, pipeline_params, stage_context
 from test_pipeline import MORE_ROWS
 
 pytestmark = pytest.mark.slow
@@ -41,21 +40,29 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "flows.score", "--params", str(params), "--data", str(data), "--rater", RATER],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    log = tmp_path / "killed-run.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "flows.score", "--params", str(params), "--data", str(data), "--rater", RATER],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 240
-        while len(list(cache.glob("*/*.parquet"))) < 2 and time.monotonic() < deadline:
-            assert process.poll() is None, "the scoring run ended before it could be killed"
+        while len(list(cache.glob("**/*.parquet"))) < 2 and time.monotonic() < deadline:
+            assert process.poll() is None, (
+                f"the scoring run ended before it could be killed:\n{log.read_text()[-3000:]}"
+            )
             time.sleep(0.05)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    finished = len(list(cache.glob("*/*.parquet")))
+    finished = len(list(cache.glob("**/*.parquet")))
     assert 2 <= finished < 10, f"{finished} of 10 shards finished before the kill"
     assert not (data / "scores" / RATER / "ratings.parquet").exists()  # no output that looks complete
 

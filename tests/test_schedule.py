@@ -6,6 +6,7 @@ Starts `prefect server start` and `python -m flows.serve` as subprocesses on 127
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -77,8 +78,15 @@ def healthy(url: str) -> bool:
 
 def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as out:  # the child keeps its own handle
-        return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            cmd,
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -91,10 +99,8 @@ def stop(proc: subprocess.Popen) -> None:
             pass
         except ProcessLookupError:
             return
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # also any flow-run child left behind
-    except ProcessLookupError:
-        pass
     proc.wait(timeout=10)
 
 
@@ -115,8 +121,9 @@ def server(tmp_path, prefect_env):
     env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}"
     env["PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS"] = "2"  # schedule new deployments within seconds
     log = tmp_path / "server.log"
-    proc = start([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 env, log)
+    proc = start(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, log
+    )
     try:
         url = f"http://127.0.0.1:{port}/api"
         wait_for("server health", lambda: healthy(url), 90, {"prefect server": (proc, log)})
@@ -137,11 +144,29 @@ def served(tmp_path, prefect_env, server, tiny_model):
 
     env = dict(prefect_env, PREFECT_API_URL=url, PREFECT_RUNNER_POLL_FREQUENCY="2")
     log = tmp_path / "serve.log"
-    proc = start([sys.executable, "-m", "flows.serve", "--params", str(params_path), "--data", str(data),
-                  "--cron", CRON, "--name", DEPLOYMENT], env, log)
+    proc = start(
+        [
+            sys.executable,
+            "-m",
+            "flows.serve",
+            "--params",
+            str(params_path),
+            "--data",
+            str(data),
+            "--cron",
+            CRON,
+            "--name",
+            DEPLOYMENT,
+        ],
+        env,
+        log,
+    )
     try:
-        yield {"url": url, "data": data,
-               "procs": {"prefect server": (server_proc, server_log), "flows.serve": (proc, log)}}
+        yield {
+            "url": url,
+            "data": data,
+            "procs": {"prefect server": (server_proc, server_log), "flows.serve": (proc, log)},
+        }
     finally:
         stop(proc)
 
@@ -154,8 +179,10 @@ def test_served_pipeline_is_scheduled_and_a_run_completes(served, tmp_path):
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
     procs = served["procs"]
-    with temporary_settings({PREFECT_API_URL: served["url"], PREFECT_HOME: tmp_path / "prefect"}), \
-            get_client(sync_client=True) as client:
+    with (
+        temporary_settings({PREFECT_API_URL: served["url"], PREFECT_HOME: tmp_path / "prefect"}),
+        get_client(sync_client=True) as client,
+    ):
 
         def deployment():
             try:
@@ -170,7 +197,7 @@ def test_served_pipeline_is_scheduled_and_a_run_completes(served, tmp_path):
 
         def future_scheduled_runs():
             runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             return [r for r in runs if r.state_type == StateType.SCHEDULED and r.expected_start_time > now]
 
         scheduled = wait_for("scheduled runs", future_scheduled_runs, 60, procs)

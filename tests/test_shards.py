@@ -40,15 +40,35 @@ def cfg(tmp_path, tiny_model):
 
 def _examples() -> list[Example]:
     return [
-        Example(example_id(r["instruction"], r["input"], r["output"]), r["instruction"], r["input"],
-                r["output"], "tiny.json", i, "alpaca", r)
+        Example(
+            example_id(r["instruction"], r["input"], r["output"]),
+            r["instruction"],
+            r["input"],
+            r["output"],
+            "tiny.json",
+            i,
+            "alpaca",
+            r,
+        )
         for i, r in enumerate(TINY_ROWS)
     ]
 
 
 def _ratings(examples: list[Example]) -> pa.Table:
-    row = dict(model="tiny", model_params=1, prompt_id=0, prompt_version="v", template="plain", k=5,
-               probs=[0.2] * 5, mass=1.0, top_is_digit=True, token_score=3.0, n_tokens=10, truncated=False)
+    row = dict(
+        model="tiny",
+        model_params=1,
+        prompt_id=0,
+        prompt_version="v",
+        template="plain",
+        k=5,
+        probs=[0.2] * 5,
+        mass=1.0,
+        top_is_digit=True,
+        token_score=3.0,
+        n_tokens=10,
+        truncated=False,
+    )
     return pa.Table.from_pylist([{"example_id": e.id, **row} for e in examples], schema=RATINGS_SCHEMA)
 
 
@@ -80,6 +100,7 @@ def counted_reads(monkeypatch) -> list[Path]:
 
 
 # (a) the resolved dtype and the device type are part of the key
+
 
 def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, monkeypatch):
     root, spec, examples = tmp_path / "shards", cfg.raters[0], _examples()
@@ -114,6 +135,7 @@ def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg):
 
 
 # (b) the model is keyed by its content
+
 
 def test_the_same_model_folder_elsewhere_hits_the_cache(tmp_path, cfg, tiny_model):
     root, examples = tmp_path / "shards", _examples()
@@ -191,6 +213,7 @@ def test_a_hub_id_is_keyed_by_its_cached_commit(tmp_path, monkeypatch):
 
 
 # (c) file digests are memoised by path, size and mtime
+
 
 def test_a_memoised_digest_is_not_read_again_until_mtime_or_size_change(tmp_path, counted_reads):
     weights = tmp_path / "weights.bin"

@@ -6,8 +6,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from selectit.selection.top import n_to_keep, select_top
 from selectit.scoring.tables import RATINGS_SCHEMA, SENTENCE_PREFIX, RatingsError, aggregate
+from selectit.selection.top import n_to_keep, select_top
 
 K = 5
 PARAMS = {"small": 100, "big": 300}  # default weights 100/400 = 0.25, 300/400 = 0.75
@@ -59,7 +59,7 @@ def hand_table() -> pa.Table:
 
 
 def scores_by_id(scores: pa.Table, column="model_score") -> dict:
-    return dict(zip(scores["example_id"].to_pylist(), scores[column].to_pylist()))
+    return dict(zip(scores["example_id"].to_pylist(), scores[column].to_pylist(), strict=True))
 
 
 # e3 small: mean 3, population std sqrt(8/3) = 1.632993 -> 3 / (1 + 0.2 * 1.632993) = 2.261422
@@ -72,15 +72,13 @@ E3_SMALL = 3 / (1 + 0.2 * math.sqrt(8 / 3))
 def test_hand_computed_sentence_and_model_scores():
     scores, weights = aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights=None)
     assert weights == pytest.approx({"small": 0.25, "big": 0.75})
-    assert E3_SMALL == pytest.approx(2.261422, abs=1e-6)
+    assert pytest.approx(2.261422, abs=1e-6) == E3_SMALL
     small = scores_by_id(scores, SENTENCE_PREFIX + "small")
     big = scores_by_id(scores, SENTENCE_PREFIX + "big")
     assert small == pytest.approx({"e1": 5.0, "e2": 1.0, "e3": E3_SMALL, "e4": 2.0})
     assert big == pytest.approx({"e1": 4.0, "e2": 5.0, "e3": 3.0, "e4": 2.0})
     # e1: .25*5 + .75*4 = 4.25; e2: .25*1 + .75*5 = 4.0; e3: .25*2.261422 + .75*3 = 2.815356; e4: 2
-    assert scores_by_id(scores) == pytest.approx(
-        {"e1": 4.25, "e2": 4.0, "e3": 0.25 * E3_SMALL + 2.25, "e4": 2.0}
-    )
+    assert scores_by_id(scores) == pytest.approx({"e1": 4.25, "e2": 4.0, "e3": 0.25 * E3_SMALL + 2.25, "e4": 2.0})
 
 
 def test_output_is_ranked_best_first():
@@ -88,7 +86,11 @@ def test_output_is_ranked_best_first():
     assert scores["example_id"].to_pylist() == ["e1", "e2", "e3", "e4"]
     assert scores["rank"].to_pylist() == [1, 2, 3, 4]
     assert scores.column_names == [
-        "example_id", SENTENCE_PREFIX + "small", SENTENCE_PREFIX + "big", "model_score", "rank"
+        "example_id",
+        SENTENCE_PREFIX + "small",
+        SENTENCE_PREFIX + "big",
+        "model_score",
+        "rank",
     ]
     model = scores["model_score"].to_pylist()
     assert model == sorted(model, reverse=True)
@@ -99,9 +101,7 @@ def test_explicit_weights_change_the_result_and_ties_break_by_id():
     # e2: .75*1+.25*5 = 2.0 and e4: .75*2+.25*2 = 2.0 tie -> e2 before e4 by id
     scores, weights = aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights={"small": 3, "big": 1})
     assert weights == pytest.approx({"small": 0.75, "big": 0.25})
-    assert scores_by_id(scores) == pytest.approx(
-        {"e1": 4.75, "e2": 2.0, "e3": 0.75 * E3_SMALL + 0.75, "e4": 2.0}
-    )
+    assert scores_by_id(scores) == pytest.approx({"e1": 4.75, "e2": 2.0, "e3": 0.75 * E3_SMALL + 0.75, "e4": 2.0})
     assert scores["example_id"].to_pylist() == ["e1", "e3", "e2", "e4"]
     assert scores["rank"].to_pylist() == [1, 2, 3, 4]
 
@@ -143,7 +143,9 @@ def random_ratings(seed=0, n_examples=4, n_prompts=3, k=K):
     rng = np.random.default_rng(seed)
     probs = {
         (f"ex{e}", m, p): rng.dirichlet(np.full(k, 0.4)) * rng.uniform(0.2, 1.0)  # mass < 1
-        for e in range(n_examples) for m in PARAMS for p in range(n_prompts)
+        for e in range(n_examples)
+        for m in PARAMS
+        for p in range(n_prompts)
     }
     keys = list(probs)
     order = rng.permutation(len(keys))  # rows in no particular order

@@ -28,9 +28,7 @@ def tracker(store, tmp_path, request) -> PipelineTracker:
 
 
 def children(client, parent_id: str, experiment_id: str) -> dict[str, object]:
-    runs = client.search_runs(
-        [experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'"
-    )
+    runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'")
     return {r.info.run_name: r for r in runs}
 
 
@@ -138,9 +136,8 @@ def test_pipeline_with_two_stages(tracker, tmp_path):
 
 
 def test_stage_in_separate_process_attaches_to_parent(tracker, store):
-    with tracker.pipeline("run-2", {"a": 1}) as pid:
-        with tracker.stage("ingest"):
-            pass
+    with tracker.pipeline("run-2", {"a": 1}) as pid, tracker.stage("ingest"):
+        pass
     # a fresh tracker, as `python -m flows.select` would build it, reads run_id_file
     other = PipelineTracker(store, tracker.experiment, tracker.run_id_file)
     with other.stage("select", {"select": {"ratio": 0.1}}) as st:
@@ -184,19 +181,17 @@ def test_missing_or_stale_run_id_file_starts_new_parent(tracker):
 
 
 def test_exception_in_stage_marks_failed_and_reraises(tracker):
-    with pytest.raises(ZeroDivisionError):
-        with tracker.pipeline("run-4", {}) as pid:
-            with tracker.stage("score@b", parent_run_id=pid) as st:
-                failed_id = st.run_id
-                1 / 0
+    with pytest.raises(ZeroDivisionError), tracker.pipeline("run-4", {}) as pid:  # noqa: SIM117 (pid is needed)
+        with tracker.stage("score@b", parent_run_id=pid) as st:
+            failed_id = st.run_id
+            _ = 1 / 0
     client = tracker.client
     assert client.get_run(failed_id).info.status == "FAILED"
     assert client.get_run(pid).info.status == "FAILED"
 
     # outside pipeline(): the failed stage fails its parent too; a rerun that works finishes it
-    with pytest.raises(RuntimeError, match="boom"):
-        with tracker.stage("select") as st:
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), tracker.stage("select") as st:
+        raise RuntimeError("boom")
     assert client.get_run(st.run_id).info.status == "FAILED"
     assert client.get_run(st.parent_run_id).info.status == "FAILED"
 
@@ -204,9 +199,8 @@ def test_exception_in_stage_marks_failed_and_reraises(tracker):
 def test_two_stores_in_one_process_stay_apart(tmp_path, tracker):
     other_store = f"sqlite:///{(tmp_path / 'other.db').as_posix()}"
     other = PipelineTracker(other_store, tracker.experiment, tmp_path / "other_id")
-    with tracker.pipeline("a", {"x": 1}) as a_id:
-        with other.stage("select", new_parent=True) as st:
-            b_id = st.parent_run_id
+    with tracker.pipeline("a", {"x": 1}) as a_id, other.stage("select", new_parent=True) as st:
+        b_id = st.parent_run_id
     assert a_id != b_id
     assert tracker.client.get_run(a_id).data.params == {"x": "1"}
     with pytest.raises(mlflow.exceptions.MlflowException):

@@ -17,22 +17,28 @@ SETTINGS = ValidateConfig(min_chars=3, max_chars=200, max_reject_fraction=0.5)
 
 def make(row: int, instruction: str, output: str, input: str = "", id: str | None = None) -> Example:
     raw = {"instruction": instruction, "input": input, "output": output}
-    return Example(id or example_id(instruction, input, output), instruction, input, output,
-                   "data.json", row, "alpaca", raw)
+    return Example(
+        id or example_id(instruction, input, output), instruction, input, output, "data.json", row, "alpaca", raw
+    )
 
 
 def clean_rows(n: int = 8, start: int = 0) -> list[Example]:
-    return [make(i, f"Name a prime number above {i * 10}.", f"One is {i * 10 + 1}?\tCheck it.\n")
-            for i in range(start, start + n)]
+    return [
+        make(i, f"Name a prime number above {i * 10}.", f"One is {i * 10 + 1}?\tCheck it.\n")
+        for i in range(start, start + n)
+    ]
 
 
 def test_clean_data_read_from_a_file_passes(tmp_path):
-    rows = [{"instruction": "Give three tips for staying healthy.", "input": "",
-             "output": "1. Eat well.\n2. Sleep.\n3. Move."},
-            {"instruction": "Translate to French.", "input": "Good morning",
-             "output": "Bonjour"},
-            {"instruction": "Translate to French.", "input": "Good evening",
-             "output": "Bonsoir"}]
+    rows = [
+        {
+            "instruction": "Give three tips for staying healthy.",
+            "input": "",
+            "output": "1. Eat well.\n2. Sleep.\n3. Move.",
+        },
+        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+        {"instruction": "Translate to French.", "input": "Good evening", "output": "Bonsoir"},
+    ]
     path = tmp_path / "data.json"
     path.write_text(json.dumps(rows), encoding="utf-8")
     examples = read_examples([path]).examples
@@ -49,22 +55,39 @@ def test_clean_data_read_from_a_file_passes(tmp_path):
     assert ("expect_column_values_to_be_of_type", "output") in checked
 
 
-@pytest.mark.parametrize("bad, label, detail", [
-    (make(99, "Say hi.", "   \n "), "expect_column_values_to_match_regex(output)",
-     "0 non-space characters, fewer than 3"),
-    (make(99, "H i", "Hello there."), "expect_column_values_to_match_regex(instruction)",
-     "2 non-space characters"),
-    (make(99, "Write a long text.", "word " * 60), "expect_column_values_to_be_between(total_chars)",
-     "318 characters in instruction + input + output, above the limit of 200"),
-    (make(99, "Fix the text.", "Fixed.", input="caf\ufffd"),
-     "expect_column_values_to_not_match_regex(input)", "contains U+FFFD at offset 3"),
-    (make(99, "Fix the text.", "Fi\x00xed."),
-     "expect_column_values_to_not_match_regex(output)", "contains U+0000 at offset 2"),
-    # A lone surrogate (from a JSON "\ud83d" escape) cannot be written as UTF-8.
-    (make(99, "Fix the \ud83d text.", "Fixed.", id="lone-surrogate"),
-     "expect_column_values_to_not_match_regex(instruction)", "contains U+D83D at offset 8"),
-], ids=["empty-output", "short-instruction", "too-long", "replacement-char", "control-char",
-        "lone-surrogate"])
+@pytest.mark.parametrize(
+    "bad, label, detail",
+    [
+        (
+            make(99, "Say hi.", "   \n "),
+            "expect_column_values_to_match_regex(output)",
+            "0 non-space characters, fewer than 3",
+        ),
+        (make(99, "H i", "Hello there."), "expect_column_values_to_match_regex(instruction)", "2 non-space characters"),
+        (
+            make(99, "Write a long text.", "word " * 60),
+            "expect_column_values_to_be_between(total_chars)",
+            "318 characters in instruction + input + output, above the limit of 200",
+        ),
+        (
+            make(99, "Fix the text.", "Fixed.", input="caf\ufffd"),
+            "expect_column_values_to_not_match_regex(input)",
+            "contains U+FFFD at offset 3",
+        ),
+        (
+            make(99, "Fix the text.", "Fi\x00xed."),
+            "expect_column_values_to_not_match_regex(output)",
+            "contains U+0000 at offset 2",
+        ),
+        # A lone surrogate (from a JSON "\ud83d" escape) cannot be written as UTF-8.
+        (
+            make(99, "Fix the \ud83d text.", "Fixed.", id="lone-surrogate"),
+            "expect_column_values_to_not_match_regex(instruction)",
+            "contains U+D83D at offset 8",
+        ),
+    ],
+    ids=["empty-output", "short-instruction", "too-long", "replacement-char", "control-char", "lone-surrogate"],
+)
 def test_each_row_level_check_rejects_the_bad_row(bad, label, detail):
     examples = clean_rows(4) + [bad] + clean_rows(3, start=4)
 
@@ -77,8 +100,9 @@ def test_each_row_level_check_rejects_the_bad_row(bad, label, detail):
     assert reject.source == "data.json" and reject.raw == bad.raw
     assert result.valid == [e for e in examples if e is not bad]
     failed = [e for e in result.expectations if not e["success"]]
-    assert [(e["expectation"], e["column"], e["unexpected_count"]) for e in failed] == \
-        [tuple(label.replace(")", "").split("(")) + (1,)]
+    assert [(e["expectation"], e["column"], e["unexpected_count"]) for e in failed] == [
+        tuple(label.replace(")", "").split("(")) + (1,)
+    ]
 
 
 def test_reason_lists_every_failed_check():
@@ -99,10 +123,12 @@ def test_repeated_id_keeps_the_first():
     assert first in result.valid and second not in result.valid
     (reject,) = result.rejects
     assert reject.row == 11
-    assert "expect_column_values_to_be_unique(id): id same-id already used by data.json row 10" \
-        in reject.reason
-    unique_id = next(e for e in result.expectations if e["column"] == "id"
-                     and e["expectation"] == "expect_column_values_to_be_unique")
+    assert "expect_column_values_to_be_unique(id): id same-id already used by data.json row 10" in reject.reason
+    unique_id = next(
+        e
+        for e in result.expectations
+        if e["column"] == "id" and e["expectation"] == "expect_column_values_to_be_unique"
+    )
     assert unique_id["unexpected_count"] == 2 and unique_id["rejected_count"] == 1
 
 
@@ -117,15 +143,24 @@ def test_near_duplicates_keep_the_first_but_other_outputs_are_fine():
 
     assert near.id != first.id  # not an exact duplicate
     assert [r.row for r in result.rejects] == [21]
-    assert "expect_column_values_to_be_unique(content_key): same content as data.json row 20" \
-        in result.rejects[0].reason
+    assert (
+        "expect_column_values_to_be_unique(content_key): same content as data.json row 20" in result.rejects[0].reason
+    )
     assert result.valid == [first, other_output, other_input] + examples[4:]
 
 
 def test_valid_keeps_input_order():
     rows = clean_rows(6)
-    order = [rows[4], make(50, "x", "Too short instruction."), rows[1], rows[5],
-             make(51, "Empty output.", " "), rows[0], rows[3], rows[2]]
+    order = [
+        rows[4],
+        make(50, "x", "Too short instruction."),
+        rows[1],
+        rows[5],
+        make(51, "Empty output.", " "),
+        rows[0],
+        rows[3],
+        rows[2],
+    ]
 
     result = validate_examples(order, SETTINGS)
 
@@ -141,8 +176,7 @@ def test_too_many_rejects_fail_the_dataset_naming_the_worst_expectation():
         validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2))
 
     message = str(caught.value)
-    assert message.startswith("validation failed: 6 of 10 rows (60%) fail row-level checks, "
-                              "above the limit of 20%")
+    assert message.startswith("validation failed: 6 of 10 rows (60%) fail row-level checks, above the limit of 20%")
     assert "worst: expect_column_values_to_match_regex(output) failed for 5 rows" in message
     assert "not_match_regex" not in message.split("worst:")[1]
 
@@ -158,10 +192,13 @@ def test_empty_input_fails():
         validate_examples([], SETTINGS)
 
 
-@pytest.mark.parametrize("value, label", [
-    (None, "expect_column_values_to_not_be_null(output) failed for 1 row (first: data.json row 9)"),
-    (42, "expect_column_values_to_be_of_type(output) failed for 1 row (first: data.json row 9)"),
-])
+@pytest.mark.parametrize(
+    "value, label",
+    [
+        (None, "expect_column_values_to_not_be_null(output) failed for 1 row (first: data.json row 9)"),
+        (42, "expect_column_values_to_be_of_type(output) failed for 1 row (first: data.json row 9)"),
+    ],
+)
 def test_wrong_schema_fails_the_dataset(value, label):
     bad = Example("bad-id", "Count to three.", "", value, "data.json", 9, "alpaca", {})
     with pytest.raises(ValidationFailed) as caught:
@@ -205,8 +242,15 @@ def test_an_expectation_gx_cannot_evaluate_is_an_error():
     import pandas as pd
 
     frame = pd.DataFrame({"position": [0, 1], "id": ["a", "b"]})
-    table = [Expectation("no_such_column", DATASET, "ExpectColumnValuesToNotBeNull",
-                         {"column": "missing"}, "Guards nothing: the column does not exist.", str)]
+    table = [
+        Expectation(
+            "no_such_column",
+            DATASET,
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "missing"},
+            "Guards nothing: the column does not exist.",
+            str,
+        )
+    ]
     with pytest.raises(RuntimeError, match=r"could not evaluate .*\(missing\): .*does not exist"):
-        run_suite(frame, table, suite_name="broken", asset_name="rows", docs_site="broken",
-                  docs_dir=None)
+        run_suite(frame, table, suite_name="broken", asset_name="rows", docs_site="broken", docs_dir=None)

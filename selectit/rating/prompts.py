@@ -41,9 +41,7 @@ def load_prompt_set(name_or_path: str) -> list[str]:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{source}: not valid YAML: {exc}") from exc
     prompts = data.get("prompts") if isinstance(data, dict) else None
-    if not isinstance(prompts, list) or not prompts or not all(
-        isinstance(p, str) and p.strip() for p in prompts
-    ):
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
         raise ParamsError(f"{source}: expected a mapping with a non-empty `prompts:` list of strings")
     return prompts
 

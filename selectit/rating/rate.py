@@ -9,22 +9,22 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from selectit.scoring import formulas as scoring
 from selectit.config import ScoreConfig
-from selectit.rating.prompts import RatingPrompts
-from selectit.rating.models import rater_name, resolve
+from selectit.ingest.records import Example, Reject
 from selectit.rating.engine import TransformersRater
+from selectit.rating.models import rater_name, resolve
+from selectit.rating.prompts import RatingPrompts
 from selectit.rating.shards import ShardCache, plan_shards, rater_cache
 from selectit.rating.texts import RatingTextEncoder, RatingTextError
-from selectit.ingest.records import Example, Reject
-from selectit.scoring.tables import RATINGS_SCHEMA, without_examples
+from selectit.scoring import formulas as scoring
+from selectit.scoring.tables import RATINGS_SCHEMA, reject_unreadable, without_examples
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +130,9 @@ class RaterSession:
         gc.collect()
 
 
-def _rate(loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool,
-          progress_desc: str | None) -> tuple[pa.Table, dict[str, str]]:
+def _rate(
+    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool, progress_desc: str | None
+) -> tuple[pa.Table, dict[str, str]]:
     """Ratings of every (example, prompt) by one rater, and the examples it could not read."""
     texts, keys = [], []  # keys: (example index, prompt id)
     unfit: dict[str, str] = {}  # example id -> why the rater cannot read it
@@ -143,24 +144,16 @@ def _rate(loaded: LoadedRater, examples: Sequence[Example], token_budget: int, p
                 texts.append(encoded)
                 keys.append((index, prompt_id))
     start = time.perf_counter()
-    digits = loaded.rater.rate([t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress,
-                               progress_desc)
+    digits = loaded.rater.rate(
+        [t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress, progress_desc
+    )
     loaded.report.seconds += time.perf_counter() - start
     loaded.report.n_texts += len(texts)
     table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
     return without_examples(table, unfit), unfit
 
 
-def reject_unreadable(examples: Sequence[Example], ratings: pa.Table,
-                      unfit: Mapping[str, str]) -> tuple[pa.Table, list[Reject]]:
-    """An example that some rater cannot read has no model-level score: it leaves every
-    rater's table and becomes one reject (the first rater's reason)."""
-    rejects = [Reject(e.source, e.row, None, unfit[e.id], e.raw) for e in examples if e.id in unfit]
-    return without_examples(ratings, unfit), rejects
-
-
-def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, cache_root: Path,
-                  progress: bool = True) -> RatingRun:
+def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, cache_root: Path, progress: bool = True) -> RatingRun:
     """Every rater over every example, one rater in memory at a time, through the shard cache."""
     tables, reports, unfit = [], [], {}
     by_position = {(e.source, e.row): e.id for e in examples}
@@ -225,7 +218,9 @@ def rating_stats(table: pa.Table) -> dict:
             "rater %s puts only %.0f%% of its next-token probability on the rating digits "
             "(top token is a digit for %.0f%% of texts); its ratings carry little signal. "
             "Try another template or cue.",
-            table["model"][0].as_py(), 100 * mass.mean(), 100 * stats["top_is_digit_share"],
+            table["model"][0].as_py(),
+            100 * mass.mean(),
+            100 * stats["top_is_digit_share"],
         )
     return stats
 

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from selectit.errors import DigitTokenError
-
-from selectit.rating.prompts import RatingPrompts, request_parts
 from selectit.ingest.records import Example
+from selectit.rating.prompts import RatingPrompts, request_parts
 
 # A stand-in pair used only to tokenise the cue in its real surroundings.
 _PROBE_EXAMPLE = ("Name a primary colour.", "", "Red is a primary colour.")
@@ -38,9 +37,7 @@ class RatingTextEncoder:
         self.max_length = max_length
         self.model_name = model_name
         if prompts.template == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise ValueError(
-                f"model {model_name!r} has no chat template; use template: plain for it"
-            )
+            raise ValueError(f"model {model_name!r} has no chat template; use template: plain for it")
 
     def text(self, prompt: str, instruction: str, input: str, response: str) -> str:
         body = request_parts(prompt, instruction, input) + response
@@ -66,7 +63,7 @@ class RatingTextEncoder:
         """
         texts = [self.text(prompt, e.instruction, e.input, e.output) for e in examples]
         encoded: list[EncodedText | RatingTextError] = []
-        for example, ids in zip(examples, self._encode(texts)):
+        for example, ids in zip(examples, self._encode(texts), strict=True):
             if len(ids) <= self.max_length:
                 encoded.append(EncodedText(ids, truncated=False))
             else:

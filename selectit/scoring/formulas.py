@@ -60,15 +60,11 @@ def sentence_scores(token_level: np.ndarray, alpha: float) -> np.ndarray:
     return s.mean(axis=-1) / (1.0 + alpha * s.std(axis=-1, ddof=0))
 
 
-def model_weights(
-    param_counts: Mapping[str, float], explicit: Mapping[str, float] | None = None
-) -> dict[str, float]:
+def model_weights(param_counts: Mapping[str, float], explicit: Mapping[str, float] | None = None) -> dict[str, float]:
     """Normalised rater weights: parameter counts by default, explicit ones if given."""
     raw = dict(explicit) if explicit else dict(param_counts)
     if explicit is not None and set(explicit) != set(param_counts):
-        raise ValueError(
-            f"weights must name exactly the raters {sorted(param_counts)}, got {sorted(explicit)}"
-        )
+        raise ValueError(f"weights must name exactly the raters {sorted(param_counts)}, got {sorted(explicit)}")
     if not raw:
         raise ValueError("model-level scoring needs at least one rater")
     if any(not np.isfinite(w) or w < 0 for w in raw.values()):

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selectit.scoring import formulas as scoring
 from selectit.errors import InputError, RatingsError
+from selectit.ingest.records import Example, Reject
 from selectit.io import atomic_write
+from selectit.scoring import formulas as scoring
 
 RATINGS_SCHEMA = pa.schema(
     [
@@ -58,22 +59,32 @@ def _read_table(path: str | Path, what: str, needed: Sequence[str], hint: str) -
         raise InputError(f"{path}: not a Parquet file ({what} expected): {exc}") from None
     missing = [name for name in needed if name not in table.column_names]
     if missing:
-        raise InputError(f"{path}: not {what}: no column(s) {missing}; found columns "
-                         f"{table.column_names[:8]}{' ...' if table.num_columns > 8 else ''}{hint}")
+        raise InputError(
+            f"{path}: not {what}: no column(s) {missing}; found columns "
+            f"{table.column_names[:8]}{' ...' if table.num_columns > 8 else ''}{hint}"
+        )
     return table
 
 
 def read_ratings(path: str | Path) -> pa.Table:
     """A ratings table (ratings.parquet, one row per example x prompt x rater)."""
-    table = _read_table(path, "a ratings table (ratings.parquet)", RATINGS_SCHEMA.names,
-                        "; scores.parquet is the per-example table that `select` reads")
+    table = _read_table(
+        path,
+        "a ratings table (ratings.parquet)",
+        RATINGS_SCHEMA.names,
+        "; scores.parquet is the per-example table that `select` reads",
+    )
     return table.select(RATINGS_SCHEMA.names).cast(RATINGS_SCHEMA)
 
 
 def read_scores(path: str | Path) -> pa.Table:
     """A scores table (scores.parquet, one row per example, ranked)."""
-    return _read_table(path, "a scores table (scores.parquet)", SCORES_KEY_COLUMNS,
-                       "; ratings.parquet is the per-rating table that `aggregate` reads")
+    return _read_table(
+        path,
+        "a scores table (scores.parquet)",
+        SCORES_KEY_COLUMNS,
+        "; ratings.parquet is the per-rating table that `aggregate` reads",
+    )
 
 
 def without_examples(ratings: pa.Table, example_ids) -> pa.Table:
@@ -133,10 +144,21 @@ def aggregate(
     total = scoring.model_scores(sentence, normalised)
 
     # Best first; NaN (no probability mass on any digit) last; ties by id for determinism.
-    order = sorted(range(len(example_ids)), key=lambda i: (np.isnan(total[i]), -np.nan_to_num(total[i]), example_ids[i]))
+    order = sorted(
+        range(len(example_ids)), key=lambda i: (np.isnan(total[i]), -np.nan_to_num(total[i]), example_ids[i])
+    )
     columns = {"example_id": pa.array([example_ids[i] for i in order], pa.string())}
     for name in model_names:
         columns[SENTENCE_PREFIX + name] = pa.array(sentence[name][order], pa.float64())
     columns["model_score"] = pa.array(total[order], pa.float64())
     columns["rank"] = pa.array(np.arange(1, len(order) + 1), pa.int32())
     return pa.table(columns), normalised
+
+
+def reject_unreadable(
+    examples: Sequence[Example], ratings: pa.Table, unfit: Mapping[str, str]
+) -> tuple[pa.Table, list[Reject]]:
+    """An example that some rater cannot read has no model-level score: it leaves every
+    rater's table and becomes one reject (the first rater's reason)."""
+    rejects = [Reject(e.source, e.row, None, unfit[e.id], e.raw) for e in examples if e.id in unfit]
+    return without_examples(ratings, unfit), rejects

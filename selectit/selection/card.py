@@ -29,8 +29,18 @@ def _histogram(values: np.ndarray, bins: int = 10) -> str:
     )
 
 
-def dataset_card(*, name: str, sources: list[dict], counts: dict, settings: dict, raters: list[ScoreSummary],
-                 weights: dict, scores: np.ndarray, kept_scores: np.ndarray, command: str) -> str:
+def dataset_card(
+    *,
+    name: str,
+    sources: list[dict],
+    counts: dict,
+    settings: dict,
+    raters: list[ScoreSummary],
+    weights: dict,
+    scores: np.ndarray,
+    kept_scores: np.ndarray,
+    command: str,
+) -> str:
     """The card as Markdown; `settings` are the nested settings each stage ran with."""
     source_rows = "\n".join(f"| `{s['source']}` | `{s['sha256'][:16]}` | {s['bytes']:,} |" for s in sources)
     rater_rows = "\n".join(
@@ -71,7 +81,7 @@ the top share was kept.
 ## Scores
 
 Model-level score quantiles (min, 25%, median, 75%, max) over all scored
-examples: {', '.join(f'{q:.3f}' for q in quantiles)}. Lowest kept score: {threshold:.3f}.
+examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {threshold:.3f}.
 
 ```
 {_histogram(scores)}

@@ -134,7 +134,7 @@ def _quiet() -> Iterator[None]:
             warnings.filterwarnings("ignore", category=FutureWarning, module=r"mlflow\.")
             yield
     finally:
-        for logger, level in zip(loggers, levels):
+        for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
 
 
@@ -164,15 +164,24 @@ class StageLogger:
 
         ``headline=True`` also logs them on the pipeline's parent run as
         ``<stage>.<name>``, so MLflow's run table and compare view work on parent runs."""
-        stamp = int(time.time() * 1000)
-        rows = [Metric(safe_key(k), float(v), stamp, 0) for k, v in metrics.items()
-                if v is not None and math.isfinite(float(v))]
-        for i in range(0, len(rows), BATCH_METRICS):
-            self.client.log_batch(self.run_id, metrics=rows[i : i + BATCH_METRICS])
+        self._log_metrics(self.run_id, metrics)
         if headline and self.parent_run_id:
-            parent_rows = [Metric(safe_key(f"{self.stage}.{m.key}"), m.value, stamp, 0) for m in rows]
-            for i in range(0, len(parent_rows), BATCH_METRICS):
-                self.client.log_batch(self.parent_run_id, metrics=parent_rows[i : i + BATCH_METRICS])
+            self._log_metrics(self.parent_run_id, {f"{self.stage}.{k}": v for k, v in metrics.items()})
+
+    def parent_metrics(self, metrics: Mapping[str, Any]) -> None:
+        """Metrics on the pipeline's parent run under the names given (no stage prefix)."""
+        if self.parent_run_id:
+            self._log_metrics(self.parent_run_id, metrics)
+
+    def _log_metrics(self, run_id: str, metrics: Mapping[str, Any]) -> None:
+        stamp = int(time.time() * 1000)
+        rows = [
+            Metric(safe_key(k), float(v), stamp, 0)
+            for k, v in metrics.items()
+            if v is not None and math.isfinite(float(v))
+        ]
+        for i in range(0, len(rows), BATCH_METRICS):
+            self.client.log_batch(run_id, metrics=rows[i : i + BATCH_METRICS])
 
     def tags(self, tags: Mapping[str, Any]) -> None:
         rows = [RunTag(safe_key(k), _truncate(_text(v), TAG_VALUE_LIMIT)) for k, v in tags.items()]
@@ -212,8 +221,9 @@ class StageLogger:
 class PipelineTracker:
     """Creates the parent run of a pipeline run and the nested run of each stage."""
 
-    def __init__(self, tracking_uri: str, experiment: str, run_id_file: Path,
-                 run_tags: Mapping[str, str] | None = None):
+    def __init__(
+        self, tracking_uri: str, experiment: str, run_id_file: Path, run_tags: Mapping[str, str] | None = None
+    ):
         """`run_tags` go on every run this tracker creates (provenance: git commit, code version)."""
         self.tracking_uri = str(tracking_uri)
         self.experiment = experiment
@@ -230,7 +240,8 @@ class PipelineTracker:
                 if found is None:
                     try:
                         self._experiment_id = self.client.create_experiment(
-                            self.experiment, artifact_location=_artifact_root(self.tracking_uri))
+                            self.experiment, artifact_location=_artifact_root(self.tracking_uri)
+                        )
                     except MlflowException as exc:  # another process created it meanwhile
                         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
                             raise
@@ -242,13 +253,17 @@ class PipelineTracker:
         return self._experiment_id
 
     def _create_run(self, run_name: str, tags: Mapping[str, str], experiment_id: str | None = None) -> str:
-        base = {MLFLOW_RUN_NAME: run_name, MLFLOW_SOURCE_TYPE: "LOCAL",
-                MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "selectit"}
+        base = {
+            MLFLOW_RUN_NAME: run_name,
+            MLFLOW_SOURCE_TYPE: "LOCAL",
+            MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "selectit",
+        }
         with contextlib.suppress(Exception):  # no user name in some containers
             base[MLFLOW_USER] = getpass.getuser()
         with _quiet():
-            run = self.client.create_run(experiment_id or self.experiment_id(),
-                                         tags={**base, **self.run_tags, **tags}, run_name=run_name)
+            run = self.client.create_run(
+                experiment_id or self.experiment_id(), tags={**base, **self.run_tags, **tags}, run_name=run_name
+            )
         return run.info.run_id
 
     def _open_parent(self, run_name: str) -> str:
@@ -279,19 +294,14 @@ class PipelineTracker:
     def pipeline(self, run_name: str, settings: Mapping) -> Iterator[str]:
         """The parent run of one pipeline run; yields its id (also written to run_id_file)."""
         run_id = self._open_parent(run_name)
-        error: BaseException | None = None
-        try:
+        with self._terminated([run_id]):
             StageLogger(self.client, run_id, "pipeline").params(settings)
             yield run_id
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            self.client.set_terminated(run_id, _end_status(error))
 
     @contextlib.contextmanager
-    def stage(self, name: str, settings: Mapping | None = None, *, parent_run_id: str | None = None,
-              new_parent: bool = False) -> Iterator[StageLogger]:
+    def stage(
+        self, name: str, settings: Mapping | None = None, *, parent_run_id: str | None = None, new_parent: bool = False
+    ) -> Iterator[StageLogger]:
         """A nested run for one stage; yields its StageLogger.
 
         The parent is ``parent_run_id`` (the pipeline flow's run, whose status
@@ -307,16 +317,21 @@ class PipelineTracker:
         run_id = self._create_run(name, {MLFLOW_PARENT_RUN_ID: parent_run_id, STAGE_TAG: name}, experiment_id)
         if owns_parent_status:
             self.client.update_run(parent_run_id, status="RUNNING")
-        error: BaseException | None = None
-        try:
+        with self._terminated([run_id, parent_run_id] if owns_parent_status else [run_id]):
             logger = StageLogger(self.client, run_id, name, parent_run_id)
             if settings:
                 logger.params(settings)
             yield logger
+
+    @contextlib.contextmanager
+    def _terminated(self, run_ids: list[str]) -> Iterator[None]:
+        """Ends the runs as the block ends: FINISHED, FAILED, or KILLED (Ctrl-C)."""
+        error: BaseException | None = None
+        try:
+            yield
         except BaseException as exc:
             error = exc
             raise
         finally:
-            self.client.set_terminated(run_id, _end_status(error))
-            if owns_parent_status:
-                self.client.set_terminated(parent_run_id, _end_status(error))
+            for run_id in run_ids:
+                self.client.set_terminated(run_id, _end_status(error))

@@ -1,0 +1,1 @@
+"""Stage `evaluate`/`compare`: scores of fine-tuned variants, bootstrap intervals and the comparison table."""

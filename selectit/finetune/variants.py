@@ -1,0 +1,65 @@
+"""The training sets of the fine-tuning variants.
+
+All variants but `full` and `base` have the selection's size, so a difference
+between them is a difference of which examples, not how many:
+- selectit: the selection (select stage, top R% by model-level score);
+- random: the same number drawn at random (seeded) from the training pool;
+- longest: the same number with the longest responses (SelectIT favours long
+  responses; this tells whether it does more than that);
+- bottom: the same number with the lowest scores (if the score carries signal,
+  top beats bottom);
+- full: the whole training pool;
+- base: nothing; the base model untuned, as a floor.
+
+The training pool is the validated examples not held out (validate.heldout):
+none of the variants ever sees a held-out example.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from selectit.errors import InputError
+from selectit.ingest.records import Example
+
+
+@dataclass(frozen=True)
+class VariantData:
+    name: str
+    examples: list[Example]  # in the pool's order (the trainer shuffles, seeded)
+
+
+def variant_examples(
+    name: str,
+    pool: Sequence[Example],
+    ranked_ids: Sequence[str],
+    selected_ids: Sequence[str],
+    seed: int,
+) -> VariantData:
+    """`ranked_ids`: scored example ids best first (aggregate); `selected_ids`: the selection."""
+    size = len(selected_ids)
+    by_id = {e.id: e for e in pool}
+    if name == "selectit":
+        chosen = set(selected_ids)
+    elif name == "bottom":
+        chosen = set(ranked_ids[len(ranked_ids) - size :]) if size else set()
+    elif name == "random":
+        chosen = {e.id for e in random.Random(seed).sample(list(pool), min(size, len(pool)))}
+    elif name == "longest":
+        # Ties broken by id, so the choice does not depend on row order.
+        chosen = {e.id for e in sorted(pool, key=lambda e: (-len(e.output), e.id))[:size]}
+    elif name == "full":
+        chosen = set(by_id)
+    elif name == "base":
+        chosen = set()
+    else:
+        raise ValueError(f"unknown variant {name!r}")
+    missing = chosen - set(by_id)
+    if missing:
+        raise InputError(
+            f"variant {name!r}: {len(missing)} of its examples (first: {sorted(missing)[0]}) are not in the "
+            "training pool; the selection and the validated data come from different runs; re-run the pipeline"
+        )
+    return VariantData(name, [e for e in pool if e.id in chosen])

@@ -1,4 +1,4 @@
-"""`selectit` command line: score, aggregate, select, show-prompts.
+"""`selectit` command line: score, aggregate, select, show-prompts, finetune, evaluate, compare.
 
 Every default comes from params.yaml (--params); a flag overrides one key.
 """
@@ -36,6 +36,11 @@ OVERRIDES = {
     "authors_softmax": "aggregate.authors_softmax",
     "weights": "aggregate.weights",
     "ratio": "select.ratio",
+    "base_model": "finetune.base_model",
+    "method": "finetune.method",
+    "epochs": "finetune.epochs",
+    "max_steps": "finetune.max_steps",
+    "reference": "evaluate.reference",
 }
 
 
@@ -190,6 +195,68 @@ def cmd_show_prompts(args) -> None:
             print(tokenizer.decode(encoded.ids), end="|\n")
 
 
+def cmd_finetune(args) -> None:
+    """Fine-tune the base model on one file of examples (a selection, say): the stage's training code."""
+    from selectit.finetune.train import finetune
+    from selectit.rating.models import resolve
+
+    params = _params(args)
+    _, examples = _read(args, params)
+    source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
+    out = Path(args.out)
+    result = finetune(examples, params.finetune, source.location, source.content_id, out / "model",
+                      out / "checkpoints", progress=not args.no_progress)
+    write_json(out / "finetune.json", {"inputs": _inputs(args, params), "examples": len(examples),
+                                       "base_model": params.finetune.base_model,
+                                       "base_content_id": source.content_id, "result": vars(result)})
+    log.info("%d steps, loss %.3f -> %.3f; model in %s", result.steps, result.first_loss or float("nan"),
+             result.last_loss or float("nan"), out / "model")
+
+
+def cmd_evaluate(args) -> None:
+    """Measure one model (a `selectit finetune` output, or the base model) as the evaluate stage does."""
+    from selectit.evaluation.measure import means, measure
+    from selectit.evaluation.metrics import write_questions
+    from selectit.finetune.models import load_variant
+    from selectit.finetune.train import training_dtype
+    from selectit.rating.models import resolve
+
+    params = _params(args)
+    source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
+    model_folder = None if args.model == "base" else Path(args.model) / "model"
+    model, tokenizer = load_variant(model_folder, source.location, training_dtype(params.finetune)[1],
+                                    params.finetune.trust_remote_code)
+    heldout = read_examples([args.heldout]).examples if args.heldout else None
+    if params.evaluate.heldout_loss and not heldout:
+        log.info("no --heldout file: the held-out loss is skipped")
+    out = Path(args.out)
+    questions = measure(model, tokenizer, params.evaluate, heldout, max_length=params.finetune.max_length,
+                        work_dir=out / "cache", progress=not args.no_progress)
+    write_questions(out, questions)
+    for metric, value in means(questions).items():
+        print(f"{metric}: {value:.4f} over {len(questions[metric]['ids'])} questions")
+
+
+def cmd_compare(args) -> None:
+    """Compare `selectit evaluate` outputs by name: intervals and paired differences."""
+    from selectit.evaluation.compare import compare_variants
+    from selectit.evaluation.metrics import ordered_specs, read_questions
+
+    params = _params(args)
+    pairs = [item.split("=", 1) for item in args.variants]
+    if any(len(p) != 2 for p in pairs):
+        raise InputError(f"expected NAME=FOLDER pairs, got {args.variants}")
+    results = {name: read_questions(Path(folder)) for name, folder in pairs}
+    cfg = params.evaluate
+    comparison = compare_variants(results, ordered_specs(m for q in results.values() for m in q),
+                                  reference=cfg.reference, resamples=cfg.bootstrap_resamples,
+                                  level=cfg.confidence, seed=cfg.seed)
+    out = Path(args.out)
+    write_text(out / "comparison.md", comparison.to_markdown())
+    write_json(out / "comparison.json", comparison.to_json())
+    print(comparison.to_markdown())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selectit", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="settings file (default: ./params.yaml)")
@@ -239,10 +306,40 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--rater", help="default: the first rater of params.yaml")
     show.add_argument("--rows", type=int, nargs="+", default=[0], help="0-based rows of the input files")
     show.add_argument("--prompt", type=int, help="one prompt id (default: all)")
+
+    tune = sub.add_parser("finetune", help="fine-tune the base model on examples (finetune section of params)")
+    inputs(tune)
+    tune.add_argument("--out", required=True, help="output folder: model/ (adapter or weights), finetune.json")
+    tune.add_argument("--base-model")
+    tune.add_argument("--method", choices=["lora", "full"])
+    tune.add_argument("--epochs", type=float)
+    tune.add_argument("--max-steps", type=int)
+    tune.add_argument("--limit", type=int, help="train on the first N examples only")
+    tune.add_argument("--no-progress", action="store_true")
+
+    evaluate = sub.add_parser("evaluate", help="held-out loss and benchmarks of one model (evaluate section)")
+    evaluate.add_argument("--model", required=True, help="a `selectit finetune` output folder, or `base`")
+    evaluate.add_argument("--base-model", help="the model it was tuned from (default: finetune.base_model)")
+    evaluate.add_argument("--heldout", help="examples for the held-out loss (never trained on)")
+    evaluate.add_argument("--out", required=True, help="folder for questions.json")
+    evaluate.add_argument("--no-progress", action="store_true")
+
+    compare = sub.add_parser("compare", help="compare `selectit evaluate` outputs with bootstrap intervals")
+    compare.add_argument("variants", nargs="+", metavar="NAME=FOLDER")
+    compare.add_argument("--reference", help="the variant the others are compared with (default: evaluate.reference)")
+    compare.add_argument("--out", required=True, help="folder for comparison.md and comparison.json")
     return parser
 
 
-COMMANDS = {"score": cmd_score, "aggregate": cmd_aggregate, "select": cmd_select, "show-prompts": cmd_show_prompts}
+COMMANDS = {
+    "score": cmd_score,
+    "aggregate": cmd_aggregate,
+    "select": cmd_select,
+    "show-prompts": cmd_show_prompts,
+    "finetune": cmd_finetune,
+    "evaluate": cmd_evaluate,
+    "compare": cmd_compare,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
-from selectit.evaluation.metrics import HELDOUT_NLL, benchmark_metric, write_questions
+from selectit.evaluation.measure import means, measure
+from selectit.evaluation.metrics import write_questions
 from selectit.finetune.models import load_variant
 from selectit.finetune.train import training_dtype
 from selectit.ingest.records import read_example_records
@@ -33,28 +33,14 @@ def evaluate_variant(params: Params, layout: Layout, variant: str, progress: boo
     model_folder = None if variant == "base" else layout.finetuned_model(variant)
     model, tokenizer = load_variant(model_folder, source.location, device, params.finetune.trust_remote_code)
     started = time.perf_counter()
-    questions: dict[str, dict[str, list]] = {}
-    if cfg.heldout_loss:
-        from selectit.evaluation.heldout import heldout_nll
-
-        heldout = read_example_records(layout.heldout)
-        ids, scores = heldout_nll(model, tokenizer, heldout, batch_size=cfg.batch_size,
-                                  max_length=params.finetune.max_length, progress=progress)
-        questions[HELDOUT_NLL] = {"ids": ids, "scores": scores}
-    if cfg.active_benchmarks:
-        from selectit.evaluation.benchmarks import run_benchmarks
-
-        work = layout.root / "cache" / "benchmarks"
-        results = run_benchmarks(model, tokenizer, cfg.active_benchmarks, Path(cfg.benchmarks_dir), work,
-                                 run_code=cfg.run_code, max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_size, progress=progress)
-        for name, result in results.items():
-            questions[benchmark_metric(name, result.metric)] = {"ids": result.question_ids, "scores": result.scores}
+    heldout = read_example_records(layout.heldout) if cfg.heldout_loss else None
+    questions = measure(model, tokenizer, cfg, heldout, max_length=params.finetune.max_length,
+                        work_dir=layout.root / "cache" / "benchmarks", progress=progress)
     folder = layout.evaluation(variant)
     write_questions(folder, questions)
     summary = EvaluateSummary(
         variant=variant,
-        means={m: sum(q["scores"]) / len(q["scores"]) for m, q in questions.items() if q["scores"]},
+        means=means(questions),
         questions={m: len(q["ids"]) for m, q in questions.items()},
         seconds=round(time.perf_counter() - started, 1),
         finetune_run_key=trained.run_key,

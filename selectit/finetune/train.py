@@ -87,6 +87,7 @@ def finetune(
     *,
     report_to_mlflow: bool = False,
     progress: bool = True,
+    callbacks: Sequence = (),
 ) -> TrainResult:
     """Train on `examples` and save the adapter (or model) and tokenizer to `output`.
 
@@ -126,6 +127,7 @@ def finetune(
         per_device_train_batch_size=cfg.micro_batch_size,
         gradient_accumulation_steps=cfg.accumulation_steps,
         max_length=cfg.max_length,
+        gradient_checkpointing=cfg.gradient_checkpointing,
         bf16=dtype == "bfloat16",
         use_cpu=device.type == "cpu",
         logging_steps=1,
@@ -148,7 +150,12 @@ def finetune(
             task_type="CAUSAL_LM",
         )
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config
+        model=model,
+        args=args,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
     )
     resume = last_checkpoint(run_dir)
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)

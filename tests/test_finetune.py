@@ -1,0 +1,175 @@
+"""Fine-tuning variants and training on a tiny random Llama: which examples each
+variant gets, that training lowers the loss, that a saved adapter reloads to the
+same outputs, that an interrupted run resumes, and the held-out loss by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from selectit.finetune.variants import variant_examples
+from selectit.ingest.records import Example
+from selectit.ingest.split import split_heldout
+
+
+def _example(i: int, output_len: int = 10) -> Example:
+    return Example(f"id{i:03d}", f"Say {i}.", "", "x" * output_len, "s.json", i, "alpaca", {})
+
+
+POOL = [_example(i, output_len=5 + (i * 7) % 23) for i in range(40)]
+RANKED = [e.id for e in sorted(POOL, key=lambda e: e.id, reverse=True)]  # a made-up ranking, best first
+SELECTED = RANKED[:8]
+
+
+def test_variants_have_the_selection_size_and_the_promised_examples():
+    sizes = {n: len(variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples) for n in
+             ("selectit", "random", "longest", "bottom", "full", "base")}
+    assert sizes == {"selectit": 8, "random": 8, "longest": 8, "bottom": 8, "full": 40, "base": 0}
+    ids = {n: {e.id for e in variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples}
+           for n in ("selectit", "bottom", "longest")}
+    assert ids["selectit"] == set(SELECTED) and ids["bottom"] == set(RANKED[-8:])
+    assert not ids["selectit"] & ids["bottom"]
+    cutoff = sorted((len(e.output) for e in POOL), reverse=True)[7]
+    assert all(len(e.output) >= cutoff for e in variant_examples("longest", POOL, RANKED, SELECTED, 0).examples)
+
+
+def test_random_variant_is_seeded():
+    first = variant_examples("random", POOL, RANKED, SELECTED, seed=1).examples
+    assert first == variant_examples("random", POOL, RANKED, SELECTED, seed=1).examples
+    assert first != variant_examples("random", POOL, RANKED, SELECTED, seed=2).examples
+
+
+def test_heldout_split_is_seeded_disjoint_and_never_in_a_variant():
+    examples = [_example(i) for i in range(50)]
+    kept, heldout = split_heldout(examples, 10, seed=3)
+    assert len(heldout) == 10 and len(kept) == 40 and not {e.id for e in kept} & {e.id for e in heldout}
+    assert split_heldout(list(reversed(examples)), 10, seed=3)[1] == list(reversed(heldout))  # not row order
+    assert split_heldout(examples, 10, seed=4)[1] != heldout
+    for name in ("random", "longest", "full"):
+        chosen = variant_examples(name, kept, [e.id for e in kept], [e.id for e in kept[:5]], 0).examples
+        assert not {e.id for e in chosen} & {e.id for e in heldout}
+
+
+def test_heldout_split_that_leaves_nothing_is_an_error():
+    from selectit.errors import ParamsError
+
+    with pytest.raises(ParamsError, match="validate.heldout: 5 held-out"):
+        split_heldout([_example(i) for i in range(5)], 5, seed=0)
+
+
+def test_a_selection_from_another_run_is_an_input_error():
+    from selectit.errors import InputError
+
+    with pytest.raises(InputError, match="not in the training pool"):
+        variant_examples("selectit", POOL[:10], RANKED, ["nope"], seed=0)
+
+
+# --------------------------------------------------------------------------- training on a tiny model
+
+
+def _settings(**changes):
+    import yaml
+
+    from conftest import ROOT
+    from selectit.config import FinetuneConfig
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["finetune"]
+    raw.update({"max_steps": 6, "batch_size": 4, "micro_batch_size": 2, "max_length": 64, "learning_rate": 5e-3,
+                "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "warmup_ratio": 0.0, "lr_scheduler": "constant",
+                "device": "cpu", "dtype": "float32", **changes})
+    return FinetuneConfig(**raw)
+
+
+TRAIN = [Example(f"t{i}", "Repeat the word.", "", "banana banana banana.", "s", i, "alpaca", {}) for i in range(4)]
+
+
+def test_training_lowers_the_loss_and_the_adapter_reloads_to_the_same_outputs(tiny_model, tmp_path):
+    import torch
+
+    from selectit.finetune.models import load_variant
+    from selectit.finetune.train import finetune
+
+    result = finetune(TRAIN, _settings(), str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt",
+                      progress=False)
+    assert result.steps == 6 and result.last_loss < result.first_loss
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
+    assert not any((tmp_path / "ckpt").iterdir())  # checkpoints go once the run is done
+
+    tuned, tokenizer = load_variant(tmp_path / "out", str(tiny_model), torch.device("cpu"))
+    again, _ = load_variant(tmp_path / "out", str(tiny_model), torch.device("cpu"))
+    base, _ = load_variant(None, str(tiny_model), torch.device("cpu"))
+    batch = tokenizer(["Repeat the word. banana"], return_tensors="pt")
+    with torch.inference_mode():
+        logits = [m(**batch).logits for m in (tuned, again, base)]
+    assert torch.equal(logits[0], logits[1])
+    assert not torch.allclose(logits[0], logits[2])
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
+    from transformers import TrainerCallback
+
+    from selectit.finetune.train import finetune
+
+    class Crash(Exception):
+        pass
+
+    class CrashAtStep3(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == 2:  # checkpoint-2 is on disk by now (4 steps: one checkpoint a step)
+                raise Crash
+
+    cfg = _settings(max_steps=4)
+    with pytest.raises(Crash):
+        finetune(TRAIN, cfg, str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False,
+                 callbacks=[CrashAtStep3()])
+    assert not (tmp_path / "out").exists()  # nothing that looks finished
+    result = finetune(TRAIN, cfg, str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False)
+    assert result.resumed_from_step == 2 and result.steps == 4
+    assert (tmp_path / "out" / "adapter_config.json").is_file()
+
+
+def test_heldout_loss_matches_a_hand_computation(tiny_model):
+    import torch
+
+    from selectit.evaluation.heldout import heldout_nll
+    from selectit.finetune.format import alpaca_prompt
+    from selectit.finetune.models import load_variant
+
+    model, tokenizer = load_variant(None, str(tiny_model), torch.device("cpu"))
+    examples = [TRAIN[0], Example("t9", "Add.", "2 and 3", "5", "s", 9, "alpaca", {})]
+    ids, scores = heldout_nll(model, tokenizer, examples, batch_size=2, progress=False)
+    assert ids == ["t0", "t9"]
+    for example, score in zip(examples, scores, strict=True):
+        prompt = tokenizer(alpaca_prompt(example.instruction, example.input))["input_ids"]
+        response = tokenizer(example.output, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        tokens = torch.tensor([prompt + response])
+        with torch.inference_mode():
+            logits = model(tokens).logits[0].float()
+        total = 0.0
+        for position in range(len(prompt), len(prompt) + len(response)):
+            total -= torch.log_softmax(logits[position - 1], -1)[tokens[0, position]].item()
+        assert score == pytest.approx(total / len(response), rel=1e-4)
+        assert math.isfinite(score)
+
+
+def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
+    import json
+
+    from conftest import write_params
+    from selectit.cli import main
+
+    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
+    common = ["--params", str(params)]
+    assert main([*common, "finetune", str(tiny_alpaca), "--out", str(tmp_path / "tuned"), "--max-steps", "2",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "tuned" / "model" / "adapter_config.json").is_file()
+    for name, model in (("tuned", str(tmp_path / "tuned")), ("base", "base")):
+        assert main([*common, "evaluate", "--model", model, "--heldout", str(tiny_alpaca), "--out",
+                     str(tmp_path / f"eval-{name}"), "--no-progress"]) == 0
+    assert main([*common, "compare", f"tuned={tmp_path / 'eval-tuned'}", f"base={tmp_path / 'eval-base'}",
+                 "--reference", "base", "--out", str(tmp_path / "cmp")]) == 0
+    comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    cell = comparison["variants"]["tuned"]["heldout_nll"]
+    assert cell["n"] == 6 and cell["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
+    assert "held-out NLL" in (tmp_path / "cmp" / "comparison.md").read_text()

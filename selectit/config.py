@@ -205,7 +205,7 @@ class EvaluateConfig:
                 raise ParamsError(f"{where}.benchmarks.{name}: expected a count >= 0 or null, got {limit}")
         if self.benchmarks.get("humaneval") != 0 and "humaneval" in self.benchmarks and not self.run_code:
             raise ParamsError(f"{where}.benchmarks.humaneval: HumanEval runs model-written code; set "
-                              f"{where}.run_code: true to allow it, or set humaneval to 0")
+                              "evaluate.run_code: true to allow it, or set humaneval to 0")
         _positive(self.max_new_tokens, f"{where}.max_new_tokens")
         _positive(self.batch_size, f"{where}.batch_size")
         _positive(self.bootstrap_resamples, f"{where}.bootstrap_resamples")

@@ -14,7 +14,7 @@ REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # depend on its current values.
 BASE = {
     "ingest": {"source": "data/train.json", "limit": 200},
-    "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2},
+    "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2, "heldout": 24, "seed": 0},
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],
         "prompt_set": "default",
@@ -31,6 +31,40 @@ BASE = {
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None},
     "select": {"ratio": 0.2},
+    "finetune": {
+        "base_model": "smollm2-135m-instruct",
+        "variants": ["selectit", "random", "longest", "bottom", "full", "base"],
+        "method": "lora",
+        "seed": 0,
+        "epochs": 1,
+        "max_steps": None,
+        "learning_rate": 2.0e-4,
+        "lr_scheduler": "cosine",
+        "warmup_ratio": 0.03,
+        "batch_size": 8,
+        "micro_batch_size": 4,
+        "max_length": 384,
+        "gradient_checkpointing": False,
+        "lora_r": 16,
+        "lora_alpha": 32,
+        "lora_dropout": 0.05,
+        "lora_target_modules": "all-linear",
+        "dtype": "auto",
+        "device": "auto",
+        "trust_remote_code": False,
+    },
+    "evaluate": {
+        "heldout_loss": True,
+        "benchmarks": {"mmlu": 1, "gsm8k": 0, "bbh": 0, "humaneval": 0},
+        "benchmarks_dir": "benchmarks",
+        "run_code": False,
+        "max_new_tokens": 256,
+        "batch_size": 8,
+        "reference": "random",
+        "bootstrap_resamples": 2000,
+        "confidence": 0.95,
+        "seed": 0,
+    },
     "tracking": {"experiment": "selectit", "tracking_uri": None},
 }
 
@@ -295,3 +329,31 @@ def test_relative_prompt_set_file_is_relative_to_params(tmp_path):
 def test_rater_weights_are_checked_when_params_are_read(tmp_path, weights, expected):
     with pytest.raises(ParamsError, match=rf"aggregate.weights: .*{expected}"):
         load_params(write_params(tmp_path, {"aggregate.weights": weights}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"finetune.variants": ["selectit", "best"]}, r"finetune.variants: expected one of"),
+        ({"finetune.variants": ["random", "random"]}, r"finetune.variants: a variant is listed twice"),
+        ({"finetune.method": "qlora"}, r"finetune.method: expected one of \['lora', 'full'\]"),
+        ({"finetune.batch_size": 6, "finetune.micro_batch_size": 4}, r"not a multiple of micro_batch_size 4"),
+        ({"finetune.learning_rate": 2}, r"finetune.learning_rate: expected a number in \(0, 1\)"),
+        ({"validate.heldout": -1}, r"validate.heldout: expected an integer >= 0"),
+        ({"evaluate.benchmarks": {"mmlu": 1, "tydiqa": 5}}, r"evaluate.benchmarks: expected one of"),
+        ({"evaluate.benchmarks": {"humaneval": 5}}, r"runs model-written code; set evaluate.run_code: true"),
+        ({"evaluate.confidence": 1.0}, r"evaluate.confidence: expected a number in \(0, 1\)"),
+        ({"evaluate.heldout_loss": False, "evaluate.benchmarks": {"mmlu": 0}}, r"evaluate: nothing to measure"),
+        ({"validate.heldout": 0}, r"evaluate.heldout_loss needs held-out examples"),
+    ],
+)
+def test_finetune_and_evaluate_settings_are_checked(tmp_path, changes, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(write_params(tmp_path, changes))
+
+
+def test_benchmarks_dir_is_relative_to_the_params_file(tmp_path):
+    params = load_params(write_params(tmp_path / "sub"))
+    assert params.evaluate.benchmarks_dir == str(tmp_path / "sub" / "benchmarks")
+    assert params.finetune.accumulation_steps == 2
+    assert params.evaluate.active_benchmarks == {"mmlu": 1}

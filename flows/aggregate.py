@@ -26,8 +26,12 @@ def aggregate_flow(context: RunContext) -> AggregateSummary:
         raters = [rater_name(r) for r in params.score.raters]
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
         log.metrics(summary.headline(), headline=True)
-        log.tags({**lineage.input_tags(log, "validate", layout.examples(layout.validated)),
-                  **lineage.output_sha(layout.scores_table)})
+        log.tags(
+            {
+                **lineage.input_tags(log, "validate", layout.examples(layout.validated)),
+                **lineage.output_sha(layout.scores_table),
+            }
+        )
         log.artifact(layout.rating_docs, "aggregate/rating_checks")
         scores = read_scores(layout.scores_table)["model_score"].to_numpy()
         log.figure(partial(histogram_png, scores, "SelectIT model-level scores"), "aggregate/score_histogram.png")

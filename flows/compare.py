@@ -20,8 +20,11 @@ def compare_flow(context: RunContext) -> Comparison:
     with tracked_stage(context, "compare", {"evaluate": dataclasses.asdict(params.evaluate)}, __name__) as log:
         comparison = compare(params, layout)
         # `<variant>.<metric>` on this run and the pipeline's parent run, as in the DVC metrics file.
-        metrics = {f"{variant}.{name}": value for variant in comparison.variants
-                   for name, value in comparison.mlflow_metrics(variant).items()}
+        metrics = {
+            f"{variant}.{name}": value
+            for variant in comparison.variants
+            for name, value in comparison.mlflow_metrics(variant).items()
+        }
         log.metrics(metrics)
         log.parent_metrics(metrics)
         log.artifact(layout.comparison, "compare")

@@ -21,20 +21,28 @@ def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
     """`variant` is one entry of finetune.variants (DVC's stage is `evaluate@<variant>`)."""
     params, layout = context.params, context.layout
     if variant not in params.finetune.variants:
-        raise ParamsError(f"{context.params_path}: finetune.variants: {variant!r} is not one of "
-                          f"{params.finetune.variants}")
-    with tracked_stage(context, f"evaluate@{variant}", {"evaluate": dataclasses.asdict(params.evaluate)},
-                       __name__) as log:
+        raise ParamsError(
+            f"{context.params_path}: finetune.variants: {variant!r} is not one of {params.finetune.variants}"
+        )
+    with tracked_stage(
+        context, f"evaluate@{variant}", {"evaluate": dataclasses.asdict(params.evaluate)}, __name__
+    ) as log:
         summary = evaluate_variant(params, layout, variant, context.progress)
         # The variant's means under the metric names the comparison and DVC use; the
         # compare stage puts them, with intervals, on the pipeline's parent run.
         log.metrics(summary.means)
-        log.tags({"variant": variant, "finetune_run_key": summary.finetune_run_key,
-                  **lineage.input_tags(log, f"finetune@{variant}", layout.finetuned_model(variant))})
+        log.tags(
+            {
+                "variant": variant,
+                "finetune_run_key": summary.finetune_run_key,
+                **lineage.input_tags(log, f"finetune@{variant}", layout.finetuned_model(variant)),
+            }
+        )
         log.artifact(layout.evaluation(variant), f"evaluate/{variant}")
     return summary
 
 
 if __name__ == "__main__":
-    stage_main(evaluate_flow, __doc__, lambda p: p.add_argument("--variant", required=True,
-                                                                 help="one of finetune.variants"))
+    stage_main(
+        evaluate_flow, __doc__, lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants")
+    )

@@ -28,16 +28,19 @@ def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
         # The trainer's own MLflow callback streams the losses into this stage's run.
         summary = train_variant(context.params, layout, variant, report_to_mlflow=True, progress=context.progress)
         log.metrics(summary.headline(), headline=True)
-        log.tags({
-            "variant": variant,
-            "run_key": summary.run_key,
-            "base_content_id": summary.base_content_id,
-            **lineage.input_tags(log, "select", layout.selected_ids),
-            **lineage.output_sha(layout.finetuned_model(variant)),
-        })
+        log.tags(
+            {
+                "variant": variant,
+                "run_key": summary.run_key,
+                "base_content_id": summary.base_content_id,
+                **lineage.input_tags(log, "select", layout.selected_ids),
+                **lineage.output_sha(layout.finetuned_model(variant)),
+            }
+        )
     return summary
 
 
 if __name__ == "__main__":
-    stage_main(finetune_flow, __doc__, lambda p: p.add_argument("--variant", required=True,
-                                                                 help="one of finetune.variants"))
+    stage_main(
+        finetune_flow, __doc__, lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants")
+    )

@@ -29,8 +29,9 @@ def select_flow(context: RunContext) -> SelectSummary:
     with tracked_stage(context, "select", {"select": dataclasses.asdict(params.select)}, __name__) as log:
         summary = select_examples(params, layout, shown, REPRODUCE)
         log.metrics(summary.headline(), headline=True)
-        log.tags({**lineage.input_tags(log, "aggregate", layout.scores_table),
-                  **lineage.output_sha(layout.selected_ids)})
+        log.tags(
+            {**lineage.input_tags(log, "aggregate", layout.scores_table), **lineage.output_sha(layout.selected_ids)}
+        )
         log.artifact(layout.dataset_card, "select")
         log.dataset(pd.read_json(layout.selection), source=layout.selection, name="selective_alpaca", context="output")
     return summary

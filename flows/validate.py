@@ -22,8 +22,12 @@ def validate_flow(context: RunContext) -> ValidateSummary:
     with tracked_stage(context, "validate", {"validate": dataclasses.asdict(cfg)}, __name__) as log:
         summary = validate_records(cfg, layout)
         log.metrics(summary.headline(), headline=True)
-        log.tags({**lineage.input_tags(log, "ingest", layout.examples(layout.ingested)),
-                  **lineage.output_sha(layout.examples(layout.validated))})
+        log.tags(
+            {
+                **lineage.input_tags(log, "ingest", layout.examples(layout.ingested)),
+                **lineage.output_sha(layout.examples(layout.validated)),
+            }
+        )
         log.artifact(layout.rejects(layout.validated), "validate")
         if summary.data_docs:
             log.artifact(layout.validation_docs, "validate/data_docs")

@@ -204,13 +204,32 @@ def cmd_finetune(args) -> None:
     _, examples = _read(args, params)
     source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
     out = Path(args.out)
-    result = finetune(examples, params.finetune, source.location, source.content_id, out / "model",
-                      out / "checkpoints", progress=not args.no_progress)
-    write_json(out / "finetune.json", {"inputs": _inputs(args, params), "examples": len(examples),
-                                       "base_model": params.finetune.base_model,
-                                       "base_content_id": source.content_id, "result": vars(result)})
-    log.info("%d steps, loss %.3f -> %.3f; model in %s", result.steps, result.first_loss or float("nan"),
-             result.last_loss or float("nan"), out / "model")
+    result = finetune(
+        examples,
+        params.finetune,
+        source.location,
+        source.content_id,
+        out / "model",
+        out / "checkpoints",
+        progress=not args.no_progress,
+    )
+    write_json(
+        out / "finetune.json",
+        {
+            "inputs": _inputs(args, params),
+            "examples": len(examples),
+            "base_model": params.finetune.base_model,
+            "base_content_id": source.content_id,
+            "result": vars(result),
+        },
+    )
+    log.info(
+        "%d steps, loss %.3f -> %.3f; model in %s",
+        result.steps,
+        result.first_loss or float("nan"),
+        result.last_loss or float("nan"),
+        out / "model",
+    )
 
 
 def cmd_evaluate(args) -> None:
@@ -224,14 +243,22 @@ def cmd_evaluate(args) -> None:
     params = _params(args)
     source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
     model_folder = None if args.model == "base" else Path(args.model) / "model"
-    model, tokenizer = load_variant(model_folder, source.location, training_dtype(params.finetune)[1],
-                                    params.finetune.trust_remote_code)
+    model, tokenizer = load_variant(
+        model_folder, source.location, training_dtype(params.finetune)[1], params.finetune.trust_remote_code
+    )
     heldout = read_examples([args.heldout]).examples if args.heldout else None
     if params.evaluate.heldout_loss and not heldout:
         log.info("no --heldout file: the held-out loss is skipped")
     out = Path(args.out)
-    questions = measure(model, tokenizer, params.evaluate, heldout, max_length=params.finetune.max_length,
-                        work_dir=out / "cache", progress=not args.no_progress)
+    questions = measure(
+        model,
+        tokenizer,
+        params.evaluate,
+        heldout,
+        max_length=params.finetune.max_length,
+        work_dir=out / "cache",
+        progress=not args.no_progress,
+    )
     write_questions(out, questions)
     for metric, value in means(questions).items():
         print(f"{metric}: {value:.4f} over {len(questions[metric]['ids'])} questions")
@@ -248,9 +275,14 @@ def cmd_compare(args) -> None:
         raise InputError(f"expected NAME=FOLDER pairs, got {args.variants}")
     results = {name: read_questions(Path(folder)) for name, folder in pairs}
     cfg = params.evaluate
-    comparison = compare_variants(results, ordered_specs(m for q in results.values() for m in q),
-                                  reference=cfg.reference, resamples=cfg.bootstrap_resamples,
-                                  level=cfg.confidence, seed=cfg.seed)
+    comparison = compare_variants(
+        results,
+        ordered_specs(m for q in results.values() for m in q),
+        reference=cfg.reference,
+        resamples=cfg.bootstrap_resamples,
+        level=cfg.confidence,
+        seed=cfg.seed,
+    )
     out = Path(args.out)
     write_text(out / "comparison.md", comparison.to_markdown())
     write_json(out / "comparison.json", comparison.to_json())

@@ -45,12 +45,12 @@ class ValidateConfig:
     min_chars: int  # instruction and response need at least this many non-space characters
     max_chars: int  # longest instruction + input + response accepted, in characters
     max_reject_fraction: float  # above this share of rejected rows the dataset fails
-    heldout: int  # valid examples set aside before scoring, for the held-out loss (0: none)
+    heldout: float  # share of valid examples set aside before scoring, for the held-out loss (0: none)
     seed: int  # which examples are held out
 
     def validate(self, where: str) -> None:
-        if self.heldout < 0:
-            raise ParamsError(f"{where}.heldout: expected an integer >= 0, got {self.heldout}")
+        if not 0 <= self.heldout < 1:
+            raise ParamsError(f"{where}.heldout: expected a share in [0, 1), got {self.heldout}")
         _positive(self.min_chars, f"{where}.min_chars")
         _positive(self.max_chars, f"{where}.max_chars")
         if not 0 <= self.max_reject_fraction <= 1:
@@ -169,8 +169,9 @@ class FinetuneConfig:
         _positive(self.batch_size, f"{where}.batch_size")
         _positive(self.micro_batch_size, f"{where}.micro_batch_size")
         if self.batch_size % self.micro_batch_size:
-            raise ParamsError(f"{where}.batch_size: {self.batch_size} is not a multiple of "
-                              f"micro_batch_size {self.micro_batch_size}")
+            raise ParamsError(
+                f"{where}.batch_size: {self.batch_size} is not a multiple of micro_batch_size {self.micro_batch_size}"
+            )
         _positive(self.max_length, f"{where}.max_length")
         _positive(self.lora_r, f"{where}.lora_r")
         _positive(self.lora_alpha, f"{where}.lora_alpha")
@@ -204,8 +205,10 @@ class EvaluateConfig:
             if limit is not None and limit < 0:
                 raise ParamsError(f"{where}.benchmarks.{name}: expected a count >= 0 or null, got {limit}")
         if self.benchmarks.get("humaneval") != 0 and "humaneval" in self.benchmarks and not self.run_code:
-            raise ParamsError(f"{where}.benchmarks.humaneval: HumanEval runs model-written code; set "
-                              "evaluate.run_code: true to allow it, or set humaneval to 0")
+            raise ParamsError(
+                f"{where}.benchmarks.humaneval: HumanEval runs model-written code; set "
+                "evaluate.run_code: true to allow it, or set humaneval to 0"
+            )
         _positive(self.max_new_tokens, f"{where}.max_new_tokens")
         _positive(self.batch_size, f"{where}.batch_size")
         _positive(self.bootstrap_resamples, f"{where}.bootstrap_resamples")

@@ -22,8 +22,14 @@ def compare(params: Params, layout: Layout) -> Comparison:
     results = {variant: read_questions(layout.evaluation(variant)) for variant in params.finetune.variants}
     metrics = ordered_specs(name for questions in results.values() for name in questions)
     cfg = params.evaluate
-    comparison = compare_variants(results, metrics, reference=cfg.reference, resamples=cfg.bootstrap_resamples,
-                                  level=cfg.confidence, seed=cfg.seed)
+    comparison = compare_variants(
+        results,
+        metrics,
+        reference=cfg.reference,
+        resamples=cfg.bootstrap_resamples,
+        level=cfg.confidence,
+        seed=cfg.seed,
+    )
     write_text(layout.comparison / MARKDOWN_FILE, comparison.to_markdown())
     write_json(layout.comparison / JSON_FILE, comparison.to_json())
     write_json(layout.comparison_metrics, comparison.dvc_metrics())

@@ -23,8 +23,9 @@ from selectit.summaries import EvaluateSummary, FinetuneSummary
 log = logging.getLogger(__name__)
 
 
-@task(name="evaluate-variant", task_run_name="evaluate-{variant}", cache_policy=NO_CACHE,
-      version=code_version(__name__))
+@task(
+    name="evaluate-variant", task_run_name="evaluate-{variant}", cache_policy=NO_CACHE, version=code_version(__name__)
+)
 def evaluate_variant(params: Params, layout: Layout, variant: str, progress: bool = True) -> EvaluateSummary:
     cfg = params.evaluate
     trained = FinetuneSummary.load(layout.finetuned(variant))
@@ -34,8 +35,15 @@ def evaluate_variant(params: Params, layout: Layout, variant: str, progress: boo
     model, tokenizer = load_variant(model_folder, source.location, device, params.finetune.trust_remote_code)
     started = time.perf_counter()
     heldout = read_example_records(layout.heldout) if cfg.heldout_loss else None
-    questions = measure(model, tokenizer, cfg, heldout, max_length=params.finetune.max_length,
-                        work_dir=layout.root / "cache" / "benchmarks", progress=progress)
+    questions = measure(
+        model,
+        tokenizer,
+        cfg,
+        heldout,
+        max_length=params.finetune.max_length,
+        work_dir=layout.root / "cache" / "benchmarks",
+        progress=progress,
+    )
     folder = layout.evaluation(variant)
     write_questions(folder, questions)
     summary = EvaluateSummary(
@@ -48,4 +56,3 @@ def evaluate_variant(params: Params, layout: Layout, variant: str, progress: boo
     )
     summary.save(folder)
     return summary
-

@@ -25,13 +25,18 @@ from selectit.tracking.lineage import file_sha256
 log = logging.getLogger(__name__)
 
 
-@task(name="finetune-variant", task_run_name="finetune-{variant}", cache_policy=NO_CACHE,
-      version=code_version(__name__))
-def train_variant(params: Params, layout: Layout, variant: str, report_to_mlflow: bool,
-                  progress: bool = True) -> FinetuneSummary:
+@task(
+    name="finetune-variant", task_run_name="finetune-{variant}", cache_policy=NO_CACHE, version=code_version(__name__)
+)
+def train_variant(
+    params: Params, layout: Layout, variant: str, report_to_mlflow: bool, progress: bool = True
+) -> FinetuneSummary:
     """Train `variant` unless its folder already holds the result of these exact
     settings, base model and data (then that result is returned as it is)."""
     cfg = params.finetune
+    # DVC keeps the checkpoint folder between runs (a persisted output), so it must
+    # exist even when no run of this variant is unfinished.
+    layout.finetune_checkpoints(variant).mkdir(parents=True, exist_ok=True)
     pool = read_example_records(layout.examples(layout.validated))
     ranked = read_scores(layout.scores_table).sort_by("rank")["example_id"].to_pylist()
     selected = layout.selected_ids.read_text(encoding="utf-8").split()
@@ -49,9 +54,16 @@ def train_variant(params: Params, layout: Layout, variant: str, report_to_mlflow
         result = None
     else:
         log.info("%s: training on %d examples", variant, len(data.examples))
-        result = finetune(data.examples, cfg, source.location, source.content_id, layout.finetuned_model(variant),
-                          layout.finetune_checkpoints(variant), report_to_mlflow=report_to_mlflow,
-                          progress=progress)
+        result = finetune(
+            data.examples,
+            cfg,
+            source.location,
+            source.content_id,
+            layout.finetuned_model(variant),
+            layout.finetune_checkpoints(variant),
+            report_to_mlflow=report_to_mlflow,
+            progress=progress,
+        )
     summary = FinetuneSummary(
         variant=variant,
         examples=len(data.examples),

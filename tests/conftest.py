@@ -93,12 +93,23 @@ def write_params(path: Path, source: str, raters: list[str], **score) -> Path:
 
 def _small_tail(params: dict, base_model: str) -> None:
     """Fine-tuning and evaluation sized for tests: one optimiser step on the first
-    rater; two examples held out, the held-out loss the one measure."""
-    params["validate"]["heldout"] = 2
+    rater; a fifth of the examples held out (by content hash: 3 of TINY_ROWS +
+    MORE_ROWS, 2 of TINY_ROWS), the held-out loss the one measure."""
+    params["validate"]["heldout"] = 0.2
     params["evaluate"]["heldout_loss"] = True
     params["evaluate"]["benchmarks"] = {name: 0 for name in params["evaluate"]["benchmarks"]}
-    params["finetune"].update({"base_model": base_model, "max_steps": 1, "batch_size": 2, "micro_batch_size": 2,
-                               "max_length": 128, "lora_r": 4, "lora_alpha": 8, "device": "cpu"})
+    params["finetune"].update(
+        {
+            "base_model": base_model,
+            "max_steps": 1,
+            "batch_size": 2,
+            "micro_batch_size": 2,
+            "max_length": 128,
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "device": "cpu",
+        }
+    )
 
 
 @pytest.fixture(scope="session")
@@ -165,6 +176,9 @@ class ProjectCopy:
         self.params = yaml.safe_load((self.root / "params.yaml").read_text())
         self.params["score"]["raters"] = ["tiny"]
         self.params["finetune"]["base_model"] = "tiny"
+        self.params["finetune"]["variants"] = ["selectit", "random"]  # enough to compare, and quick
+        # The benchmark files sit beside the real project, not beside this copy.
+        self.params["evaluate"]["benchmarks_dir"] = str(SHARED_DATA / "benchmarks")
         self.write_params()
         self.env = {
             **os.environ,

@@ -81,8 +81,14 @@ def tiny_llama(tokenizer, seed: int):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()
@@ -136,8 +142,9 @@ def oracle_lm(correct: bool):
 
 
 def evaluate_with(lm, limits: dict, folder: Path, work: Path, **kwargs) -> dict[str, QuestionScores]:
-    return bm._evaluate(lm, bm._check_request(limits, folder, kwargs.get("run_code", False)), folder, work,
-                        progress=False, **kwargs)
+    return bm._evaluate(
+        lm, bm._check_request(limits, folder, kwargs.get("run_code", False)), folder, work, progress=False, **kwargs
+    )
 
 
 # --- structure, with tiny random models ------------------------------------------------
@@ -164,8 +171,16 @@ def test_every_task_runs_on_tiny_models_with_stable_ids(tokenizer, small_benchma
     monkeypatch.setattr(socket.socket, "connect", no_network)
     limits = {"mmlu": 2, "gsm8k": 2, "bbh": 2, "humaneval": 2}
     runs = [
-        run_benchmarks(tiny_llama(tokenizer, seed), tokenizer, limits, small_benchmarks, tmp_path / f"work{seed}",
-                       run_code=True, max_new_tokens=8, progress=False)
+        run_benchmarks(
+            tiny_llama(tokenizer, seed),
+            tokenizer,
+            limits,
+            small_benchmarks,
+            tmp_path / f"work{seed}",
+            run_code=True,
+            max_new_tokens=8,
+            progress=False,
+        )
         for seed in (0, 1)
     ]
     for results in runs:
@@ -174,7 +189,10 @@ def test_every_task_runs_on_tiny_models_with_stable_ids(tokenizer, small_benchma
     for name in limits:
         assert first[name].question_ids == second[name].question_ids
     assert first["mmlu"].question_ids[:3] == [
-        "mmlu/abstract_algebra/test/0", "mmlu/abstract_algebra/test/1", "mmlu/anatomy/test/0"]
+        "mmlu/abstract_algebra/test/0",
+        "mmlu/abstract_algebra/test/1",
+        "mmlu/anatomy/test/0",
+    ]
     assert first["gsm8k"].question_ids == ["gsm8k/test/0", "gsm8k/test/1"]
     assert first["bbh"].question_ids[0] == "bbh/boolean_expressions/test/0"
     assert first["humaneval"].question_ids == ["humaneval/test/0", "humaneval/test/1"]
@@ -192,8 +210,7 @@ def test_peft_wrapped_model_runs(tokenizer, small_benchmarks, tmp_path):
 
 def test_limit_none_takes_every_question_and_zero_skips(small_benchmarks, tmp_path):
     results = evaluate_with(oracle_lm(True), {"bbh": None, "humaneval": 0}, small_benchmarks, tmp_path)
-    expected = sum(len(json.loads((small_benchmarks / "bbh" / f"{t}.json").read_text())["examples"])
-                   for t in SMALL_BBH)
+    expected = sum(len(json.loads((small_benchmarks / "bbh" / f"{t}.json").read_text())["examples"]) for t in SMALL_BBH)
     assert list(results) == ["bbh"]
     assert len(results["bbh"].scores) == expected
     assert results["bbh"].question_ids[-1] == "bbh/dyck_languages/test/249"
@@ -212,8 +229,7 @@ def test_oracle_scores_one_when_right_and_zero_when_wrong(correct, shared_work):
 
 def test_prompts_are_the_standard_few_shot_prompts(shared_work):
     lm = oracle_lm(True)
-    evaluate_with(lm, {name: 1 for name in BENCHMARKS}, BENCHMARKS_DIR, shared_work, run_code=True,
-                  max_new_tokens=99)
+    evaluate_with(lm, {name: 1 for name in BENCHMARKS}, BENCHMARKS_DIR, shared_work, run_code=True, max_new_tokens=99)
     by_task = {}
     for request in lm.requests:
         by_task.setdefault(request.task_name, request)
@@ -349,9 +365,15 @@ def test_bad_limit_is_named(limit, tmp_path):
         run_benchmarks(None, None, {"gsm8k": limit}, BENCHMARKS_DIR, tmp_path)
 
 
-@pytest.mark.parametrize("name, missing", [
-    ("mmlu", "mmlu.zip"), ("gsm8k", "gsm8k_test.jsonl"), ("humaneval", "humaneval.jsonl.gz"), ("bbh", "*.json"),
-])
+@pytest.mark.parametrize(
+    "name, missing",
+    [
+        ("mmlu", "mmlu.zip"),
+        ("gsm8k", "gsm8k_test.jsonl"),
+        ("humaneval", "humaneval.jsonl.gz"),
+        ("bbh", "*.json"),
+    ],
+)
 def test_missing_benchmark_file_is_named(name, missing, tmp_path):
     with pytest.raises(ParamsError, match=rf"limits\.{name}: benchmark file not found: .*{re.escape(missing)}"):
         run_benchmarks(None, None, {name: 1}, tmp_path, tmp_path, run_code=True)
@@ -382,6 +404,7 @@ def test_oracle_scores_one_on_every_question(shared_work):
     results = evaluate_with(oracle_lm(True), limits, BENCHMARKS_DIR, shared_work, run_code=True)
     sizes = {name: len(scores.scores) for name, scores in results.items()}
     assert sizes == {"mmlu": 570, "gsm8k": 1319, "bbh": 6511, "humaneval": 164}
-    failed = {name: [q for q, s in zip(r.question_ids, r.scores, strict=True) if s != 1.0][:5]
-              for name, r in results.items()}
+    failed = {
+        name: [q for q, s in zip(r.question_ids, r.scores, strict=True) if s != 1.0][:5] for name, r in results.items()
+    }
     assert failed == {name: [] for name in BENCHMARKS}

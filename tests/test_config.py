@@ -14,7 +14,7 @@ REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # depend on its current values.
 BASE = {
     "ingest": {"source": "data/train.json", "limit": 200},
-    "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2, "heldout": 24, "seed": 0},
+    "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2, "heldout": 0.1, "seed": 0},
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],
         "prompt_set": "default",
@@ -43,7 +43,7 @@ BASE = {
         "warmup_ratio": 0.03,
         "batch_size": 8,
         "micro_batch_size": 4,
-        "max_length": 384,
+        "max_length": 256,
         "gradient_checkpointing": False,
         "lora_r": 16,
         "lora_alpha": 32,
@@ -339,7 +339,7 @@ def test_rater_weights_are_checked_when_params_are_read(tmp_path, weights, expec
         ({"finetune.method": "qlora"}, r"finetune.method: expected one of \['lora', 'full'\]"),
         ({"finetune.batch_size": 6, "finetune.micro_batch_size": 4}, r"not a multiple of micro_batch_size 4"),
         ({"finetune.learning_rate": 2}, r"finetune.learning_rate: expected a number in \(0, 1\)"),
-        ({"validate.heldout": -1}, r"validate.heldout: expected an integer >= 0"),
+        ({"validate.heldout": 1}, r"validate.heldout: expected a share in \[0, 1\)"),
         ({"evaluate.benchmarks": {"mmlu": 1, "tydiqa": 5}}, r"evaluate.benchmarks: expected one of"),
         ({"evaluate.benchmarks": {"humaneval": 5}}, r"runs model-written code; set evaluate.run_code: true"),
         ({"evaluate.confidence": 1.0}, r"evaluate.confidence: expected a number in \(0, 1\)"),

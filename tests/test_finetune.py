@@ -23,11 +23,15 @@ SELECTED = RANKED[:8]
 
 
 def test_variants_have_the_selection_size_and_the_promised_examples():
-    sizes = {n: len(variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples) for n in
-             ("selectit", "random", "longest", "bottom", "full", "base")}
+    sizes = {
+        n: len(variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples)
+        for n in ("selectit", "random", "longest", "bottom", "full", "base")
+    }
     assert sizes == {"selectit": 8, "random": 8, "longest": 8, "bottom": 8, "full": 40, "base": 0}
-    ids = {n: {e.id for e in variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples}
-           for n in ("selectit", "bottom", "longest")}
+    ids = {
+        n: {e.id for e in variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples}
+        for n in ("selectit", "bottom", "longest")
+    }
     assert ids["selectit"] == set(SELECTED) and ids["bottom"] == set(RANKED[-8:])
     assert not ids["selectit"] & ids["bottom"]
     cutoff = sorted((len(e.output) for e in POOL), reverse=True)[7]
@@ -41,21 +45,31 @@ def test_random_variant_is_seeded():
 
 
 def test_heldout_split_is_seeded_disjoint_and_never_in_a_variant():
-    examples = [_example(i) for i in range(50)]
-    kept, heldout = split_heldout(examples, 10, seed=3)
-    assert len(heldout) == 10 and len(kept) == 40 and not {e.id for e in kept} & {e.id for e in heldout}
-    assert split_heldout(list(reversed(examples)), 10, seed=3)[1] == list(reversed(heldout))  # not row order
-    assert split_heldout(examples, 10, seed=4)[1] != heldout
+    examples = [_example(i) for i in range(400)]
+    kept, heldout = split_heldout(examples, 0.25, seed=3)
+    assert 60 <= len(heldout) <= 140 and len(kept) + len(heldout) == 400  # about a quarter
+    assert not {e.id for e in kept} & {e.id for e in heldout}
+    assert split_heldout(list(reversed(examples)), 0.25, seed=3)[1] == list(reversed(heldout))  # not row order
+    assert split_heldout(examples, 0.25, seed=4)[1] != heldout
     for name in ("random", "longest", "full"):
         chosen = variant_examples(name, kept, [e.id for e in kept], [e.id for e in kept[:5]], 0).examples
         assert not {e.id for e in chosen} & {e.id for e in heldout}
 
 
-def test_heldout_split_that_leaves_nothing_is_an_error():
+def test_appended_rows_move_no_old_example_in_or_out_of_the_heldout_set():
+    examples = [_example(i) for i in range(200)]
+    _, before = split_heldout(examples, 0.1, seed=0)
+    _, after = split_heldout(examples + [_example(i) for i in range(200, 300)], 0.1, seed=0)
+    assert [e for e in after if e.id in {x.id for x in examples}] == before
+
+
+def test_heldout_split_of_tiny_data_holds_one_out_and_refuses_to_hold_all():
     from selectit.errors import ParamsError
 
-    with pytest.raises(ParamsError, match="validate.heldout: 5 held-out"):
-        split_heldout([_example(i) for i in range(5)], 5, seed=0)
+    kept, heldout = split_heldout([_example(i) for i in range(3)], 0.01, seed=0)
+    assert len(heldout) == 1 and len(kept) == 2
+    with pytest.raises(ParamsError, match="validate.heldout: holding out 0.01 of 1 valid examples leaves none"):
+        split_heldout([_example(0)], 0.01, seed=0)
 
 
 def test_a_selection_from_another_run_is_an_input_error():
@@ -70,14 +84,28 @@ def test_a_selection_from_another_run_is_an_input_error():
 
 def _settings(**changes):
     import yaml
-
     from conftest import ROOT
+
     from selectit.config import FinetuneConfig
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())["finetune"]
-    raw.update({"max_steps": 6, "batch_size": 4, "micro_batch_size": 2, "max_length": 64, "learning_rate": 5e-3,
-                "lora_r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "warmup_ratio": 0.0, "lr_scheduler": "constant",
-                "device": "cpu", "dtype": "float32", **changes})
+    raw.update(
+        {
+            "max_steps": 6,
+            "batch_size": 4,
+            "micro_batch_size": 2,
+            "max_length": 64,
+            "learning_rate": 5e-3,
+            "lora_r": 4,
+            "lora_alpha": 8,
+            "lora_dropout": 0.0,
+            "warmup_ratio": 0.0,
+            "lr_scheduler": "constant",
+            "device": "cpu",
+            "dtype": "float32",
+            **changes,
+        }
+    )
     return FinetuneConfig(**raw)
 
 
@@ -90,8 +118,7 @@ def test_training_lowers_the_loss_and_the_adapter_reloads_to_the_same_outputs(ti
     from selectit.finetune.models import load_variant
     from selectit.finetune.train import finetune
 
-    result = finetune(TRAIN, _settings(), str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt",
-                      progress=False)
+    result = finetune(TRAIN, _settings(), str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False)
     assert result.steps == 6 and result.last_loss < result.first_loss
     assert (tmp_path / "out" / "adapter_config.json").is_file()
     assert not any((tmp_path / "ckpt").iterdir())  # checkpoints go once the run is done
@@ -121,8 +148,16 @@ def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, tmp_pat
 
     cfg = _settings(max_steps=4)
     with pytest.raises(Crash):
-        finetune(TRAIN, cfg, str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False,
-                 callbacks=[CrashAtStep3()])
+        finetune(
+            TRAIN,
+            cfg,
+            str(tiny_model),
+            "tiny",
+            tmp_path / "out",
+            tmp_path / "ckpt",
+            progress=False,
+            callbacks=[CrashAtStep3()],
+        )
     assert not (tmp_path / "out").exists()  # nothing that looks finished
     result = finetune(TRAIN, cfg, str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False)
     assert result.resumed_from_step == 2 and result.steps == 4
@@ -157,18 +192,59 @@ def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
     import json
 
     from conftest import write_params
+
     from selectit.cli import main
 
     params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
     common = ["--params", str(params)]
-    assert main([*common, "finetune", str(tiny_alpaca), "--out", str(tmp_path / "tuned"), "--max-steps", "2",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                *common,
+                "finetune",
+                str(tiny_alpaca),
+                "--out",
+                str(tmp_path / "tuned"),
+                "--max-steps",
+                "2",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "tuned" / "model" / "adapter_config.json").is_file()
     for name, model in (("tuned", str(tmp_path / "tuned")), ("base", "base")):
-        assert main([*common, "evaluate", "--model", model, "--heldout", str(tiny_alpaca), "--out",
-                     str(tmp_path / f"eval-{name}"), "--no-progress"]) == 0
-    assert main([*common, "compare", f"tuned={tmp_path / 'eval-tuned'}", f"base={tmp_path / 'eval-base'}",
-                 "--reference", "base", "--out", str(tmp_path / "cmp")]) == 0
+        assert (
+            main(
+                [
+                    *common,
+                    "evaluate",
+                    "--model",
+                    model,
+                    "--heldout",
+                    str(tiny_alpaca),
+                    "--out",
+                    str(tmp_path / f"eval-{name}"),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
+    assert (
+        main(
+            [
+                *common,
+                "compare",
+                f"tuned={tmp_path / 'eval-tuned'}",
+                f"base={tmp_path / 'eval-base'}",
+                "--reference",
+                "base",
+                "--out",
+                str(tmp_path / "cmp"),
+            ]
+        )
+        == 0
+    )
     comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
     cell = comparison["variants"]["tuned"]["heldout_nll"]
     assert cell["n"] == 6 and cell["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")

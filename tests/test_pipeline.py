@@ -31,7 +31,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     params, data, _ = project
     results = pipeline_flow(str(params), str(data), progress=False)
     selected = json.loads((data / "selected" / "selective_alpaca.json").read_text())
-    assert len(selected) == 4  # half of the 8 scored (2 of 10 held out)
+    assert len(selected) == 4  # half of the 7 scored (3 of 10 held out), rounded
     assert all(set(row) == {"instruction", "input", "output"} for row in selected)
     assert all(row in TINY_ROWS + MORE_ROWS for row in selected)
     card = (data / "selected" / "dataset_card.md").read_text()
@@ -44,7 +44,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     source_section = card.split("## Source")[1].split("## Counts")[0]
     assert "| `source.json` |" in source_section and str(params.parent) not in source_section
     assert (data / "reports" / "validation" / "index.html").is_file()
-    assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 16  # 8 examples x 2 prompts
+    assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 14  # 7 examples x 2 prompts
 
     from mlflow.tracking import MlflowClient
 
@@ -63,16 +63,16 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     # The parent run carries each stage's headline metrics, for MLflow's run table and compare view.
     parent_metrics = parents[0].data.metrics
     assert parent_metrics["ingest.examples"] == 10 and parent_metrics["select.selected"] == 4
-    assert parent_metrics["aggregate.examples"] == 8 and "aggregate.score_median" in parent_metrics
-    assert parent_metrics["score_twin-llama.texts_run"] == 16
+    assert parent_metrics["aggregate.examples"] == 7 and "aggregate.score_median" in parent_metrics
+    assert parent_metrics["score_twin-llama.texts_run"] == 14
 
     # Fine-tuning and evaluation: every variant, compared with `random` on the held-out loss.
-    assert results.stages["finetune@selectit"].examples == 4 and results.stages["finetune@full"].examples == 8
+    assert results.stages["finetune@selectit"].examples == 4 and results.stages["finetune@full"].examples == 7
     assert results.stages["finetune@base"].steps == 0 and results.stages["finetune@selectit"].steps == 1
     comparison = json.loads((data / "reports" / "comparison" / "comparison.json").read_text())
     assert set(comparison["variants"]) == set(variants) and comparison["reference"] == "random"
     nll = comparison["variants"]["selectit"]["heldout_nll"]
-    assert nll["n"] == 2 and nll["low"] <= nll["mean"] <= nll["high"]
+    assert nll["n"] == 3 and nll["low"] <= nll["mean"] <= nll["high"]
     assert nll["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
     dvc_metrics = json.loads((data / "reports" / "comparison" / "metrics.json").read_text())
     assert dvc_metrics["selectit"]["heldout_nll"] == pytest.approx(nll["mean"])
@@ -94,6 +94,10 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert run.data.tags["source.0.sha256"]  # and ingest names the input file's hash
 
 
+def _ids(path) -> set[str]:
+    return {json.loads(line)["id"] for line in path.read_text().splitlines()}
+
+
 def test_appended_rows_are_the_only_ones_rated_again(project):
     from flows.ingest import ingest_flow
     from flows.score import score_flow
@@ -104,7 +108,9 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
     ingest_flow(stage_context(params, data))
     validate_flow(stage_context(params, data))
     first = score_flow(stage_context(params, data), rater)
-    assert first.texts_run == 20
+    scored_before = _ids(data / "validated" / "examples.jsonl")
+    heldout_before = _ids(data / "validated" / "heldout.jsonl")
+    assert first.texts_run == 2 * len(scored_before) == 14
 
     appended = [
         {"instruction": "Name a fruit.", "input": "", "output": "Apple."},
@@ -114,9 +120,13 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
     ingest_flow(stage_context(params, data))
     validate_flow(stage_context(params, data))
     second = score_flow(stage_context(params, data), rater)
-    assert second.texts_run == 4  # 2 new examples x 2 prompts; the 10 old ones come from the cache
+    scored = _ids(data / "validated" / "examples.jsonl")
+    # Held out by content: the old rows stay where they were; only new rows are rated.
+    assert _ids(data / "validated" / "heldout.jsonl") & (scored_before | heldout_before) == heldout_before
+    assert scored_before < scored
+    assert second.texts_run == 2 * len(scored - scored_before)  # the old ones come from the cache
     ratings = pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet")
-    assert ratings.num_rows == 24 and len(set(ratings["example_id"].to_pylist())) == 12
+    assert ratings.num_rows == 2 * len(scored) and set(ratings["example_id"].to_pylist()) == scored
 
     third = score_flow(stage_context(params, data), rater)
     assert third.texts_run == 0

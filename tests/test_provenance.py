@@ -420,6 +420,12 @@ STAGE_COMMANDS = [
     ("score@tiny", ["python", "-m", "flows.score", "--rater", "tiny"]),
     ("aggregate", ["python", "-m", "flows.aggregate"]),
     ("select", ["python", "-m", "flows.select"]),
+    *[
+        (f"{stage}@{variant}", ["python", "-m", f"flows.{stage}", "--variant", variant])
+        for stage in ("finetune", "evaluate")
+        for variant in ("selectit", "random")
+    ],  # the copy's variants
+    ("compare", ["python", "-m", "flows.compare"]),
 ]
 
 

@@ -37,6 +37,7 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
     source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
     params, data = _prepare(tmp_path / "killed", source)
     cache = data / "cache" / "ratings" / RATER
+    n = len((data / "validated" / "examples.jsonl").read_text().splitlines())  # scored: one shard each
 
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
@@ -63,14 +64,14 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
     finished = len(list(cache.glob("**/*.parquet")))
-    assert 2 <= finished < 10, f"{finished} of 10 shards finished before the kill"
+    assert 2 <= finished < n, f"{finished} of {n} shards finished before the kill"
     assert not (data / "scores" / RATER / "ratings.parquet").exists()  # no output that looks complete
 
     resumed = score_flow(stage_context(params, data), RATER)
-    assert resumed.texts_run == 10 - finished  # one prompt, one example per shard
+    assert resumed.texts_run == n - finished  # one prompt, one example per shard
 
     reference_params, reference_data = _prepare(tmp_path / "reference", source)
     score_flow(stage_context(reference_params, reference_data), RATER)
     got = pq.read_table(data / "scores" / RATER / "ratings.parquet")
     expected = pq.read_table(reference_data / "scores" / RATER / "ratings.parquet")
-    assert got.num_rows == 10 and got.equals(expected)
+    assert got.num_rows == n == 7 and got.equals(expected)

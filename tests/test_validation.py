@@ -12,7 +12,7 @@ from selectit.config import ValidateConfig
 from selectit.errors import ParamsError
 from selectit.ingest.records import Example, example_id, read_examples
 
-SETTINGS = ValidateConfig(min_chars=3, max_chars=200, max_reject_fraction=0.5)
+SETTINGS = ValidateConfig(min_chars=3, max_chars=200, max_reject_fraction=0.5, heldout=0.0, seed=0)
 
 
 def make(row: int, instruction: str, output: str, input: str = "", id: str | None = None) -> Example:
@@ -173,7 +173,7 @@ def test_too_many_rejects_fail_the_dataset_naming_the_worst_expectation():
     examples[0] = make(0, "Bad\x01", examples[0].output)
 
     with pytest.raises(ValidationFailed) as caught:
-        validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2))
+        validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2, heldout=0.0, seed=0))
 
     message = str(caught.value)
     assert message.startswith("validation failed: 6 of 10 rows (60%) fail row-level checks, above the limit of 20%")
@@ -183,7 +183,7 @@ def test_too_many_rejects_fail_the_dataset_naming_the_worst_expectation():
 
 def test_reject_fraction_at_the_limit_passes():
     examples = clean_rows(4) + [make(100, "Question?", "")]
-    result = validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2))
+    result = validate_examples(examples, ValidateConfig(3, 200, max_reject_fraction=0.2, heldout=0.0, seed=0))
     assert len(result.rejects) == 1 and len(result.valid) == 4
 
 
@@ -202,7 +202,7 @@ def test_empty_input_fails():
 def test_wrong_schema_fails_the_dataset(value, label):
     bad = Example("bad-id", "Count to three.", "", value, "data.json", 9, "alpaca", {})
     with pytest.raises(ValidationFailed) as caught:
-        validate_examples(clean_rows(9) + [bad], ValidateConfig(3, 200, 1.0))
+        validate_examples(clean_rows(9) + [bad], ValidateConfig(3, 200, 1.0, 0.0, 0))
     assert "does not have the expected schema" in str(caught.value)
     assert label in str(caught.value)
 
@@ -235,7 +235,7 @@ def test_a_failed_dataset_still_writes_its_report(tmp_path):
 
 def test_settings_are_checked():
     with pytest.raises(ParamsError, match="max_reject_fraction"):
-        ValidateConfig(1, 100, 1.5).validate("validate")
+        ValidateConfig(1, 100, 1.5, 0.0, 0).validate("validate")
 
 
 def test_an_expectation_gx_cannot_evaluate_is_an_error():

@@ -111,8 +111,13 @@ def run_benchmarks(
             raise ParamsError(f"{key}: expected an integer >= 1, got {value}")
     lm = _wrap_model(model, tokenizer, batch_size, progress)
     return _evaluate(
-        lm, active, Path(benchmarks_dir), Path(work_dir),
-        run_code=run_code, max_new_tokens=max_new_tokens, progress=progress,
+        lm,
+        active,
+        Path(benchmarks_dir),
+        Path(work_dir),
+        run_code=run_code,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
     )
 
 
@@ -131,8 +136,10 @@ def _check_request(limits: Mapping[str, int | None], benchmarks_dir: Path, run_c
         if limit == 0:
             continue
         if name == "humaneval" and not run_code:
-            raise ParamsError("limits.humaneval: HumanEval runs the code the model writes; "
-                              "pass run_code=True to allow it, or leave humaneval out")
+            raise ParamsError(
+                "limits.humaneval: HumanEval runs the code the model writes; "
+                "pass run_code=True to allow it, or leave humaneval out"
+            )
         if (missing := _missing_file(name, benchmarks_dir)) is not None:
             raise ParamsError(f"limits.{name}: benchmark file not found: {missing}")
         active[name] = limit
@@ -146,8 +153,9 @@ def _missing_file(name: str, benchmarks_dir: Path) -> Path | None:
         tasks = _bbh_tasks(folder)
         needed = [folder / "cot-prompts" / f"{task}.txt" for task in tasks] if tasks else [folder / "*.json"]
     else:
-        needed = [benchmarks_dir / {"mmlu": "mmlu.zip", "gsm8k": "gsm8k_test.jsonl",
-                                    "humaneval": "humaneval.jsonl.gz"}[name]]
+        needed = [
+            benchmarks_dir / {"mmlu": "mmlu.zip", "gsm8k": "gsm8k_test.jsonl", "humaneval": "humaneval.jsonl.gz"}[name]
+        ]
     return next((path for path in needed if not path.exists()), None)
 
 
@@ -190,7 +198,8 @@ def _evaluate(
     from lm_eval.tasks import TaskManager
 
     work_dir.mkdir(parents=True, exist_ok=True)
-    # Only our configs: indexing lm-eval's own few thousand YAML files would take seconds.
+    # Only our configs: indexing lm-eval's own few thousand YAML files would take seconds, and
+    # its built-in tasks of the same names (gsm8k, mmlu_*) must not be picked up instead.
     manager = TaskManager(include_defaults=False)
     results = {}
     for name, limit in limits.items():
@@ -201,13 +210,23 @@ def _evaluate(
             # One call per benchmark because the limit differs; lm-eval applies it per task.
             # bootstrap_iters=0: lm-eval's own stderr is not used (the compare stage bootstraps).
             output = evaluate(
-                lm, loaded, limit=limit, bootstrap_iters=0, log_samples=True,
+                lm,
+                loaded,
+                limit=limit,
+                bootstrap_iters=0,
+                log_samples=True,
                 confirm_run_unsafe_code=run_code,
             )
         task_names = {subtask: config["task"] for subtask, config in subtasks.items()}
         results[name] = _question_scores(name, task_names, output["samples"])
-        log.info("%s: %d questions, %s %.3f (%.0f s)", name, len(results[name].scores), results[name].metric,
-                 results[name].mean, time.monotonic() - started)
+        log.info(
+            "%s: %d questions, %s %.3f (%.0f s)",
+            name,
+            len(results[name].scores),
+            results[name].metric,
+            results[name].mean,
+            time.monotonic() - started,
+        )
     return results
 
 
@@ -269,8 +288,15 @@ def _task_configs(name: str, benchmarks_dir: Path, work_dir: Path, max_new_token
         mmlu_dir = work_dir / "mmlu"
         configs = {}
         for subject in _extract_mmlu(benchmarks_dir / "mmlu.zip", mmlu_dir):
-            config = _fill(template, {**common, "MMLU_DIR": str(mmlu_dir.resolve()), "SUBJECT": subject,
-                                      "SUBJECT_TEXT": subject.replace("_", " ")})
+            config = _fill(
+                template,
+                {
+                    **common,
+                    "MMLU_DIR": str(mmlu_dir.resolve()),
+                    "SUBJECT": subject,
+                    "SUBJECT_TEXT": subject.replace("_", " "),
+                },
+            )
             config["dataset_kwargs"]["features"] = _string_features(MMLU_COLUMNS)
             configs[subject] = config
     elif name == "bbh":
@@ -308,6 +334,7 @@ def _fill(value: Any, fields: Mapping[str, str]) -> Any:
 
     One pass: text put in (a BBH prompt) is not searched again."""
     if isinstance(value, str):
+
         def field(match: re.Match) -> str:
             if match.group(1) not in fields:
                 raise KeyError(f"task template: no value for placeholder {match.group()}")
@@ -351,8 +378,10 @@ def _extract_mmlu(zip_path: Path, folder: Path) -> list[str]:
                 subjects.add(subject)
     missing_dev = [s for s in subjects if not (folder / "dev" / f"{s}_dev.csv").exists()]
     if not subjects or missing_dev:
-        raise InputError(f"{zip_path}: expected data/test/<subject>_test.csv and data/dev/<subject>_dev.csv "
-                         f"for every subject; found {len(subjects)} subjects, without dev rows: {missing_dev}")
+        raise InputError(
+            f"{zip_path}: expected data/test/<subject>_test.csv and data/dev/<subject>_dev.csv "
+            f"for every subject; found {len(subjects)} subjects, without dev rows: {missing_dev}"
+        )
     return sorted(subjects)
 
 
@@ -368,7 +397,13 @@ def _write_if_changed(path: Path, data: bytes) -> None:
 # --- answer extraction (named by the YAML files) -------------------------------------
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
-_ANSWER_CUE = "the answer is"
+_ANSWER_CUE = re.compile(r"the answer is", re.IGNORECASE)
+
+
+def _after_last_cue(response: str) -> str | None:
+    """The text after the last "the answer is" (any case), or None without one."""
+    cues = list(_ANSWER_CUE.finditer(response))
+    return response[cues[-1].end() :] if cues else None
 
 
 def normal_number(text: str) -> str:
@@ -381,8 +416,8 @@ def normal_number(text: str) -> str:
 
 def final_number(response: str) -> str:
     """The number after the last "The answer is"; without one, the last number written."""
-    cue = response.lower().rfind(_ANSWER_CUE)
-    if cue >= 0 and (match := _NUMBER.search(response, cue)):
+    answer = _after_last_cue(response)
+    if answer is not None and (match := _NUMBER.search(answer)):
         return normal_number(match.group())
     numbers = _NUMBER.findall(response)
     return normal_number(numbers[-1]) if numbers else INVALID
@@ -399,12 +434,12 @@ def gsm8k_answers(responses: list[list[str]], docs: list[dict]) -> list[list[str
 
 
 def bbh_answer(response: str) -> str:
-    """The text after the last "So the answer is", up to the end of its line, without a final ".";
+    """The text after the last "the answer is", up to the end of its line, without a final ".";
     a multiple-choice answer such as "(B) blue" is cut to its letter "(B)", as the targets are."""
-    cue = response.lower().rfind(_ANSWER_CUE)
-    if cue < 0:
+    answer = _after_last_cue(response)
+    if answer is None:
         return INVALID
-    answer = response[cue + len(_ANSWER_CUE):].split("\n", 1)[0].strip().removesuffix(".").strip()
+    answer = answer.split("\n", 1)[0].strip().removesuffix(".").strip()
     if choice := re.match(r"\([A-Z]\)", answer):
         return choice.group()
     return answer or INVALID
@@ -446,8 +481,12 @@ def run_program(source: str, timeout_s: float | None = None) -> bool:
         path = Path(folder) / "program.py"
         path.write_text(preamble + source, encoding="utf-8")
         process = subprocess.Popen(
-            [sys.executable, "-I", str(path)], cwd=folder, env={"PATH": os.environ.get("PATH", "")},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-I", str(path)],
+            cwd=folder,
+            env={"PATH": os.environ.get("PATH", "")},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:

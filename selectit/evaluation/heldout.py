@@ -14,8 +14,9 @@ from selectit.finetune.format import alpaca_prompt
 from selectit.ingest.records import Example
 
 
-def heldout_nll(model, tokenizer, examples: Sequence[Example], *, batch_size: int = 8, max_length: int = 1024,
-                progress: bool = True) -> tuple[list[str], list[float]]:
+def heldout_nll(
+    model, tokenizer, examples: Sequence[Example], *, batch_size: int = 8, max_length: int = 1024, progress: bool = True
+) -> tuple[list[str], list[float]]:
     """(example ids, each example's mean NLL per response token, in nats)."""
     import torch
 

@@ -11,23 +11,40 @@ from selectit.evaluation.metrics import HELDOUT_NLL, benchmark_metric
 from selectit.ingest.records import Example
 
 
-def measure(model, tokenizer, cfg: EvaluateConfig, heldout: Sequence[Example] | None, *, max_length: int,
-            work_dir: Path, progress: bool = True) -> dict[str, dict[str, list]]:
+def measure(
+    model,
+    tokenizer,
+    cfg: EvaluateConfig,
+    heldout: Sequence[Example] | None,
+    *,
+    max_length: int,
+    work_dir: Path,
+    progress: bool = True,
+) -> dict[str, dict[str, list]]:
     """metric -> {"ids": [...], "scores": [...]}: the held-out loss (when `heldout` is
     given and cfg.heldout_loss is on) and each benchmark cfg gives a count."""
     questions: dict[str, dict[str, list]] = {}
     if cfg.heldout_loss and heldout:
         from selectit.evaluation.heldout import heldout_nll
 
-        ids, scores = heldout_nll(model, tokenizer, heldout, batch_size=cfg.batch_size, max_length=max_length,
-                                  progress=progress)
+        ids, scores = heldout_nll(
+            model, tokenizer, heldout, batch_size=cfg.batch_size, max_length=max_length, progress=progress
+        )
         questions[HELDOUT_NLL] = {"ids": ids, "scores": scores}
     if cfg.active_benchmarks:
         from selectit.evaluation.benchmarks import run_benchmarks
 
-        results = run_benchmarks(model, tokenizer, cfg.active_benchmarks, Path(cfg.benchmarks_dir), work_dir,
-                                 run_code=cfg.run_code, max_new_tokens=cfg.max_new_tokens,
-                                 batch_size=cfg.batch_size, progress=progress)
+        results = run_benchmarks(
+            model,
+            tokenizer,
+            cfg.active_benchmarks,
+            Path(cfg.benchmarks_dir),
+            work_dir,
+            run_code=cfg.run_code,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            progress=progress,
+        )
         for name, result in results.items():
             questions[benchmark_metric(name, result.metric)] = {"ids": result.question_ids, "scores": result.scores}
     return questions

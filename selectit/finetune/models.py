@@ -19,10 +19,10 @@ def load_variant(model_folder: Path | None, base_location: str, device, trust_re
     is_adapter = model_folder is not None and (model_folder / "adapter_config.json").is_file()
     weights = base_location if model_folder is None or is_adapter else str(model_folder)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_folder or base_location),
-                                                  trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32,
-                                                     trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(model_folder or base_location), trust_remote_code=trust_remote_code
+        )
+        model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32, trust_remote_code=trust_remote_code)
     except Exception as exc:
         raise ModelLoadError(f"could not load the model from {weights}: {exc}") from exc
     if is_adapter:

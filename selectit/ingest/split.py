@@ -9,21 +9,30 @@ from collections.abc import Sequence
 from selectit.errors import ParamsError
 from selectit.ingest.records import Example
 
+_SCALE = float(1 << 64)
 
-def split_heldout(examples: Sequence[Example], n_heldout: int, seed: int) -> tuple[list[Example], list[Example]]:
+
+def _position(seed: int, example_id: str) -> float:
+    """A number in [0, 1) fixed by the seed and the example's content id."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{example_id}".encode()).digest()[:8], "big") / _SCALE
+
+
+def split_heldout(examples: Sequence[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
     """(kept, held out), each in input order.
 
-    The held-out examples are the n with the smallest seeded hash of their id: the
-    choice depends on the seed and the content only, not on row order or machine."""
-    if n_heldout == 0:
+    An example is held out when its seeded hash falls below `fraction`: the choice
+    depends on its content and the seed only, so rows appended to the source never
+    move an old example in or out of the held-out set (its loss stays comparable
+    across runs, and no cached rating is wasted). Data too small to hold any out
+    at this fraction still gives one held-out example, the lowest hash."""
+    if fraction == 0 or not examples:
         return list(examples), []
-    if n_heldout >= len(examples):
-        raise ParamsError(
-            f"validate.heldout: {n_heldout} held-out examples would leave none of the {len(examples)} "
-            "valid examples to score; lower it (0 turns the held-out loss off)"
-        )
-    ranked = sorted(examples, key=lambda e: hashlib.sha256(f"{seed}:{e.id}".encode()).hexdigest())
-    heldout_ids = {e.id for e in ranked[:n_heldout]}
+    positions = {e.id: _position(seed, e.id) for e in examples}
+    heldout_ids = {i for i, p in positions.items() if p < fraction} or {min(positions, key=positions.get)}
     kept = [e for e in examples if e.id not in heldout_ids]
-    heldout = [e for e in examples if e.id in heldout_ids]
-    return kept, heldout
+    if not kept:
+        raise ParamsError(
+            f"validate.heldout: holding out {fraction} of {len(examples)} valid examples leaves none to score; "
+            "lower it (0 turns the held-out loss off)"
+        )
+    return kept, [e for e in examples if e.id in heldout_ids]

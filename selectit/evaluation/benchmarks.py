@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from selectit.config import BENCHMARKS
 from selectit.errors import InputError, ParamsError
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("mmlu", "gsm8k", "bbh", "humaneval")
 
 # The per-question metric lm-eval logs for each benchmark (named in its YAML's metric_list).
 METRICS = {"mmlu": "acc", "gsm8k": "exact_match", "bbh": "exact_match", "humaneval": "pass@1"}

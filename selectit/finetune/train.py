@@ -17,9 +17,6 @@ from selectit.config import FinetuneConfig
 from selectit.errors import ModelLoadError
 from selectit.ingest.records import Example
 
-# What the saved output of a run holds besides the weights.
-RUN_FILE = "finetune.json"
-
 
 @dataclass(frozen=True)
 class TrainResult:

@@ -257,6 +257,8 @@ def cmd_evaluate(args) -> None:
         heldout,
         max_length=params.finetune.max_length,
         work_dir=out / "cache",
+        variant=Path(args.model).name,
+        answers_dir=out,
         progress=not args.no_progress,
     )
     write_questions(out, questions)

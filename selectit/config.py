@@ -187,12 +187,37 @@ BENCHMARKS = ("mmlu", "gsm8k", "bbh", "humaneval")
 
 
 @dataclass(frozen=True)
+class JudgeConfig:
+    base_url: str | None  # an OpenAI-compatible endpoint (http://127.0.0.1:8000/v1); null = no judge, step skipped
+    model: str | None  # the judge model's name at that endpoint
+    api_key_env: str | None  # environment variable holding the key; null for a local server
+    questions: int | None  # AlpacaEval instructions judged per variant (seeded sample); null = all 805
+    annotator: str  # the alpaca-eval annotator whose prompt and parser are used
+
+    @property
+    def enabled(self) -> bool:
+        return self.base_url is not None
+
+    def validate(self, where: str) -> None:
+        if not self.enabled:
+            return
+        if not self.base_url.startswith(("http://", "https://")):
+            raise ParamsError(f"{where}.base_url: expected an http(s) URL, got {self.base_url!r}")
+        if not (self.model or "").strip():
+            raise ParamsError(f"{where}.model: a judge endpoint needs the judge model's name")
+        _positive(self.questions, f"{where}.questions", allow_none=True)
+        if not self.annotator.strip():
+            raise ParamsError(f"{where}.annotator: expected an alpaca-eval annotator name (for example chatgpt)")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     heldout_loss: bool  # mean response NLL on the held-out examples (validate.heldout)
     benchmarks: dict[str, int | None]  # questions per benchmark (mmlu, bbh: per subject); null = all; 0 = skip
     benchmarks_dir: str  # the offline benchmark files (relative to params.yaml)
     run_code: bool  # HumanEval executes model-written code; only when you accept that
-    max_new_tokens: int  # cap on generated tokens (GSM8K, BBH, HumanEval)
+    judge: JudgeConfig  # AlpacaEval-style win rate against text-davinci-003's answers
+    max_new_tokens: int  # cap on generated tokens (GSM8K, BBH, HumanEval, judged answers)
     batch_size: int  # sequences per forward pass
     reference: str  # the variant every other one is compared with (paired bootstrap)
     bootstrap_resamples: int
@@ -296,8 +321,9 @@ def _check_across_sections(params: Params, path: Path) -> None:
         raise ParamsError(
             f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
         )
-    if not params.evaluate.heldout_loss and not params.evaluate.active_benchmarks:
-        raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true or a benchmark count")
+    evaluate = params.evaluate
+    if not evaluate.heldout_loss and not evaluate.active_benchmarks and not evaluate.judge.enabled:
+        raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true, a benchmark count or a judge")
     if params.evaluate.heldout_loss and params.validate.heldout == 0:
         raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
 
@@ -321,6 +347,8 @@ def _build(cls_name, raw: Any, where: str):
 
 
 def _check_type(value: Any, hint, where: str):
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:

@@ -35,6 +35,7 @@ def evaluate_variant(params: Params, layout: Layout, variant: str, progress: boo
     model, tokenizer = load_variant(model_folder, source.location, device, params.finetune.trust_remote_code)
     started = time.perf_counter()
     heldout = read_example_records(layout.heldout) if cfg.heldout_loss else None
+    folder = layout.evaluation(variant)
     questions = measure(
         model,
         tokenizer,
@@ -42,9 +43,10 @@ def evaluate_variant(params: Params, layout: Layout, variant: str, progress: boo
         heldout,
         max_length=params.finetune.max_length,
         work_dir=layout.root / "cache" / "benchmarks",
+        variant=variant,
+        answers_dir=folder,
         progress=progress,
     )
-    folder = layout.evaluation(variant)
     write_questions(folder, questions)
     summary = EvaluateSummary(
         variant=variant,

@@ -209,3 +209,62 @@ class ProjectCopy:
 @pytest.fixture
 def project_copy(tmp_path, tiny_model) -> ProjectCopy:
     return ProjectCopy(tmp_path, tiny_model)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def judge_server(smollm2_folder, tmp_path_factory):
+    """(base URL, model name) of `transformers serve` on 127.0.0.1, offline, judging with SmolLM2."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    cli = Path(sys.executable).parent / "transformers"  # installed with transformers, beside this Python
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+    log = tmp_path_factory.mktemp("judge") / "serve.log"  # a file: an unread pipe would fill and stall it
+    server = subprocess.Popen(
+        [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port), str(smollm2_folder)],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    server.kill()
+                    pytest.fail(f"transformers serve did not start:\n{log.read_text()[-3000:]}")
+                time.sleep(1)
+        yield f"{base}/v1", str(smollm2_folder)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def lineage_chain(runs, start: str) -> list[str]:
+    """Run names from `start` back to the input, following each run's lineage tags
+    (and checking that each link's file hashes agree)."""
+    by_id = {r.info.run_id: r for r in runs}
+    run = next(r for r in runs if r.info.run_name == start)
+    chain = [start]
+    while "lineage.input_run_id" in run.data.tags:
+        upstream = by_id[run.data.tags["lineage.input_run_id"]]
+        assert upstream.data.tags["lineage.output_sha256"] == run.data.tags["lineage.input_sha256"]
+        run = upstream
+        chain.append(run.info.run_name)
+    assert run.data.tags["source.0.sha256"]  # ingest names the input file's hash
+    return chain

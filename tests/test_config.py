@@ -58,6 +58,7 @@ BASE = {
         "benchmarks": {"mmlu": 1, "gsm8k": 0, "bbh": 0, "humaneval": 0},
         "benchmarks_dir": "benchmarks",
         "run_code": False,
+        "judge": {"base_url": None, "model": None, "api_key_env": None, "questions": 100, "annotator": "chatgpt"},
         "max_new_tokens": 256,
         "batch_size": 8,
         "reference": "random",

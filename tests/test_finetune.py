@@ -5,6 +5,7 @@ same outputs, that an interrupted run resumes, and the held-out loss by hand."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -133,35 +134,59 @@ def test_training_lowers_the_loss_and_the_adapter_reloads_to_the_same_outputs(ti
     assert not torch.allclose(logits[0], logits[2])
 
 
-def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
-    from transformers import TrainerCallback
+# Trains in a child process that stops at step 2 (checkpoint-2 is on disk by then:
+# 4 steps, one checkpoint a step) and waits there to be killed.
+_KILLED_TRAINING = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from transformers import TrainerCallback
+from test_finetune import TRAIN, _settings
+from selectit.finetune.train import finetune
+
+class WaitToBeKilled(TrainerCallback):
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            print("at step 2", flush=True)
+            time.sleep(600)
+
+finetune(TRAIN, _settings(max_steps=4), {model!r}, "tiny", {out!r}, {ckpt!r}, progress=False,
+         callbacks=[WaitToBeKilled()])
+"""
+
+
+def test_training_killed_with_sigkill_resumes_from_its_last_complete_checkpoint(tiny_model, tmp_path):
+    import signal
+    import subprocess
+    import sys
 
     from selectit.finetune.train import finetune
 
-    class Crash(Exception):
-        pass
+    out, ckpt = tmp_path / "out", tmp_path / "ckpt"
+    tests = str(Path(__file__).parent)
+    script = _KILLED_TRAINING.format(tests=tests, model=str(tiny_model), out=str(out), ckpt=str(ckpt))
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        lines = []
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("at step 2"):
+                break
+        assert lines and lines[-1].startswith("at step 2"), "".join(lines)[-3000:]
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert not out.exists()  # nothing that looks finished
+    (run_dir,) = ckpt.iterdir()
+    # A kill while the trainer wrote checkpoint-3 leaves it without its trainer_state.json.
+    (run_dir / "checkpoint-3").mkdir()
+    (run_dir / "checkpoint-3" / "adapter_model.safetensors").write_bytes(b"cut short")
 
-    class CrashAtStep3(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            if state.global_step == 2:  # checkpoint-2 is on disk by now (4 steps: one checkpoint a step)
-                raise Crash
-
-    cfg = _settings(max_steps=4)
-    with pytest.raises(Crash):
-        finetune(
-            TRAIN,
-            cfg,
-            str(tiny_model),
-            "tiny",
-            tmp_path / "out",
-            tmp_path / "ckpt",
-            progress=False,
-            callbacks=[CrashAtStep3()],
-        )
-    assert not (tmp_path / "out").exists()  # nothing that looks finished
-    result = finetune(TRAIN, cfg, str(tiny_model), "tiny", tmp_path / "out", tmp_path / "ckpt", progress=False)
+    result = finetune(TRAIN, _settings(max_steps=4), str(tiny_model), "tiny", out, ckpt, progress=False)
     assert result.resumed_from_step == 2 and result.steps == 4
-    assert (tmp_path / "out" / "adapter_config.json").is_file()
+    assert (out / "adapter_config.json").is_file()
 
 
 def test_heldout_loss_matches_a_hand_computation(tiny_model):

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TINY_ROWS, pipeline_params, stage_context
+from conftest import TINY_ROWS, lineage_chain, pipeline_params, stage_context
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -81,17 +81,8 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
 
     # Lineage: the number -> the variant's evaluate run -> its finetune run -> the select run
     # -> the aggregate run -> validate -> ingest, each link a tagged run id with file hashes.
-    by_id = {r.info.run_id: r for r in runs}
-    evaluate = next(r for r in runs if r.info.run_name == "evaluate@selectit")
-    chain = [evaluate.info.run_name]
-    run = evaluate
-    while "lineage.input_run_id" in run.data.tags:
-        upstream = by_id[run.data.tags["lineage.input_run_id"]]
-        assert upstream.data.tags["lineage.output_sha256"] == run.data.tags["lineage.input_sha256"]
-        run = upstream
-        chain.append(run.info.run_name)
+    chain = lineage_chain(runs, "evaluate@selectit")
     assert chain == ["evaluate@selectit", "finetune@selectit", "select", "aggregate", "validate", "ingest"]
-    assert run.data.tags["source.0.sha256"]  # and ingest names the input file's hash
 
 
 def _ids(path) -> set[str]:

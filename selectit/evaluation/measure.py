@@ -3,12 +3,15 @@ the evaluate stage and `selectit evaluate`."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from selectit.config import EvaluateConfig
-from selectit.evaluation.metrics import HELDOUT_NLL, benchmark_metric
+from selectit.evaluation.metrics import HELDOUT_NLL, JUDGE_WIN_RATE, benchmark_metric
 from selectit.ingest.records import Example
+
+log = logging.getLogger(__name__)
 
 
 def measure(
@@ -19,10 +22,13 @@ def measure(
     *,
     max_length: int,
     work_dir: Path,
+    variant: str = "model",
+    answers_dir: Path | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, list]]:
     """metric -> {"ids": [...], "scores": [...]}: the held-out loss (when `heldout` is
-    given and cfg.heldout_loss is on) and each benchmark cfg gives a count."""
+    given and cfg.heldout_loss is on), each benchmark cfg gives a count, and the judge's
+    win rate when a judge is configured (its answers are kept in `answers_dir`)."""
     questions: dict[str, dict[str, list]] = {}
     if cfg.heldout_loss and heldout:
         from selectit.evaluation.heldout import heldout_nll
@@ -47,6 +53,25 @@ def measure(
         )
         for name, result in results.items():
             questions[benchmark_metric(name, result.metric)] = {"ids": result.question_ids, "scores": result.scores}
+    if cfg.judge.enabled:
+        from selectit.evaluation.judge import judge_win_rate
+
+        ids, scores = judge_win_rate(
+            model,
+            tokenizer,
+            cfg.judge,
+            benchmarks_dir=Path(cfg.benchmarks_dir),
+            variant=variant,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            work_dir=Path(work_dir) / "judge",
+            answers_dir=Path(answers_dir or work_dir),
+            progress=progress,
+        )
+        questions[JUDGE_WIN_RATE] = {"ids": ids, "scores": scores}
+    else:
+        log.info("no judge configured (evaluate.judge.base_url): AlpacaEval win rate skipped")
     return questions
 
 

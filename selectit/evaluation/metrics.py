@@ -10,6 +10,7 @@ from selectit.evaluation.compare import MetricSpec
 from selectit.io import write_json
 
 HELDOUT_NLL = "heldout_nll"
+JUDGE_WIN_RATE = "alpaca_eval_win_rate"  # share of questions the judge prefers the variant over text-davinci-003
 QUESTIONS_FILE = "questions.json"  # in each variant's evaluation folder
 
 
@@ -19,7 +20,7 @@ def benchmark_metric(benchmark: str, metric: str) -> str:
 
 
 def metric_spec(name: str) -> MetricSpec:
-    """Held-out NLL first (lower is better); benchmark scores are shares (higher is better)."""
+    """Held-out NLL first (lower is better); benchmark scores and the win rate are shares (higher is better)."""
     if name == HELDOUT_NLL:
         return MetricSpec(HELDOUT_NLL, higher_is_better=False, label="held-out NLL ↓")
     return MetricSpec(name, higher_is_better=True, label=f"{name} ↑")

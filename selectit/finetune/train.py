@@ -49,7 +49,12 @@ def checkpoint_key(cfg: FinetuneConfig, base_content_id: str, examples: Sequence
 
 
 def last_checkpoint(folder: Path) -> Path | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.rpartition("-")[2]))
+    """The latest complete checkpoint. The trainer writes a checkpoint's files in place
+    and its trainer_state.json last, so a folder without one was cut short by a kill."""
+    found = sorted(
+        (p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()),
+        key=lambda p: int(p.name.rpartition("-")[2]),
+    )
     return found[-1] if found else None
 
 

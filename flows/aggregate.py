@@ -14,7 +14,7 @@ from selectit.plots import histogram_png
 from selectit.provenance import code_version
 from selectit.rating.models import rater_name
 from selectit.scoring.tables import read_scores
-from selectit.summaries import AggregateSummary
+from selectit.summaries import AggregateSummary, ScoreSummary
 from selectit.tracking import lineage
 from tasks.aggregate import aggregate_scores
 
@@ -24,6 +24,9 @@ def aggregate_flow(context: RunContext) -> AggregateSummary:
     params, layout = context.params, context.layout
     with tracked_stage(context, "aggregate", {"aggregate": dataclasses.asdict(params.aggregate)}, __name__) as log:
         raters = [rater_name(r) for r in params.score.raters]
+        AggregateSummary.discard(layout.aggregated)
+        for rater in params.score.raters:
+            ScoreSummary.load_current(layout.rater_scores(rater_name(rater)), f"score@{rater}", "score", params.score)
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -55,6 +56,85 @@ def tracked_stage(
             stage_log.tags(hashes)
 
 
+def _user_error_names() -> tuple[str, ...]:
+    found, todo = [], [SelectitError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls.__name__)
+        todo += cls.__subclasses__()
+    return tuple(found)
+
+
+class _UserErrorsToDebug(logging.Filter):
+    """Prefect logs a failed task's and flow's exception with its traceback at ERROR
+    (about 80 lines for one bad file). For an error the user can fix, the command
+    prints one line instead: these records drop to DEBUG in Prefect's own log and
+    stay off the console. A bug keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SelectitError) or (
+            exc is None
+            and "Failed(" in (message := record.getMessage())
+            # "Finished in state Failed('... InputError: ...')": the same error, once more
+            and any(f"{name}: " in message for name in _user_error_names())
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.selectit_user_error = True
+        return True
+
+
+def _not_a_user_error(record: logging.LogRecord) -> bool:
+    return not getattr(record, "selectit_user_error", False)
+
+
+def quiet_user_errors() -> None:
+    """Install the filter on Prefect's run loggers, and keep what it marks off the
+    console handlers (Prefect puts its console handler on the root logger)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorsToDebug) for f in logger.filters):
+            logger.addFilter(_UserErrorsToDebug())
+    for handler in logging.getLogger().handlers:
+        if _not_a_user_error not in handler.filters:
+            handler.addFilter(_not_a_user_error)
+
+
+@contextlib.contextmanager
+def prefect_server_that_outlives_ctrl_c() -> Iterator[None]:
+    """Start Prefect's temporary server (when no server is configured) with SIGINT blocked.
+
+    Ctrl-C in a terminal goes to the whole process group: the temporary server, a
+    child of this process, stopped at once, and the interrupted run then spent over
+    a minute retrying it before ending in a connection error. A blocked signal stays
+    blocked in the child (uvicorn installs handlers but keeps the mask), so the
+    server lives until this process stops it at exit, and the run records how it
+    ended. Prefect's client finds the server already running and uses it."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            SubprocessASGIServer().start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+
+
+def kept_work(data_dir: Path) -> str:
+    """What an interrupted run leaves for the next one, and how to resume."""
+    from selectit.layout import Layout
+
+    layout = Layout(data_dir)
+    shards = sum(1 for _ in layout.shard_cache.rglob("*.parquet")) if layout.shard_cache.is_dir() else 0
+    checkpoints = len(list((layout.root / "cache" / "finetune").glob("*/*/checkpoint-*")))
+    return (
+        f"kept {shards} finished rating shard(s) in {layout.shard_cache} and {checkpoints} fine-tuning "
+        "checkpoint(s); run the same command again to resume from them"
+    )
+
+
 def command_main(
     name: str,
     description: str,
@@ -72,11 +152,15 @@ def command_main(
         extra(parser)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    quiet_user_errors()
     try:
         run(args)
     except SelectitError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted; {kept_work(Path(args.data))}", file=sys.stderr)
+        sys.exit(130)
 
 
 def stage_main(
@@ -90,6 +174,8 @@ def stage_main(
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
-        flow(open_context(args.params, args.data), **flow_args)
+        context = open_context(args.params, args.data)
+        with prefect_server_that_outlives_ctrl_c():
+            flow(context, **flow_args)
 
     command_main(flow.name, description, run, extra)

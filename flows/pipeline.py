@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from prefect import flow
 
 from flows.aggregate import aggregate_flow
-from flows.common import command_main, open_context, provenance_tags
+from flows.common import command_main, open_context, prefect_server_that_outlives_ctrl_c, provenance_tags
 from flows.compare import compare_flow
 from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
@@ -70,7 +70,8 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> Pip
 def main() -> None:
     def run(args):
         open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
-        pipeline_flow(args.params, args.data, progress=not args.no_progress)
+        with prefect_server_that_outlives_ctrl_c():
+            pipeline_flow(args.params, args.data, progress=not args.no_progress)
 
     command_main(
         "pipeline",

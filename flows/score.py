@@ -15,7 +15,7 @@ from selectit.provenance import code_version
 from selectit.rating.models import rater_name
 from selectit.rating.rate import RaterSession
 from selectit.rating.shards import rater_cache
-from selectit.summaries import ScoreSummary
+from selectit.summaries import ScoreSummary, ValidateSummary
 from tasks.score import collect, plan, score_shard
 
 
@@ -28,6 +28,8 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
     name = rater_name(rater)
     settings = {"score": dataclasses.asdict(cfg), "rater": rater}
     with tracked_stage(context, f"score@{name}", settings, __name__, dvc_stage=f"score@{rater}") as log:
+        ScoreSummary.discard(layout.rater_scores(name))
+        ValidateSummary.load_current(layout.validated, "validate", "validate", context.params.validate)
         examples = read_example_records(layout.examples(layout.validated))
         # The session keeps the model loaded from the first shard to the last.
         session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))

@@ -13,7 +13,7 @@ from flows.common import stage_main, tracked_stage
 from selectit.config import is_remote
 from selectit.context import RunContext
 from selectit.provenance import code_version
-from selectit.summaries import SelectSummary
+from selectit.summaries import AggregateSummary, SelectSummary
 from selectit.tracking import lineage
 from tasks.select import select_examples
 
@@ -27,6 +27,8 @@ def select_flow(context: RunContext) -> SelectSummary:
     # The card names the source as params.yaml does, not by where it sits on this machine.
     shown = source if is_remote(source) else os.path.relpath(source, context.params_path.parent)
     with tracked_stage(context, "select", {"select": dataclasses.asdict(params.select)}, __name__) as log:
+        SelectSummary.discard(layout.selected)
+        AggregateSummary.load_current(layout.aggregated, "aggregate", "aggregate", params.aggregate)
         summary = select_examples(params, layout, shown, REPRODUCE)
         log.metrics(summary.headline(), headline=True)
         log.tags(

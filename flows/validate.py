@@ -10,7 +10,7 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.provenance import code_version
-from selectit.summaries import ValidateSummary
+from selectit.summaries import ValidateSummary, check_ingested
 from selectit.tracking import lineage
 from tasks.validate import validate_records
 
@@ -20,6 +20,8 @@ def validate_flow(context: RunContext) -> ValidateSummary:
     layout = context.layout
     cfg = context.params.validate
     with tracked_stage(context, "validate", {"validate": dataclasses.asdict(cfg)}, __name__) as log:
+        ValidateSummary.discard(layout.validated)
+        check_ingested(layout, context.params.ingest)
         summary = validate_records(cfg, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags(

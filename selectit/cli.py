@@ -32,6 +32,7 @@ OVERRIDES = {
     "max_length": "score.max_length",
     "trust_remote_code": "score.trust_remote_code",
     "limit": "ingest.limit",
+    "rows_key": "ingest.rows_key",
     "alpha": "aggregate.alpha",
     "authors_softmax": "aggregate.authors_softmax",
     "weights": "aggregate.weights",
@@ -65,7 +66,7 @@ def _inputs(args, params) -> list[str]:
 
 
 def _read(args, params):
-    result = read_examples(_inputs(args, params))
+    result = read_examples(_inputs(args, params), params.ingest.rows_key)
     examples = result.examples[: params.ingest.limit] if params.ingest.limit else result.examples
     log.info(
         "read %d examples (%d rejected, %d of them duplicates)%s",
@@ -139,12 +140,25 @@ def cmd_select(args) -> None:
 
     params = _params(args)
     kept, left_out = select_top(read_scores(args.scores), params.select.ratio)
-    by_id = {e.id: e for e in read_examples(_inputs(args, params)).examples}
+    by_id = {e.id: e for e in read_examples(_inputs(args, params), params.ingest.rows_key).examples}
     missing = [i for i in kept if i not in by_id]
     if missing:
         raise InputError(
             f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; pass the files that were scored"
         )
+    scored = set(kept) | set(left_out)
+    unscored = [e for e in by_id.values() if e.id not in scored]
+    if unscored:
+        first = unscored[0]
+        what = (
+            f"{len(unscored)} of {len(by_id)} input examples were never scored (e.g. row {first.row} of {first.source})"
+        )
+        if not args.allow_unscored:
+            raise InputError(
+                f"{what}: the selection would drop them unseen; score them, pass only the files that were "
+                "scored, or add --allow-unscored to select among the scored ones"
+            )
+        log.warning("%s; selecting among the %d scored ones (--allow-unscored)", what, len(scored))
     kept_set = set(kept)
     # Written in input order, so the selection reads like a filtered copy of the input.
     write_examples([e for e in by_id.values() if e.id in kept_set], args.out)
@@ -178,7 +192,9 @@ def cmd_show_prompts(args) -> None:
     )
     prompts = rating_prompts(cfg)
     encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
-    examples = [e for e in read_examples(_inputs(args, params)).examples if e.row in set(args.rows)]
+    examples = [
+        e for e in read_examples(_inputs(args, params), params.ingest.rows_key).examples if e.row in set(args.rows)
+    ]
     chosen = range(len(prompts.prompts)) if args.prompt is None else [args.prompt]
     digits = tokenizer.convert_ids_to_tokens(encoder.digit_token_ids())
     print(
@@ -299,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def inputs(p):
         p.add_argument("inputs", nargs="*", help="input files (default: ingest.source of params.yaml)")
+        p.add_argument(
+            "--rows-key", help='for a file that is one JSON object with its rows under a key ({"data": [...]})'
+        )
 
     score = sub.add_parser("score", help="rate examples with the rater models and score them")
     inputs(score)
@@ -334,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--ratio", type=float)
     select.add_argument("--out", required=True, help="selected examples (.json, .jsonl or .jsonl.gz)")
     select.add_argument("--excluded", help="file for the left-out ids (default: excluded_ids.txt beside --out)")
+    select.add_argument(
+        "--allow-unscored", action="store_true", help="when some inputs were not scored, select among the scored ones"
+    )
 
     show = sub.add_parser("show-prompts", help="print the exact rating texts a rater reads")
     inputs(show)

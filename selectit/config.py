@@ -33,11 +33,18 @@ def is_remote(source: str) -> bool:
 class IngestConfig:
     source: str  # a local file (relative to params.yaml), an http(s) URL, or hf:owner/name[:split]
     limit: int | None  # use only the first N readable rows (None: all)
+    rows_key: str | None  # a file that is one JSON object holds its rows as a list under this key
+    max_download_mb: int  # URL sources: a larger file stops with an error
+    download_timeout_s: int  # URL sources: the whole download, retries included
 
     def validate(self, where: str) -> None:
         if not self.source.strip():
             raise ParamsError(f"{where}.source: expected a file, URL or hf:dataset")
         _positive(self.limit, f"{where}.limit", allow_none=True)
+        _positive(self.max_download_mb, f"{where}.max_download_mb")
+        _positive(self.download_timeout_s, f"{where}.download_timeout_s")
+        if self.rows_key is not None and not self.rows_key.strip():
+            raise ParamsError(f"{where}.rows_key: expected a key name or null")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ take for complete: every output goes to a temporary file beside it and is rename
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -31,3 +32,11 @@ def write_text(path: str | Path, text: str) -> None:
 
 def write_json(path: str | Path, payload: object) -> None:
     write_text(path, json.dumps(payload, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from selectit.errors import InputError
-from selectit.io import write_json
+from selectit.io import file_sha256, write_json
 
 T = TypeVar("T", bound="StageSummary")
 
@@ -27,16 +27,36 @@ class StageSummary:
         write_json(Path(folder) / self.FILE, dataclasses.asdict(self))
 
     @classmethod
-    def load(cls: type[T], folder: Path) -> T:
+    def load(cls: type[T], folder: Path, stage: str | None = None) -> T:
         path = Path(folder) / cls.FILE
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise InputError(f"{path}: missing; run the stage that writes it first") from None
+            which = f"the {stage} stage" if stage else "the stage that writes it"
+            raise InputError(f"{path}: missing (its stage has not finished); run {which} first") from None
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(raw, dict) or not names <= set(raw):
             raise InputError(f"{path}: not a {cls.__name__} (written by another version?); re-run its stage")
         return cls(**{k: v for k, v in raw.items() if k in names})
+
+    @classmethod
+    def discard(cls, folder: Path) -> None:
+        """Called when a stage starts: until it finishes, its outputs are not current, so
+        a later stage refuses them rather than taking a failed run's leftovers."""
+        (Path(folder) / cls.FILE).unlink(missing_ok=True)
+
+    @classmethod
+    def load_current(cls: type[T], folder: Path, stage: str, section: str, settings: object) -> T:
+        """The summary of `stage`'s finished run, which must have used these settings
+        of params.yaml's `section` (else its outputs belong to another run)."""
+        summary = cls.load(folder, stage)
+        recorded = getattr(summary, "settings", {}).get(section) or {}
+        current = json.loads(json.dumps(dataclasses.asdict(settings)))  # as the summary stored them
+        differ = [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
+        if differ:
+            shown = "; ".join(f"{section}.{k} was {recorded.get(k)!r}, is now {current.get(k)!r}" for k in differ[:3])
+            raise InputError(f"{folder} was made with other settings ({shown}): run the {stage} stage again first")
+        return summary
 
     def headline(self) -> dict[str, float | int | None]:
         """The numbers worth comparing across runs (MLflow metrics on the stage and parent runs)."""
@@ -185,3 +205,15 @@ class EvaluateSummary(StageSummary):
 
     def headline(self):
         return dict(self.means)
+
+
+def check_ingested(layout, ingest) -> IngestSummary:
+    """Ingest's outputs are current: made with these settings, from the source file as it is now."""
+    from selectit.config import is_remote
+
+    summary = IngestSummary.load_current(layout.ingested, "ingest", "ingest", ingest)
+    for source in summary.sources:
+        path = Path(source["path"])
+        if not is_remote(source["source"]) and path.is_file() and file_sha256(path) != source["sha256"]:
+            raise InputError(f"{path} changed since it was ingested: run the ingest stage again first")
+    return summary

@@ -15,12 +15,12 @@ from selectit.config import Params
 from selectit.finetune.train import checkpoint_key, finetune
 from selectit.finetune.variants import variant_examples
 from selectit.ingest.records import read_example_records
+from selectit.io import file_sha256
 from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.rating.models import resolve
 from selectit.scoring.tables import read_scores
 from selectit.summaries import FinetuneSummary
-from selectit.tracking.lineage import file_sha256
 
 log = logging.getLogger(__name__)
 

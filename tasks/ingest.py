@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.config import IngestConfig
 from selectit.ingest.records import write_example_records, write_rejects
-from selectit.ingest.sources import ingest
+from selectit.ingest.sources import DownloadLimits, ingest
 from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
@@ -18,7 +18,9 @@ from selectit.summaries import IngestSummary
 @task(name="ingest-sources", cache_policy=NO_CACHE, version=code_version(__name__))
 def ingest_sources(cfg: IngestConfig, layout: Layout) -> IngestSummary:
     """Fetch and normalise the sources; write examples, rejects and a summary."""
-    result = ingest([cfg.source], cfg.limit, layout.downloads)
+    IngestSummary.discard(layout.ingested)
+    limits = DownloadLimits(max_bytes=cfg.max_download_mb << 20, deadline_s=cfg.download_timeout_s)
+    result = ingest([cfg.source], cfg.limit, layout.downloads, cfg.rows_key, limits)
     write_example_records(result.examples, layout.examples(layout.ingested))
     write_rejects(result.rejects, layout.rejects(layout.ingested))
     summary = IngestSummary(

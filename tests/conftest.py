@@ -83,7 +83,7 @@ def write_params(path: Path, source: str, raters: list[str], **score) -> Path:
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["ingest"] = {"source": source, "limit": None}
+    params["ingest"].update({"source": source, "limit": None})
     params["tracking"]["tracking_uri"] = f"sqlite:///{path.parent / 'mlflow.db'}"
     _small_tail(params, raters[0])
     params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", **score})
@@ -128,7 +128,7 @@ def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) ->
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["ingest"] = {"source": str(source), "limit": None}
+    params["ingest"].update({"source": str(source), "limit": None})
     params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", "shard_size": 2})
     params["select"]["ratio"] = 0.5
     params["tracking"]["tracking_uri"] = f"sqlite:///{folder / 'mlflow.db'}"

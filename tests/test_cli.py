@@ -128,6 +128,19 @@ def test_select_to_jsonl_gz(scored, tmp_path):
     assert len(read_examples([selected]).examples) == 1  # 20% of 6, rounded
 
 
+def test_select_refuses_inputs_that_were_never_scored_unless_allowed(scored, tmp_path, tiny_alpaca, capsys):
+    params, out = scored
+    extra = tmp_path / "extra.json"
+    extra.write_text(json.dumps([{"instruction": "Never scored.", "output": "Right."}]))
+    command = ["--params", str(params), "select", str(tiny_alpaca), str(extra), "--scores", str(out / "scores.parquet")]
+    assert main([*command, "--out", str(tmp_path / "a.json")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "1 of 7 input examples were never scored (e.g. row 0 of" in error[0]
+    assert not (tmp_path / "a.json").exists()
+    assert main([*command, "--out", str(tmp_path / "b.json"), "--allow-unscored"]) == 0
+    assert len(json.loads((tmp_path / "b.json").read_text())) == 1  # 20% of the 6 scored
+
+
 def test_show_prompts_prints_the_exact_rating_text(tmp_path, tiny_alpaca, tiny_model, capsys):
     params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
     assert main(["--params", str(params), "show-prompts", "--rows", "1", "--prompt", "0"]) == 0

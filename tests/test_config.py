@@ -13,7 +13,13 @@ REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 # The structure of the repository's params.yaml, written out so these tests do not
 # depend on its current values.
 BASE = {
-    "ingest": {"source": "data/train.json", "limit": 200},
+    "ingest": {
+        "source": "data/train.json",
+        "limit": 200,
+        "rows_key": None,
+        "max_download_mb": 2048,
+        "download_timeout_s": 1800,
+    },
     "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2, "heldout": 0.1, "seed": 0},
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],

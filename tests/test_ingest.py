@@ -11,7 +11,8 @@ import pytest
 from conftest import TINY_ROWS
 
 from selectit.ingest.records import InputError
-from selectit.ingest.sources import file_sha256, ingest
+from selectit.ingest.sources import ingest
+from selectit.io import file_sha256
 
 
 @pytest.fixture
@@ -62,3 +63,24 @@ def test_hub_source_offline_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(InputError, match="hf:someone/absent: could not load the dataset"):
         ingest(["hf:someone/absent"], limit=None, download_dir=tmp_path / "dl")
+
+
+def test_a_download_over_its_size_cap_or_deadline_stops_and_leaves_nothing(served, tmp_path, monkeypatch):
+    from selectit.ingest.sources import CHUNK, DownloadLimits
+
+    www, base = served
+    (www / "big.jsonl").write_bytes(b"x" * (3 * CHUNK))
+    with pytest.raises(InputError, match="big.jsonl: larger than ingest.max_download_mb"):
+        ingest([f"{base}/big.jsonl"], None, tmp_path / "dl", limits=DownloadLimits(max_bytes=CHUNK, deadline_s=60))
+    assert not list((tmp_path / "dl").glob("*"))
+    monkeypatch.setattr("selectit.ingest.sources.time.monotonic", iter([0.0, 0.0, 100.0, 100.0, 100.0]).__next__)
+    with pytest.raises(InputError, match="big.jsonl: not downloaded within ingest.download_timeout_s"):
+        ingest([f"{base}/big.jsonl"], None, tmp_path / "dl", limits=DownloadLimits(max_bytes=4 * CHUNK, deadline_s=50))
+    assert not list((tmp_path / "dl").glob("*"))
+
+
+@pytest.mark.parametrize("url", ["http://", "http://127.0.0.1:notaport/x.jsonl"])
+def test_a_malformed_url_is_one_clear_error(url, tmp_path):
+    with pytest.raises(InputError, match="not a usable URL"):
+        ingest([url], None, tmp_path / "dl")
+    assert not list((tmp_path / "dl").glob("*"))

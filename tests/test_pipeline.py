@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.parquet as pq
 import pytest
@@ -139,6 +140,31 @@ def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
         ingest_flow(stage_context(broken, data))
 
 
+def test_a_stage_refuses_the_outputs_of_a_failed_or_different_upstream_run(project):
+    from flows.ingest import ingest_flow
+    from flows.validate import validate_flow
+    from selectit.ingest.records import InputError
+
+    params, data, source = project
+    ingest_flow(stage_context(params, data))
+    source.write_text(json.dumps(TINY_ROWS))  # the source changes after ingest
+    with pytest.raises(InputError, match=r"source.json changed since it was ingested: run the ingest stage again"):
+        validate_flow(stage_context(params, data))
+
+    ingest_flow(stage_context(params, data))
+    raw = yaml.safe_load(params.read_text())
+    raw["ingest"]["limit"] = 3  # the settings change after ingest
+    params.write_text(yaml.safe_dump(raw))
+    with pytest.raises(InputError, match=r"ingested was made with other settings \(ingest.limit was None, is now 3\)"):
+        validate_flow(stage_context(params, data))
+
+    source.write_text("")  # ingest fails: what the last good run left must not be taken
+    with pytest.raises(InputError, match="empty"):
+        ingest_flow(stage_context(params, data))
+    with pytest.raises(InputError, match=r"summary.json: missing \(its stage has not finished\); run the ingest stage"):
+        validate_flow(stage_context(params, data))
+
+
 def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     import subprocess
     import sys
@@ -157,4 +183,25 @@ def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     assert done.stderr.strip().splitlines()[-1] == (
         f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']"
     )
+    assert "Traceback" not in done.stderr
+
+
+def test_a_stage_that_fails_on_bad_input_shows_one_line_without_prefects_tracebacks(tmp_path, tiny_alpaca):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    params = pipeline_params(tmp_path, tmp_path / "missing.json", ["x"])
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.ingest", "--params", str(params), "--data", str(tmp_path / "data")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+    )
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [f"ingest: error: {tmp_path / 'missing.json'}: no such file"], done.stderr[-3000:]
     assert "Traceback" not in done.stderr

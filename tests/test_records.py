@@ -179,6 +179,53 @@ def test_broken_json_line_is_rejected_and_rest_read(tmp_path):
     assert reject.reason.startswith("invalid JSON:")
 
 
+def test_a_json_line_that_is_not_utf8_is_rejected_alone_and_the_rest_read(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    good = [json.dumps(r).encode() for r in ALPACA_ROWS[:2]]
+    bad = '{"instruction": "caf\xe9", "output": "x"}'.encode("latin-1")
+    path.write_bytes(b"\n".join([good[0], bad, good[1]]) + b"\n")
+    result = read_examples([path])
+    assert [e.output for e in result.examples] == ["Blue.", "chat"]
+    (reject,) = result.rejects
+    assert reject.line == 2 and reject.row == 1
+    assert reject.reason == "not valid UTF-8 (invalid continuation byte at byte 20 of the line)"
+    assert reject.raw == '{"instruction": "caf\\xe9", "output": "x"}'  # kept, the bad byte escaped
+
+
+def test_openai_content_as_a_list_of_text_parts(tmp_path):
+    parts = [{"type": "text", "text": "Q1"}, {"type": "text", "text": "Q2"}]
+    rows = [
+        {"messages": [{"role": "user", "content": parts}, {"role": "assistant", "content": "A"}]},
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Q"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "A"}]},
+            ]
+        },
+        {
+            "messages": [
+                {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+                {"role": "assistant", "content": "A"},
+            ]
+        },
+    ]
+    result = read_examples([write_jsonl(tmp_path / "parts.jsonl", rows)])
+    first, second = result.examples
+    assert (first.instruction, first.output) == ("Q1\nQ2", "A")
+    plain = {"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}
+    assert second.id == read_examples([write_jsonl(tmp_path / "plain.jsonl", [plain])]).examples[0].id
+    assert reasons(result) == ["messages[0].content[0] is a 'image_url' part; only text parts can be rated"]
+
+
+def test_rows_under_one_key_are_named_in_the_error_and_read_when_the_key_is_given(tmp_path):
+    path = write_json(tmp_path / "wrapped.json", {"version": 2, "data": ALPACA_ROWS})
+    with pytest.raises(InputError, match="rows seem to sit under 'data': set ingest.rows_key: data"):
+        read_examples([path])
+    assert [e.raw for e in read_examples([path], rows_key="data").examples] == ALPACA_ROWS
+    with pytest.raises(InputError, match="rows_key is 'rows', but the file is not one JSON object with a list there"):
+        read_examples([path], rows_key="rows")
+
+
 @pytest.mark.parametrize(
     "row, reason",
     [
@@ -266,6 +313,7 @@ def test_not_json_at_all_raises(tmp_path):
         ("empty.json", b"", "is empty"),
         ("blank.jsonl", b"  \n\n", "is empty"),
         ("latin1.jsonl", '{"instruction": "caf\xe9", "output": "x"}\n'.encode("latin-1"), "UTF-8"),
+        ("latin1.json", '[{"instruction": "caf\xe9", "output": "x"}]'.encode("latin-1"), "not valid UTF-8"),
         ("broken.json", b'[\n  {"instruction": "Q", "output": "A"},\n  {"instr', "line 3"),
         ("fake.jsonl.gz", b'{"instruction": "Q", "output": "A"}\n', "gzip"),
     ],

@@ -30,6 +30,28 @@ def _prepare(folder, source):
     return params, data
 
 
+def _start_scoring(tmp_path, params, data, log):
+    """`python -m flows.score` in its own session, as a terminal's foreground job."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "flows.score", "--params", str(params), "--data", str(data), "--rater", RATER],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_for_shards(process, cache, count: int, log) -> None:
+    deadline = time.monotonic() + 240
+    while len(list(cache.glob("**/*.parquet"))) < count and time.monotonic() < deadline:
+        assert process.poll() is None, f"the scoring run ended before it could be stopped:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
 def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2_folder, prefect_harness):
     from flows.score import score_flow
 
@@ -39,25 +61,10 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
     cache = data / "cache" / "ratings" / RATER
     n = len((data / "validated" / "examples.jsonl").read_text().splitlines())  # scored: one shard each
 
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
     log = tmp_path / "killed-run.log"
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "flows.score", "--params", str(params), "--data", str(data), "--rater", RATER],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = _start_scoring(tmp_path, params, data, log)
     try:
-        deadline = time.monotonic() + 240
-        while len(list(cache.glob("**/*.parquet"))) < 2 and time.monotonic() < deadline:
-            assert process.poll() is None, (
-                f"the scoring run ended before it could be killed:\n{log.read_text()[-3000:]}"
-            )
-            time.sleep(0.05)
+        _wait_for_shards(process, cache, 2, log)
         os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
     finally:
@@ -75,3 +82,32 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
     got = pq.read_table(data / "scores" / RATER / "ratings.parquet")
     expected = pq.read_table(reference_data / "scores" / RATER / "ratings.parquet")
     assert got.num_rows == n == 7 and got.equals(expected)
+
+
+def test_ctrl_c_ends_the_run_in_seconds_with_one_line_and_it_resumes(tmp_path, smollm2_folder, prefect_harness):
+    """Ctrl-C reaches the whole foreground process group, Prefect's temporary server included."""
+    from flows.score import score_flow
+
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
+    params, data = _prepare(tmp_path / "interrupted", source)
+    cache = data / "cache" / "ratings" / RATER
+    n = len((data / "validated" / "examples.jsonl").read_text().splitlines())
+
+    log = tmp_path / "interrupted-run.log"
+    process = _start_scoring(tmp_path, params, data, log)
+    try:
+        _wait_for_shards(process, cache, 1, log)
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=60)  # before, it spent 77 s retrying a server that Ctrl-C had stopped
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    output = log.read_text()
+    assert process.returncode == 130, output[-3000:]
+    finished = len(list(cache.glob("**/*.parquet")))
+    (line,) = [x for x in output.splitlines() if "interrupted" in x]
+    assert line.startswith(f"score: interrupted; kept {finished} finished rating shard(s) in {data / 'cache'}")
+    assert line.endswith("run the same command again to resume from them")
+    assert "Traceback" not in output
+    assert score_flow(stage_context(params, data), RATER).texts_run == n - finished

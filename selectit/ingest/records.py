@@ -2,14 +2,17 @@
 
 Containers: a JSON list (text starts with ``[``) or JSON lines (one row per
 non-blank line), optionally gzipped (``.gz`` suffix or gzip magic bytes).
-Every unusable row becomes a `Reject` with its position and reason; only
-whole-file problems (unreadable, not UTF-8, broken JSON list, empty, no row
-in a known format) raise `InputError`.
+A file that is one JSON object holding the rows as a list under a key is read
+when that key is given (`rows_key`). Every unusable row becomes a `Reject` with
+its position and reason (a JSON line with bytes that are not UTF-8 too); only
+whole-file problems (unreadable, a JSON list that is not UTF-8, broken JSON
+list, empty, no row in a known format) raise `InputError`.
 
 Row formats, decided per row by its keys (first match wins):
   * alpaca:   ``instruction`` / ``output`` (+ optional ``input``, null -> "")
   * sharegpt: ``conversations`` = [{"from": role, "value": text}, ...]
-  * openai:   ``messages`` = [{"role": role, "content": text}, ...]
+  * openai:   ``messages`` = [{"role": role, "content": text}, ...]; ``content`` may
+              also be a list of text parts ([{"type": "text", "text": ...}])
 
 Conversations are normalised as follows. A system turn at index 0 becomes
 ``input``. The last turn must be a non-empty assistant turn; it becomes
@@ -21,6 +24,7 @@ blank line. So the same content gets the same id whatever its format.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -113,6 +117,20 @@ def _text_field(row: dict, key: str, where: str = "") -> str:
     return value
 
 
+def _content_parts(turn: dict, where: str) -> str:
+    """OpenAI's `content` as a list of parts ([{"type": "text", "text": ...}], common in
+    exported chats): the text parts joined; any other part (an image, audio) cannot be rated."""
+    texts = []
+    for j, part in enumerate(turn["content"]):
+        part_where = f"{where}.content[{j}]"
+        if not isinstance(part, dict):
+            raise _RowError(f"{part_where} is not a JSON object")
+        if part.get("type") != "text":
+            raise _RowError(f"{part_where} is a {part.get('type')!r} part; only text parts can be rated")
+        texts.append(_text_field(part, "text", part_where))
+    return "\n".join(texts)
+
+
 def _parse_alpaca(row: dict) -> tuple[str, str, str]:
     texts = {}
     for key in ("instruction", "output"):
@@ -140,7 +158,9 @@ def _parse_conversation(
         role = roles.get(raw_role.lower()) if isinstance(raw_role, str) else None
         if role is None:
             raise _RowError(f"{where}: unknown role {raw_role!r}")
-        text = _text_field(turn, text_key, where)
+        text = (
+            _content_parts(turn, where) if isinstance(turn.get(text_key), list) else _text_field(turn, text_key, where)
+        )
         if role == "user" and not text.strip():
             raise _RowError(f"{where}: user turn is empty")
         parsed.append((role, text))
@@ -169,7 +189,11 @@ def _parse_row(row: object) -> tuple[str, tuple[str, str, str]]:
     raise _RowError(UNKNOWN_FORMAT, unknown=True)
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path) -> tuple[str, dict[int, str]]:
+    """The file's text, and the JSON lines (1-based) that are not valid UTF-8, with why.
+
+    Such a line stays in the text with its bad bytes escaped (`\\xff`), so that its
+    reject shows what was there; in a JSON list one bad byte spoils the whole file."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -181,17 +205,29 @@ def _read_text(path: Path) -> str:
             data = gzip.decompress(data)
         except (OSError, EOFError) as exc:
             raise InputError(f"{path}: not a valid gzip file: {exc}") from None
+    bad_lines: dict[int, str] = {}
     try:
         text = data.decode("utf-8-sig")  # tolerate a byte-order mark
     except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        if data.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"["):
+            raise InputError(f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+        lines = data.split(b"\n")
+        for number, raw in enumerate(lines, start=1):
+            try:
+                lines[number - 1] = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as line_exc:
+                bad_lines[number] = f"not valid UTF-8 ({line_exc.reason} at byte {line_exc.start} of the line)"
+                lines[number - 1] = raw.decode("utf-8", errors="backslashreplace")
+        text = "\n".join(lines)
     if not text.strip():
         raise InputError(f"{path} is empty")
-    return text
+    return text, bad_lines
 
 
-def _iter_rows(path: Path, text: str) -> list[tuple[int, int | None, object, str | None]]:
-    """Split a file into (row, line, parsed value or raw text, JSON error or None)."""
+def _iter_rows(
+    path: Path, text: str, bad_lines: dict[int, str], rows_key: str | None = None
+) -> list[tuple[int, int | None, object, str | None]]:
+    """Split a file into (row, line, parsed value or raw text, row error or None)."""
     if text.lstrip().startswith("["):
         try:
             values = json.loads(text)
@@ -199,25 +235,51 @@ def _iter_rows(path: Path, text: str) -> list[tuple[int, int | None, object, str
             raise InputError(f"{path}: invalid JSON list: {exc}") from None
         return [(i, None, value, None) for i, value in enumerate(values)]
     rows = []
-    lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    lines = [(n, line) for n, line in enumerate(text.split("\n"), start=1) if line.strip() or n in bad_lines]
     for row, (line_no, line) in enumerate(lines):
+        if line_no in bad_lines:
+            rows.append((row, line_no, line.rstrip("\r"), bad_lines[line_no]))
+            continue
         try:
             rows.append((row, line_no, json.loads(line), None))
         except json.JSONDecodeError as exc:
             rows.append((row, line_no, line.rstrip("\r"), f"invalid JSON: {exc}"))
-    if all(error for *_, error in rows):
+    if all(error for *_, error in rows) and not bad_lines:
         # Nothing parsed line by line: maybe one pretty-printed object.
-        try:
-            return [(0, lines[0][0], json.loads(text), None)]
-        except json.JSONDecodeError:
-            pass
+        with contextlib.suppress(json.JSONDecodeError):
+            rows = [(0, lines[0][0], json.loads(text), None)]
+    if rows_key is not None:
+        return _rows_under(path, rows, rows_key)
     return rows
 
 
-def _read_file(path_like: str | Path) -> tuple[list[tuple[Example, int | None]], list[Reject]]:
+def _rows_under(path: Path, rows: list, key: str) -> list[tuple[int, int | None, object, str | None]]:
+    """The rows of a file that is one JSON object holding them as a list under `key`."""
+    value = rows[0][2] if len(rows) == 1 else None
+    if not isinstance(value, dict) or not isinstance(value.get(key), list):
+        raise InputError(f"{path}: ingest.rows_key is {key!r}, but the file is not one JSON object with a list there")
+    return [(i, None, item, None) for i, item in enumerate(value[key])]
+
+
+def _rows_hint(rows: list) -> str:
+    """For a file that is one JSON object: the keys that hold a list of objects, if any."""
+    if len(rows) != 1 or not isinstance(rows[0][2], dict):
+        return ""
+    keys = [k for k, v in rows[0][2].items() if isinstance(v, list) and v and all(isinstance(x, dict) for x in v)]
+    if not keys:
+        return ""
+    return (
+        f"; the file is one JSON object and the rows seem to sit under {' or '.join(repr(k) for k in keys)}:"
+        f" set ingest.rows_key: {keys[0]} (or --rows-key {keys[0]})"
+    )
+
+
+def _read_file(
+    path_like: str | Path, rows_key: str | None = None
+) -> tuple[list[tuple[Example, int | None]], list[Reject]]:
     """Parse one file into (example, line) pairs and per-row rejects."""
     path, source = Path(path_like), str(path_like)
-    rows = _iter_rows(path, _read_text(path))
+    rows = _iter_rows(path, *_read_text(path), rows_key=rows_key)
     if not rows:
         raise InputError(f"{path}: contains no rows")
     examples, rejects, recognised = [], [], 0
@@ -240,17 +302,20 @@ def _read_file(path_like: str | Path) -> tuple[list[tuple[Example, int | None]],
         where = f"row {first.row}" + (f" (line {first.line})" if first.line else "")
         raise InputError(
             f"{path}: no row is in a known format (accepted formats: {ACCEPTED_FORMATS}); {where}: {first.reason}"
+            + _rows_hint(rows)
         )
     return examples, rejects
 
 
-def read_examples(paths: Sequence[str | Path]) -> ReadResult:
+def read_examples(paths: Sequence[str | Path], rows_key: str | None = None) -> ReadResult:
+    """Every example of the files, in order; `rows_key` names the key under which a file
+    that is one JSON object holds its rows (`{"data": [...]}`)."""
     if isinstance(paths, (str, Path)):  # a bare path would otherwise be iterated per character
         paths = [paths]
     result = ReadResult(examples=[], rejects=[], n_duplicates=0)
     first_seen: dict[str, Example] = {}
     for path in paths:
-        examples, rejects = _read_file(path)
+        examples, rejects = _read_file(path, rows_key)
         for example, line in examples:
             original = first_seen.setdefault(example.id, example)
             if original is example:

@@ -3,9 +3,7 @@ dataset) and normalise it into example records with rejects kept."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import time
 import urllib.parse
 import urllib.request
@@ -14,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selectit.ingest.records import Example, InputError, Reject, read_examples
+from selectit.io import file_sha256
 
-DOWNLOAD_TIMEOUT_S = 60
 DOWNLOAD_ATTEMPTS = 3
+CHUNK = 1 << 20
 
 
 @dataclass
@@ -28,39 +27,71 @@ class IngestResult:
     sources: list[dict] = field(default_factory=list)  # {source, path, sha256, bytes}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class DownloadLimits:
+    max_bytes: int  # a larger download stops with an error
+    deadline_s: float  # for the whole download, all attempts together
 
 
-def fetch(source: str, download_dir: Path) -> Path:
+def fetch(source: str, download_dir: Path, limits: DownloadLimits | None = None) -> Path:
     """A local path for the source; remote sources are downloaded into download_dir."""
     if source.startswith("hf:"):
         return _fetch_hub_dataset(source[3:], download_dir)
     if source.startswith(("http://", "https://")):
-        name = Path(urllib.parse.urlparse(source).path).name or "download.jsonl"
-        target = download_dir / name
-        download_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(target.name + ".partial")
-        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
-            try:
-                with urllib.request.urlopen(source, timeout=DOWNLOAD_TIMEOUT_S) as response, partial.open("wb") as out:
-                    shutil.copyfileobj(response, out)
-                break
-            except OSError as exc:
-                partial.unlink(missing_ok=True)
-                if attempt == DOWNLOAD_ATTEMPTS:
-                    raise InputError(f"{source}: download failed after {attempt} attempts: {exc}") from exc
-                time.sleep(2**attempt)  # transient network errors usually clear in seconds
-        partial.replace(target)
-        return target
+        return _download(source, download_dir, limits or DownloadLimits(max_bytes=1 << 30, deadline_s=600))
     path = Path(source)
     if not path.is_file():
         raise InputError(f"{source}: no such file")
     return path
+
+
+def _download(url: str, download_dir: Path, limits: DownloadLimits) -> Path:
+    """Stream `url` to disk through a `.partial` file, within the size cap and the deadline;
+    retried on network errors; no `.partial` is left behind whatever happens."""
+    parsed = urllib.parse.urlparse(url)
+    try:
+        if not parsed.hostname or parsed.port == 0:
+            raise ValueError("no host")
+    except ValueError as exc:  # .port raises it for a port that is not a number
+        raise InputError(f"{url}: not a usable URL: {exc}") from None
+    name = Path(parsed.path).name or "download.jsonl"
+    target = download_dir / name
+    download_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    deadline = time.monotonic() + limits.deadline_s
+    try:
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                _stream(url, partial, limits.max_bytes, deadline)
+                break
+            except (OSError, TimeoutError) as exc:
+                if attempt == DOWNLOAD_ATTEMPTS or time.monotonic() + 2**attempt > deadline:
+                    raise InputError(f"{url}: download failed after {attempt} attempt(s): {exc}") from exc
+                time.sleep(2**attempt)  # transient network errors usually clear in seconds
+        partial.replace(target)
+        return target
+    except ValueError as exc:  # urllib's word for a URL it cannot use
+        raise InputError(f"{url}: not a usable URL: {exc}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _stream(url: str, partial: Path, max_bytes: int, deadline: float) -> None:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise InputError(f"{url}: download deadline (ingest.download_timeout_s) passed")
+    with urllib.request.urlopen(url, timeout=min(60.0, left)) as response, partial.open("wb") as out:
+        size = 0
+        while chunk := response.read(CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                cap = max_bytes // (1 << 20)
+                raise InputError(f"{url}: larger than ingest.max_download_mb ({cap} MB); raise it to read this file")
+            if time.monotonic() > deadline:
+                raise InputError(
+                    f"{url}: not downloaded within ingest.download_timeout_s; raise it or use a local copy"
+                )
+            out.write(chunk)
 
 
 def _fetch_hub_dataset(spec: str, download_dir: Path) -> Path:
@@ -82,9 +113,15 @@ def _fetch_hub_dataset(spec: str, download_dir: Path) -> Path:
     return target
 
 
-def ingest(sources: Sequence[str], limit: int | None, download_dir: Path) -> IngestResult:
-    paths = [fetch(source, download_dir) for source in sources]
-    read = read_examples(paths)
+def ingest(
+    sources: Sequence[str],
+    limit: int | None,
+    download_dir: Path,
+    rows_key: str | None = None,
+    limits: DownloadLimits | None = None,
+) -> IngestResult:
+    paths = [fetch(source, download_dir, limits) for source in sources]
+    read = read_examples(paths, rows_key)
     examples = read.examples[:limit] if limit else read.examples
     info = [
         {"source": s, "path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}

@@ -9,20 +9,13 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
+from selectit.io import file_sha256
 from selectit.tracking.runs import STAGE_TAG, StageLogger
 
 # Tag names; values are sha256 hex digests of files, or MLflow run ids.
 OUTPUT_SHA = "lineage.output_sha256"  # what this stage's run produced (its main file)
 INPUT_SHA = "lineage.input_sha256"  # the file it read that the previous step produced
 INPUT_RUN = "lineage.input_run_id"  # that previous step's MLflow run, where known
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def path_sha256(path: Path) -> str:

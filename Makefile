@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup run repro serve mlflow-ui test test-fast lint format bench clean
+.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -39,7 +39,15 @@ serve: setup
 mlflow-ui: setup
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup
+# The report's browser test renders it in Debian's chromium, driven by Playwright with the
+# system browser (no browser download). Installed only where apt exists and chromium is missing.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest
 
 test-fast: setup

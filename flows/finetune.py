@@ -10,6 +10,7 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.errors import ParamsError
+from selectit.finetune.train import mlflow_environment
 from selectit.provenance import code_version
 from selectit.summaries import FinetuneSummary
 from selectit.tracking import lineage
@@ -26,7 +27,8 @@ def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
         raise ParamsError(f"{context.params_path}: finetune.variants: {variant!r} is not one of {cfg.variants}")
     with tracked_stage(context, f"finetune@{variant}", {"finetune": dataclasses.asdict(cfg)}, __name__) as log:
         # The trainer's own MLflow callback streams the losses into this stage's run.
-        summary = train_variant(context.params, layout, variant, report_to_mlflow=True, progress=context.progress)
+        with mlflow_environment(log.client.tracking_uri, log.run_id):
+            summary = train_variant(context.params, layout, variant, report_to_mlflow=True, progress=context.progress)
         log.metrics(summary.headline(), headline=True)
         log.tags(
             {

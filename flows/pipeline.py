@@ -1,5 +1,6 @@
 """The whole pipeline in one flow: ingest, validate, score (each rater), aggregate, select,
-then finetune and evaluate (each variant) and compare.
+the audit of the scores against judged pairs (a note only, when audit.enabled is off),
+then finetune and evaluate (each variant), compare, and the run report.
 
 One run context and one MLflow parent run for all stages. Where the run writes
 the project's own data folder, each finished stage is recorded in DVC as
@@ -15,11 +16,13 @@ from dataclasses import dataclass
 from prefect import flow
 
 from flows.aggregate import aggregate_flow
+from flows.audit import audit_flow
 from flows.common import command_main, open_context, prefect_server_that_outlives_ctrl_c, provenance_tags
 from flows.compare import compare_flow
 from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
+from flows.report import report_flow
 from flows.score import score_flow
 from flows.select import select_flow
 from flows.validate import validate_flow
@@ -36,7 +39,8 @@ class PipelineResult:
 
 
 @flow(name="selectit-pipeline", log_prints=True, version=code_version(__name__))
-def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> PipelineResult:
+def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_audit: bool = True) -> PipelineResult:
+    """`run_audit=False` skips the audit stage even where audit.enabled is on (the scheduled deployment)."""
     context = open_context(params_path, data_dir, progress)
     started = time.perf_counter()
     tracker = context.tracker(provenance_tags(context))
@@ -53,16 +57,22 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True) -> Pip
             stages[f"score@{rater}"] = score_flow(context, rater)
         stages["aggregate"] = aggregate_flow(context)
         stages["select"] = select_flow(context)
+        if run_audit:
+            # With audit.enabled off it only writes a note saying so: DVC's stage is then
+            # recorded like the others, and no earlier audit is taken for this run's.
+            stages["audit"] = audit_flow(context)
         for variant in context.params.finetune.variants:
             stages[f"finetune@{variant}"] = finetune_flow(context, variant)
         for variant in context.params.finetune.variants:
             stages[f"evaluate@{variant}"] = evaluate_flow(context, variant)
         comparison = compare_flow(context)
+        report = report_flow(context)
         tracker.client.set_tag(run_id, "code_version", code_version(__name__))
     result = PipelineResult(stages, comparison, time.perf_counter() - started)
     print(
         f"pipeline finished in {result.seconds:.0f} s: {stages['select'].selected} examples selected "
-        f"-> {context.layout.selection}; the variants compared -> {context.layout.comparison}"
+        f"-> {context.layout.selection}; the variants compared -> {context.layout.comparison}; "
+        f"the report -> {report.html}"
     )
     return result
 

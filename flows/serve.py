@@ -8,6 +8,7 @@ PREFECT_API_URL names, then keeps running and executes its runs, one at a time
 --cron "0 3 * * *", is every night at 03:00 UTC. A run can also be started by
 hand: `prefect deployment run selectit-pipeline/<name>`. Stop with Ctrl-C,
 which pauses the schedule.
+The scheduled runs skip the audit stage, whatever audit.enabled says.
 
 A schedule needs a real server, not Prefect's throwaway in-process one:
 
@@ -65,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
             "params_path": str(Path(args.params).resolve()),
             "data_dir": str(Path(args.data).resolve()),
             "progress": False,
+            # The audit rates judged pairs that do not change between nights: it measures a
+            # configuration, not the data, so nightly runs skip it (audit.enabled is for `make run`).
+            "run_audit": False,
         },
         limit=1,
     )

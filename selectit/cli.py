@@ -1,4 +1,4 @@
-"""`selectit` command line: score, aggregate, select, show-prompts, finetune, evaluate, compare.
+"""`selectit` command line: score, aggregate, select, show-prompts, audit, finetune, evaluate, compare, report, explain.
 
 Every default comes from params.yaml (--params); a flag overrides one key.
 """
@@ -42,6 +42,7 @@ OVERRIDES = {
     "epochs": "finetune.epochs",
     "max_steps": "finetune.max_steps",
     "reference": "evaluate.reference",
+    "audit_limit": "audit.limit",
 }
 
 
@@ -175,40 +176,69 @@ def cmd_select(args) -> None:
 
 
 def cmd_show_prompts(args) -> None:
-    from transformers import AutoConfig
-
-    from selectit.rating.engine import config_context_length
-    from selectit.rating.models import load_tokenizer, resolve
-    from selectit.rating.rate import rating_prompts
-    from selectit.rating.texts import RatingTextEncoder
+    from selectit.report.explain import rating_texts
 
     params = _params(args)
-    cfg = params.score
-    spec = args.rater or cfg.raters[0]
-    source = resolve(spec, cfg.trust_remote_code)
-    tokenizer = load_tokenizer(source, cfg.trust_remote_code)
-    context = config_context_length(
-        AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code)
-    )
-    prompts = rating_prompts(cfg)
-    encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
+    rater = rating_texts(args.rater or params.score.raters[0], params.score)
     examples = [
         e for e in read_examples(_inputs(args, params), params.ingest.rows_key).examples if e.row in set(args.rows)
     ]
-    chosen = range(len(prompts.prompts)) if args.prompt is None else [args.prompt]
-    digits = tokenizer.convert_ids_to_tokens(encoder.digit_token_ids())
-    print(
-        f"# rater {source.name}, template {prompts.template}, prompt version {prompts.version}, digit tokens {digits}"
-    )
+    chosen = range(len(rater.prompts.prompts)) if args.prompt is None else [args.prompt]
+    print(rater.header())
     for prompt_id in chosen:
-        for example, encoded in zip(examples, encoder.encode(examples, prompts.prompts[prompt_id]), strict=True):
+        for example in examples:
             print(f"\n===== {example.source} row {example.row} (id {example.id}), prompt {prompt_id} =====")
-            if not hasattr(encoded, "ids"):
-                print(f"[cannot be rated: {encoded}]")
-                continue
-            flag = ", truncated" if encoded.truncated else ""
-            print(f"[{len(encoded.ids)} tokens{flag}; the rating digit is read right after the last character]")
-            print(tokenizer.decode(encoded.ids), end="|\n")
+            print(rater.texts(example, prompt_id))
+
+
+def cmd_report(args) -> None:
+    """The run report of a data folder (what the report stage writes, without MLflow)."""
+    from selectit.layout import Layout
+    from selectit.report import build_report
+
+    params = _params(args)
+    layout = Layout(Path(args.data))
+    result = build_report(params, layout, Path(args.out) if args.out else layout.run_report)
+    print(f"{result.html} ({len(result.sections)} sections, {len(result.plots)} plots)")
+
+
+def cmd_explain(args) -> None:
+    """What each rater read and answered for one example of a run."""
+    from selectit.layout import Layout
+    from selectit.report.explain import explain
+
+    params = _params(args)
+    for line in explain(params, Layout(Path(args.data)), args.id, with_texts=not args.no_texts):
+        print(line)
+
+
+def cmd_audit(args) -> None:
+    """Rate judged pairs and report how often each score prefers the judge's choice (the audit stage's code)."""
+    from selectit.audit.run import audit_pairs, write_audit
+
+    params = _params(args)
+    out = Path(args.out)
+    # Ratings are cached per shard under the output folder, as `selectit score` caches them:
+    # a re-run, or one with a larger --limit, rates only responses no finished shard holds.
+    report = audit_pairs(
+        args.pairs or params.audit.pairs,
+        params.audit.limit,
+        params.score,
+        params.aggregate,
+        out / "cache",
+        resamples=params.evaluate.bootstrap_resamples,
+        level=params.evaluate.confidence,
+        seed=params.evaluate.seed,
+        progress=not args.no_progress,
+    )
+    write_audit(report, out)
+    print(report.to_markdown())
+    log.info(
+        "audited %d pairs in %.0f s; wrote %s/{audit.json,audit.md,metrics.json,rejects.jsonl}",
+        report.pairs,
+        report.seconds,
+        out,
+    )
 
 
 def cmd_finetune(args) -> None:
@@ -363,6 +393,26 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--rows", type=int, nargs="+", default=[0], help="0-based rows of the input files")
     show.add_argument("--prompt", type=int, help="one prompt id (default: all)")
 
+    report = sub.add_parser("report", help="write the HTML run report of a data folder")
+    report.add_argument("--data", default="data", help="the run's data folder (default: data)")
+    report.add_argument("--out", help="output folder (default: <data>/reports/run)")
+
+    why = sub.add_parser("explain", help="print what each rater read and answered for one example")
+    why.add_argument("id", help="the example's id (scores.parquet, selected_ids.txt, the report)")
+    why.add_argument("--data", default="data", help="the run's data folder (default: data)")
+    why.add_argument("--no-texts", action="store_true", help="only the stored answers (loads no tokenizer)")
+
+    audit = sub.add_parser("audit", help="how often the scores prefer the judge's choice on judged response pairs")
+    audit.add_argument("pairs", nargs="?", help="judged pairs, JSON lines (default: audit.pairs of params.yaml)")
+    audit.add_argument("--out", required=True, help="folder for audit.json, audit.md, metrics.json, rejects.jsonl")
+    audit.add_argument("--limit", dest="audit_limit", type=int, help="audit only the first N usable pairs")
+    audit.add_argument("--raters", nargs="+", help="model short names, folders, .gguf files or hub ids")
+    audit.add_argument("--num-prompts", type=int)
+    audit.add_argument("--template", choices=["plain", "chat"])
+    audit.add_argument("--dtype", choices=DTYPE_NAMES)
+    audit.add_argument("--device")
+    audit.add_argument("--no-progress", action="store_true")
+
     tune = sub.add_parser("finetune", help="fine-tune the base model on examples (finetune section of params)")
     inputs(tune)
     tune.add_argument("--out", required=True, help="output folder: model/ (adapter or weights), finetune.json")
@@ -392,6 +442,9 @@ COMMANDS = {
     "aggregate": cmd_aggregate,
     "select": cmd_select,
     "show-prompts": cmd_show_prompts,
+    "report": cmd_report,
+    "explain": cmd_explain,
+    "audit": cmd_audit,
     "finetune": cmd_finetune,
     "evaluate": cmd_evaluate,
     "compare": cmd_compare,

@@ -129,6 +129,18 @@ class SelectConfig:
             raise ParamsError(f"{where}.ratio: expected a number in (0, 1], got {self.ratio}")
 
 
+@dataclass(frozen=True)
+class AuditConfig:
+    enabled: bool  # run the audit stage (make run, dvc repro); the scheduled deployment skips it whatever this says
+    pairs: str  # judged pairs, JSON lines {instruction, input?, response_a, response_b, preferred} (relative to params)
+    limit: int | None  # audit only the first N usable pairs (None: all)
+
+    def validate(self, where: str) -> None:
+        if not self.pairs.strip():
+            raise ParamsError(f"{where}.pairs: expected a JSON lines file of judged pairs")
+        _positive(self.limit, f"{where}.limit", allow_none=True)
+
+
 # What each fine-tuning variant trains on; all but `full` and `base` have the selection's size.
 VARIANTS = ("selectit", "random", "longest", "bottom", "full", "base")
 FINETUNE_METHODS = ("lora", "full")
@@ -271,6 +283,7 @@ class Params:
     score: ScoreConfig
     aggregate: AggregateConfig
     select: SelectConfig
+    audit: AuditConfig
     finetune: FinetuneConfig
     evaluate: EvaluateConfig
     tracking: TrackingConfig
@@ -317,6 +330,10 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
     benchmarks_dir = evaluate.get("benchmarks_dir") if isinstance(evaluate, dict) else None
     if isinstance(benchmarks_dir, str):
         evaluate["benchmarks_dir"] = str(folder / benchmarks_dir)
+    audit = raw.get("audit")
+    pairs = audit.get("pairs") if isinstance(audit, dict) else None
+    if isinstance(pairs, str) and pairs.strip():
+        audit["pairs"] = str(folder / pairs)
 
 
 def _check_across_sections(params: Params, path: Path) -> None:

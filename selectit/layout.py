@@ -83,6 +83,27 @@ class Layout:
     def excluded_ids(self) -> Path:
         return self.selected / "excluded_ids.txt"
 
+    # audit
+    @property
+    def audit(self) -> Path:
+        """audit.json, audit.md, metrics.json (DVC metrics), rejects.jsonl and summary.json of the audit."""
+        return self.reports / "audit"
+
+    @property
+    def audit_report(self) -> Path:
+        return self.audit / "audit.json"
+
+    @property
+    def audit_metrics(self) -> Path:
+        """The audit's agreement by scorer as DVC metrics (`dvc metrics show`)."""
+        return self.audit / "metrics.json"
+
+    @property
+    def audit_cache(self) -> Path:
+        """Shard cache of the audit's ratings (the score stage's kind, in a folder of its own: the
+        score stage's cache is that stage's DVC output, and audit shards there would mark it changed)."""
+        return self.root / "cache" / "audit"
+
     # finetune
     def finetuned(self, variant: str) -> Path:
         """One variant's result: summary.json, and model/ (a LoRA adapter or a whole model)."""
@@ -110,6 +131,16 @@ class Layout:
     def comparison_metrics(self) -> Path:
         """The comparison as DVC metrics (`dvc metrics show`, `dvc metrics diff`)."""
         return self.comparison / "metrics.json"
+
+    # report
+    @property
+    def run_report(self) -> Path:
+        """report.html (self-contained), summary.json, and plots/ (the CSV behind the plots, for `dvc plots`)."""
+        return self.reports / "run"
+
+    @property
+    def run_report_html(self) -> Path:
+        return self.run_report / "report.html"
 
     # shared
     @property

@@ -207,6 +207,22 @@ class EvaluateSummary(StageSummary):
         return dict(self.means)
 
 
+@dataclass
+class AuditSummary(StageSummary):
+    enabled: bool  # audit.enabled; off: nothing was rated and the report says so
+    pairs_file: str | None
+    pairs_sha256: str | None
+    pairs: int  # judged pairs audited (usable, and every rater could read both responses)
+    rejects: int  # lines of the pairs file that are not usable pairs (reports/audit/rejects.jsonl)
+    unrated: int  # pairs with a response some rater cannot read
+    seconds: float | None
+    metrics: dict[str, float | None]  # audit.agreement, audit.agreement_shorter_wins, ... (as logged to MLflow)
+    settings: dict = field(default_factory=dict)
+
+    def headline(self):
+        return dict(self.metrics)
+
+
 def check_ingested(layout, ingest) -> IngestSummary:
     """Ingest's outputs are current: made with these settings, from the source file as it is now."""
     from selectit.config import is_remote

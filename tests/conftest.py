@@ -96,6 +96,9 @@ def _small_tail(params: dict, base_model: str) -> None:
     rater; a fifth of the examples held out (by content hash: 3 of TINY_ROWS +
     MORE_ROWS, 2 of TINY_ROWS), the held-out loss the one measure."""
     params["validate"]["heldout"] = 0.2
+    # The audit stays off in pipeline tests (tests/test_audit.py runs it); its pairs file is
+    # named absolutely, since these params files sit outside the project.
+    params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
     params["evaluate"]["heldout_loss"] = True
     params["evaluate"]["benchmarks"] = {name: 0 for name in params["evaluate"]["benchmarks"]}
     params["finetune"].update(
@@ -165,8 +168,9 @@ class ProjectCopy:
         files = subprocess.run(
             ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.split()
+        # dvc.lock is what a run of this checkout recorded (`make run` writes it): a copy starts without one.
         for name in files:
-            if (ROOT / name).is_file() and not name.startswith("tests/"):
+            if (ROOT / name).is_file() and not name.startswith("tests/") and name != "dvc.lock":
                 (self.root / name).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(ROOT / name, self.root / name)
         source = tmp_path / "source.json"

@@ -37,6 +37,7 @@ BASE = {
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None},
     "select": {"ratio": 0.2},
+    "audit": {"enabled": True, "pairs": "pairs.jsonl", "limit": 40},
     "finetune": {
         "base_model": "smollm2-135m-instruct",
         "variants": ["selectit", "random", "longest", "bottom", "full", "base"],

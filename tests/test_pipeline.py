@@ -56,8 +56,10 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert len(parents) == 1 and parents[0].data.params["select.ratio"] == "0.5"
     children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     variants = ["selectit", "random", "longest", "bottom", "full", "base"]
-    tail = {f"{stage}@{v}" for stage in ("finetune", "evaluate") for v in variants} | {"compare"}
-    assert {"ingest", "validate", "aggregate", "select"} | tail <= children and len(children) == 6 + len(tail)
+    tail = {f"{stage}@{v}" for stage in ("finetune", "evaluate") for v in variants} | {"compare", "report"}
+    # 6: ingest, validate, two score runs, aggregate, select; the audit is switched off and notes so
+    assert {"ingest", "validate", "aggregate", "select", "audit"} | tail <= children
+    assert len(children) == 7 + len(tail)
     assert all(r.info.status == "FINISHED" for r in runs)
     assert all(r.data.tags.get("git_commit") for r in runs)  # provenance on every run
     assert all(r.data.tags.get("code_version", "").startswith("0.") for r in runs)
@@ -165,20 +167,26 @@ def test_a_stage_refuses_the_outputs_of_a_failed_or_different_upstream_run(proje
         validate_flow(stage_context(params, data))
 
 
-def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
+def _stage_command(module: str, params, tmp_path):
+    """`python -m flows.<module>` as DVC runs it, in its own Prefect home."""
     import subprocess
     import sys
 
     from conftest import ROOT
 
-    params = pipeline_params(tmp_path, tiny_alpaca, ["x"], select__ratoi=0.3)
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.select", "--params", str(params), "--data", str(tmp_path / "data")],
+    return subprocess.run(
+        [sys.executable, "-m", f"flows.{module}", "--params", str(params), "--data", str(tmp_path / "data")],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
     )
+
+
+def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
+    params = pipeline_params(tmp_path, tiny_alpaca, ["x"], select__ratoi=0.3)
+    done = _stage_command("select", params, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']"
@@ -186,21 +194,9 @@ def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     assert "Traceback" not in done.stderr
 
 
-def test_a_stage_that_fails_on_bad_input_shows_one_line_without_prefects_tracebacks(tmp_path, tiny_alpaca):
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
+def test_a_stage_that_fails_on_bad_input_shows_one_line_without_prefects_tracebacks(tmp_path):
     params = pipeline_params(tmp_path, tmp_path / "missing.json", ["x"])
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.ingest", "--params", str(params), "--data", str(tmp_path / "data")],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
-    )
+    done = _stage_command("ingest", params, tmp_path)
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert errors == [f"ingest: error: {tmp_path / 'missing.json'}: no such file"], done.stderr[-3000:]

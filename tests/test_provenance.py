@@ -420,12 +420,14 @@ STAGE_COMMANDS = [
     ("score@tiny", ["python", "-m", "flows.score", "--rater", "tiny"]),
     ("aggregate", ["python", "-m", "flows.aggregate"]),
     ("select", ["python", "-m", "flows.select"]),
+    ("audit", ["python", "-m", "flows.audit"]),  # switched off in the copy: it notes so
     *[
         (f"{stage}@{variant}", ["python", "-m", f"flows.{stage}", "--variant", variant])
         for stage in ("finetune", "evaluate")
         for variant in ("selectit", "random")
     ],  # the copy's variants
     ("compare", ["python", "-m", "flows.compare"]),
+    ("report", ["python", "-m", "flows.report"]),
 ]
 
 

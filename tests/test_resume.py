@@ -30,13 +30,22 @@ def _prepare(folder, source):
     return params, data
 
 
+# `python -m MODULE ARGS` with SIGINT raising KeyboardInterrupt, as in a terminal's
+# foreground job: a background job of a script (CI's, for one) inherits SIGINT ignored.
+_AS_A_TERMINAL_JOB = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
+)
+
+
 def _start_scoring(tmp_path, params, data, log):
     """`python -m flows.score` in its own session, as a terminal's foreground job."""
     env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     env.pop("PREFECT_API_URL", None)
     with log.open("w") as output:
         return subprocess.Popen(
-            [sys.executable, "-m", "flows.score", "--params", str(params), "--data", str(data), "--rater", RATER],
+            [sys.executable, "-c", _AS_A_TERMINAL_JOB, "flows.score"]
+            + ["--params", str(params), "--data", str(data), "--rater", RATER],
             cwd=ROOT,
             env=env,
             stdout=output,

@@ -194,6 +194,7 @@ def test_served_pipeline_is_scheduled_and_a_run_completes(served, tmp_path):
         assert [s.schedule.cron for s in dep.schedules] == [CRON]
         assert dep.parameters["data_dir"] == str(served["data"])
         assert dep.parameters["progress"] is False
+        assert dep.parameters["run_audit"] is False  # nightly runs skip the audit
 
         def future_scheduled_runs():
             runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[dep.id])))

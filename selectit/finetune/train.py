@@ -16,6 +16,10 @@ from pathlib import Path
 from selectit.config import FinetuneConfig
 from selectit.errors import ModelLoadError
 from selectit.ingest.records import Example
+from selectit.io import write_json
+
+# Beside the saved model: [{"step": ..., "loss": ...}] of every logged training loss.
+LOSS_HISTORY = "loss_history.json"
 
 
 @dataclass(frozen=True)
@@ -162,8 +166,9 @@ def finetune(
     resume = last_checkpoint(run_dir)
     outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    _save_atomically(trainer, tokenizer, output)
+    logged = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    losses = [loss for _, loss in logged]
+    _save_atomically(trainer, tokenizer, output, logged)
     shutil.rmtree(run_dir, ignore_errors=True)  # finished: the output is the result now
     return TrainResult(
         steps=trainer.state.global_step,
@@ -182,11 +187,14 @@ def _save_every(n_examples: int, cfg: FinetuneConfig) -> int:
     return max(1, total // 10)
 
 
-def _save_atomically(trainer, tokenizer, output: Path) -> None:
+def _save_atomically(trainer, tokenizer, output: Path, losses: list[tuple[int, float]]) -> None:
     output = Path(output)
     staging = output.with_name(f".{output.name}.partial")
     shutil.rmtree(staging, ignore_errors=True)
     trainer.save_model(str(staging))
     tokenizer.save_pretrained(str(staging))
+    # Every logged training loss, for the run report's loss curves (the checkpoints holding
+    # the trainer's state are removed once the run finishes).
+    write_json(staging / LOSS_HISTORY, [{"step": step, "loss": loss} for step, loss in losses])
     shutil.rmtree(output, ignore_errors=True)
     os.replace(staging, output)

@@ -1,0 +1,30 @@
+"""Stage 9: the run report, one HTML file: what was selected and why, and whether it paid off."""
+
+# No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
+# parameters, and a served deployment cannot resolve RunContext from a string annotation.
+
+import dataclasses
+
+from prefect import flow
+
+from flows.common import stage_main, tracked_stage
+from selectit.context import RunContext
+from selectit.provenance import code_version
+from selectit.report import ReportResult
+from tasks.report import build_run_report
+
+
+@flow(name="report", log_prints=True, version=code_version(__name__))
+def report_flow(context: RunContext) -> ReportResult:
+    params, layout = context.params, context.layout
+    settings = {"select": dataclasses.asdict(params.select), "aggregate": dataclasses.asdict(params.aggregate)}
+    with tracked_stage(context, "report", settings, __name__) as log:
+        result = build_run_report(params, layout)
+        log.metrics(result.metrics(), headline=True)
+        log.artifact(layout.run_report, "report")
+        print(f"report: {result.html} (open it in a browser; `selectit explain ID` shows one example's ratings)")
+    return result
+
+
+if __name__ == "__main__":
+    stage_main(report_flow, __doc__)

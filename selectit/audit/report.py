@@ -1,0 +1,235 @@
+"""The audit's result: every scorer's agreement with the judge, overall and by length
+relation, beside the baselines, and the raters' rating validity; as JSON, Markdown,
+MLflow metrics and DVC metrics.
+
+`AuditReport.to_json()` (JSON-serialisable; scorers in display order):
+
+    {
+      "format": "selectit.audit/1", "enabled": true,
+      "pairs_file": "...", "pairs_sha256": "...", "lines_read": 200, "pairs": 200,
+      "rejects": [{"line": 7, "reason": "missing field 'preferred'"}, ...],
+      "unrated": [{"pair_id": "...", "line": 12, "reason": "..."}, ...],
+      "length_relations": {"longer_wins": 136, "shorter_wins": 61, "same_length": 3},
+      "level": 0.95, "resamples": 2000, "seed": 0, "chance": 0.5,
+      "weights": {"<rater>": 0.33, ...},
+      "scorers": [{"name": "model", "level": "model", "description": "...", "rater": null, "prompt": null,
+                   "all": {"agreement": 0.46, "low": 0.41, "high": 0.52, "n": 200, "wins": 92, "losses": 108,
+                           "ties": 0, "tie_share": 0.0},
+                   "by_length": {"longer_wins": {...}, "shorter_wins": {...}, "same_length": {...}}}, ...],
+      "validity": [{"rater": "...", "prompt": 0, "texts": 400, "digit_mass": 0.84,
+                    "top_is_digit_share": 0.9, "truncated": 0}, ...],
+      "seconds": 12.3, "settings": {...}
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from selectit.audit.agreement import (
+    LONGER_WINS,
+    RELATIONS,
+    SAME_LENGTH,
+    SHORTER_WINS,
+    Agreement,
+    agreement,
+    agreement_by_relation,
+    length_relations,
+)
+from selectit.audit.pairs import JudgedPair
+from selectit.audit.scorers import MODEL, Scorer
+from selectit.audit.validity import Validity
+from selectit.ingest.records import Reject
+
+FORMAT = "selectit.audit/1"
+CHANCE = 0.5  # a scorer that orders each pair by a coin flip
+HEADLINE = MODEL  # the scorer whose numbers are `audit.agreement`, ...: the score the selection ranks by
+
+RELATION_LABELS = {
+    LONGER_WINS: "preferred is longer",
+    SHORTER_WINS: "preferred is shorter",
+    SAME_LENGTH: "same length",
+}
+
+
+@dataclass(frozen=True)
+class ScorerResult:
+    scorer: Scorer
+    overall: Agreement
+    by_length: dict[str, Agreement]  # length relation -> agreement on those pairs
+
+    def to_dict(self) -> dict:
+        s = self.scorer
+        return {
+            "name": s.name,
+            "level": s.level,
+            "description": s.description,
+            "rater": s.rater,
+            "prompt": s.prompt,
+            "all": self.overall.to_dict(),
+            "by_length": {relation: a.to_dict() for relation, a in self.by_length.items()},
+        }
+
+    def metrics(self) -> dict[str, float | None]:
+        """`agreement`, its interval, the tie share, and agreement by length relation."""
+        interval = self.overall.interval
+        values = {
+            "agreement": self.overall.agreement,
+            "agreement_low": interval.low if interval else None,
+            "agreement_high": interval.high if interval else None,
+            "tie_share": self.overall.tie_share,
+        }
+        for relation in (LONGER_WINS, SHORTER_WINS):
+            if relation in self.by_length:
+                values[f"agreement_{relation}"] = self.by_length[relation].agreement
+        return values
+
+
+@dataclass
+class AuditReport:
+    pairs_file: str
+    pairs_sha256: str
+    lines_read: int
+    rejects: list[Reject]  # lines of the pairs file that are not usable pairs
+    unrated: list[dict]  # pairs with a response no rater could read: pair_id, line, reason
+    length_relations: dict[str, int]  # pairs per length relation
+    results: list[ScorerResult]  # SelectIT's scorers first, then the length baseline
+    validity: list[Validity]
+    weights: dict[str, float]
+    resamples: int
+    level: float
+    seed: int
+    seconds: float = 0.0
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def pairs(self) -> int:
+        """Pairs audited: read, usable, and rated by every rater."""
+        return sum(self.length_relations.values())
+
+    def result(self, name: str) -> ScorerResult:
+        return next(r for r in self.results if r.scorer.name == name)
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "enabled": True,
+            "pairs_file": self.pairs_file,
+            "pairs_sha256": self.pairs_sha256,
+            "lines_read": self.lines_read,
+            "pairs": self.pairs,
+            "rejects": [{"line": r.line, "reason": r.reason} for r in self.rejects],
+            "unrated": self.unrated,
+            "length_relations": self.length_relations,
+            "level": self.level,
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "chance": CHANCE,
+            "weights": self.weights,
+            "scorers": [r.to_dict() for r in self.results],
+            "validity": [v.to_dict() for v in self.validity],
+            "seconds": self.seconds,
+            "settings": self.settings,
+        }
+
+    def mlflow_metrics(self) -> dict[str, float | None]:
+        """Flat metrics for the stage's and the pipeline's MLflow runs: the model level as
+        `audit.agreement`, `audit.agreement_shorter_wins`, ...; every other scorer as
+        `audit.<scorer>.agreement`, ...; rating validity as `audit.digit_mass.<rater>.<prompt>`."""
+        metrics: dict[str, float | None] = {
+            "audit.pairs": self.pairs,
+            "audit.rejects": len(self.rejects),
+            "audit.unrated": len(self.unrated),
+            "audit.longer_wins_share": self.length_relations.get(LONGER_WINS, 0) / self.pairs if self.pairs else None,
+        }
+        for result in self.results:
+            prefix = "audit." if result.scorer.name == HEADLINE else f"audit.{result.scorer.name}."
+            metrics.update({prefix + k: v for k, v in result.metrics().items()})
+        for v in self.validity:
+            metrics[f"audit.digit_mass.{v.rater}.{v.prompt}"] = v.digit_mass
+            metrics[f"audit.top_is_digit.{v.rater}.{v.prompt}"] = v.top_is_digit_share
+        return metrics
+
+    def dvc_metrics(self) -> dict:
+        """Agreement by scorer, for `dvc metrics show` and `dvc exp show`."""
+        return {"pairs": self.pairs, **{r.scorer.name: r.metrics() for r in self.results}}
+
+    def to_markdown(self) -> str:
+        relations = [r for r in RELATIONS if self.length_relations.get(r)]
+        name = Path(self.pairs_file).name
+
+        def header(relation: str) -> str:
+            return f"{RELATION_LABELS[relation]} (n={self.length_relations[relation]})"
+
+        counts = ", ".join(f"{RELATION_LABELS[r]} in {self.length_relations[r]}" for r in relations)
+        lines = [
+            "# Audit: does the score pick the judge's preferred response?",
+            "",
+            f"{self.pairs} judged pairs from `{name}` (sha256 {self.pairs_sha256[:12]}…): {counts}. "
+            f"{len(self.rejects)} line(s) rejected, {len(self.unrated)} pair(s) no rater could read.",
+            "",
+            "Agreement: the share of pairs where the preferred response scores higher; ties count as "
+            f"misses and are shown apart. {self.level:.0%} percentile bootstrap intervals over pairs "
+            f"({self.resamples} resamples, seed {self.seed}).",
+            "",
+            "| scorer | agreement | ties | " + " | ".join(header(r) for r in relations),
+            "| --- | --- | --- | " + " | ".join("---" for _ in relations),
+        ]
+        for result in self.results:
+            label = f"`{result.scorer.name}`: {result.scorer.description}"
+            if result.scorer.name == HEADLINE:
+                label = f"**{label}**"
+            cells = [_cell(result.by_length.get(r)) for r in relations]
+            lines.append(f"| {label} | {_cell(result.overall)} | {result.overall.ties} | " + " | ".join(cells))
+        lines.append("| chance | 50.0% | | " + " | ".join("50.0%" for _ in relations))
+        lines += [
+            "",
+            "## Rating validity",
+            "",
+            "Per rater and prompt on the same texts: the mean probability on the digits 1..K, and the share "
+            "of texts whose most likely next token is one of them.",
+            "",
+            "| rater | prompt | texts | digit mass | top token a digit | truncated |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for v in self.validity:
+            lines.append(
+                f"| {v.rater} | {v.prompt} | {v.texts} | {v.digit_mass:.3f} | {v.top_is_digit_share:.1%} "
+                f"| {v.truncated} |"
+            )
+        return "\n".join(lines) + "\n"
+
+
+def _cell(result: Agreement | None) -> str:
+    if result is None or result.interval is None:
+        return "–"
+    i = result.interval
+    return f"{i.estimate:.1%} [{i.low:.1%}, {i.high:.1%}]"
+
+
+def judge_scorers(
+    pairs: Sequence[JudgedPair], scorers: Sequence[Scorer], *, resamples: int, level: float, seed: int
+) -> tuple[list[ScorerResult], dict[str, int]]:
+    """Each scorer's agreement with the judge on these pairs, overall and by length relation;
+    and how many pairs fall in each length relation. Every scorer needs a score for both
+    responses of every pair."""
+    lengths = np.array([[len(p.response(p.preferred)), len(p.response(p.other))] for p in pairs]).reshape(-1, 2)
+    relations = length_relations(lengths[:, 0], lengths[:, 1])
+    bootstrap = {"resamples": resamples, "level": level, "seed": seed}
+    results = []
+    for scorer in scorers:
+        preferred = np.array([scorer.scores[p.example_id(p.preferred)] for p in pairs], dtype=np.float64)
+        other = np.array([scorer.scores[p.example_id(p.other)] for p in pairs], dtype=np.float64)
+        results.append(
+            ScorerResult(
+                scorer,
+                agreement(preferred, other, **bootstrap),
+                agreement_by_relation(preferred, other, relations, **bootstrap),
+            )
+        )
+    counts = {r: int((relations == r).sum()) for r in RELATIONS if (relations == r).any()}
+    return results, counts

@@ -1,0 +1,117 @@
+"""Rate judged pairs and measure every scorer against the judge: the audit as one call,
+shared by `selectit audit` and the pipeline's audit stage.
+
+Both responses of each pair are rated like any example, through the score
+stage's engine and shard cache (`rate_examples`: one rater in memory at a time,
+finished shards re-used), and scored with the aggregate stage's formulas.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from selectit.audit.pairs import SIDES, pair_examples, read_pairs
+from selectit.audit.report import FORMAT, AuditReport, judge_scorers
+from selectit.audit.scorers import length_scorer, selectit_scorers
+from selectit.audit.validity import rating_validity
+from selectit.config import AggregateConfig, ScoreConfig
+from selectit.errors import InputError
+from selectit.ingest.records import write_rejects
+from selectit.io import file_sha256, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+REPORT_JSON = "audit.json"
+REPORT_MARKDOWN = "audit.md"
+METRICS_JSON = "metrics.json"
+REJECTS = "rejects.jsonl"
+
+
+def audit_pairs(
+    pairs_path: str | Path,
+    limit: int | None,
+    score: ScoreConfig,
+    aggregate: AggregateConfig,
+    cache_root: str | Path,
+    *,
+    resamples: int,
+    level: float,
+    seed: int,
+    progress: bool = True,
+) -> AuditReport:
+    """Rate the first `limit` usable pairs with `score.raters` and report each scorer's agreement."""
+    from selectit.rating.rate import rate_examples  # loads torch: only when rating
+
+    started = time.perf_counter()
+    read = read_pairs(pairs_path, limit)
+    if read.rejects:
+        first = read.rejects[0]
+        log.warning(
+            "%s: %d of %d line(s) are not usable pairs and are left out (first: line %d: %s)",
+            read.path,
+            len(read.rejects),
+            read.lines_read,
+            first.line,
+            first.reason,
+        )
+    examples = pair_examples(read.pairs, str(read.path))
+    run = rate_examples(examples, score, Path(cache_root), progress)
+
+    # A response that some rater cannot read (too long for its context) has no
+    # model-level score, so its pair cannot be judged: reported, not dropped silently.
+    id_at = {(e.source, e.row): e.id for e in examples}
+    unfit = {id_at[(r.source, r.row)]: r.reason for r in run.rejects}
+    rated, unrated = [], []
+    for pair in read.pairs:
+        reasons = [unfit[eid] for side in SIDES if (eid := pair.example_id(side)) in unfit]
+        if reasons:
+            unrated.append({"pair_id": pair.pair_id, "line": pair.line, "reason": reasons[0]})
+        else:
+            rated.append(pair)
+    if not rated:
+        raise InputError(
+            f"{read.path}: none of the {len(read.pairs)} pairs could be rated; line {unrated[0]['line']}: "
+            f"{unrated[0]['reason']}"
+        )
+    if unrated:
+        log.warning("%d pair(s) left out: a rater cannot read a response (%s)", len(unrated), unrated[0]["reason"])
+
+    scorers, weights = selectit_scorers(run.ratings, aggregate.alpha, aggregate.authors_softmax, aggregate.weights)
+    scorers.append(length_scorer(examples))
+    results, relations = judge_scorers(rated, scorers, resamples=resamples, level=level, seed=seed)
+    return AuditReport(
+        pairs_file=str(read.path),
+        pairs_sha256=file_sha256(read.path),
+        lines_read=read.lines_read,
+        rejects=read.rejects,
+        unrated=unrated,
+        length_relations=relations,
+        results=results,
+        validity=rating_validity(run.ratings),
+        weights=weights,
+        resamples=resamples,
+        level=level,
+        seed=seed,
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+def write_audit(report: AuditReport, folder: str | Path) -> None:
+    """audit.json, audit.md, metrics.json (DVC metrics) and rejects.jsonl (the unusable lines)."""
+    folder = Path(folder)
+    write_json(folder / REPORT_JSON, report.to_json())
+    write_text(folder / REPORT_MARKDOWN, report.to_markdown())
+    write_json(folder / METRICS_JSON, report.dvc_metrics())
+    write_rejects(report.rejects, folder / REJECTS)
+
+
+def write_switched_off(folder: str | Path) -> None:
+    """The outputs of an audit that audit.enabled switched off, so that `dvc repro` finds them
+    and no earlier report is taken for this run's."""
+    folder = Path(folder)
+    write_json(folder / REPORT_JSON, {"format": FORMAT, "enabled": False})
+    write_text(folder / REPORT_MARKDOWN, "# Audit\n\nSwitched off (`audit.enabled: false` in params.yaml).\n")
+    write_json(folder / METRICS_JSON, {})
+    write_rejects([], folder / REJECTS)

@@ -1,0 +1,390 @@
+"""The audit (selectit/audit/): agreement arithmetic on hand-computed cases, the breakdowns,
+bad pairs files, and one audit on the tiny model through the command and the stage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import TINY_ROWS, pipeline_params, stage_context
+from test_config import write_params as write_config
+
+from selectit.audit.agreement import LONGER_WINS, SAME_LENGTH, SHORTER_WINS, agreement, outcomes
+from selectit.audit.pairs import JudgedPair, pair_examples, read_pairs
+from selectit.audit.report import AuditReport, judge_scorers
+from selectit.audit.scorers import Scorer, length_scorer, selectit_scorers
+from selectit.audit.validity import rating_validity
+from selectit.config import ParamsError, load_params
+from selectit.errors import InputError
+from selectit.scoring import formulas
+from selectit.scoring.tables import RATINGS_SCHEMA
+
+BOOTSTRAP = {"resamples": 2000, "level": 0.95, "seed": 0}
+
+
+def pair(preferred: str, a: str, b: str, instruction: str = "Say something.", line: int = 1) -> JudgedPair:
+    return JudgedPair(f"p{line}", instruction, "", a, b, preferred, line)
+
+
+# Four pairs, lengths (preferred, other): (5, 2) longer wins, (1, 4) shorter wins, (6, 3) longer wins, (3, 3) same.
+PAIRS = [
+    pair("a", "aaaaa", "bb", line=1),
+    pair("b", "aaaa", "b", line=2),
+    pair("b", "aaa", "bbbbbb", line=3),
+    pair("a", "xyz", "uvw", line=4),
+]
+
+
+def scorer_from(values: dict[tuple[int, str], float]) -> Scorer:
+    """A scorer with given scores per (pair line, side)."""
+    scores = {PAIRS[line - 1].example_id(side): v for (line, side), v in values.items()}
+    return Scorer("handmade", "baseline", "scores set by hand", scores)
+
+
+# --- agreement arithmetic --------------------------------------------------------------------
+
+
+def test_wins_losses_and_ties_are_counted_apart():
+    preferred = [3.0, 1.0, 2.0, 2.0, float("nan")]
+    other = [1.0, 2.0, 2.0, 0.5, 1.0]
+    assert outcomes(preferred, other).tolist() == [1, -1, 0, 1, 0]  # a missing score cannot be ordered: a tie
+    result = agreement(preferred, other, **BOOTSTRAP)
+    assert (result.n, result.wins, result.losses, result.ties) == (5, 2, 1, 2)
+    assert result.agreement == pytest.approx(2 / 5)  # ties count as misses, not as half a win
+    assert result.tie_share == pytest.approx(2 / 5)
+    assert result.interval.low <= 0.4 <= result.interval.high
+
+
+def test_bootstrap_interval_of_a_hand_checkable_case():
+    # Every pair a win: every resample is all wins, the interval has no width.
+    assert agreement([2, 2, 2], [1, 1, 1], **BOOTSTRAP).interval.to_dict() == {"estimate": 1, "low": 1, "high": 1}
+    # One win, one loss: a resample of two pairs has mean 0, 0.5 or 1 with chances 1/4, 1/2, 1/4,
+    # so the 2.5% and 97.5% percentiles of 2000 resamples are 0 and 1.
+    two = agreement([2, 0], [1, 1], **BOOTSTRAP).interval
+    assert (two.estimate, two.low, two.high) == (0.5, 0.0, 1.0)
+    # The same seed draws the same resamples.
+    assert agreement([2, 0, 1, 3], [1, 1, 1, 1], **BOOTSTRAP) == agreement([2, 0, 1, 3], [1, 1, 1, 1], **BOOTSTRAP)
+
+
+def test_length_baseline_and_a_scorer_that_equals_length():
+    examples = pair_examples(PAIRS, "pairs.jsonl")
+    lengths = Scorer("same as length", "baseline", "", {e.id: len(e.output) for e in examples})
+    results, relations = judge_scorers(PAIRS, [length_scorer(examples), lengths], **BOOTSTRAP)
+    assert relations == {LONGER_WINS: 2, SHORTER_WINS: 1, SAME_LENGTH: 1}
+    baseline, same = results
+    assert baseline.overall == same.overall
+    # Longer wins in pairs 1 and 3, loses pair 2, ties pair 4 (equal lengths).
+    assert (baseline.overall.wins, baseline.overall.losses, baseline.overall.ties) == (2, 1, 1)
+    assert baseline.overall.agreement == 0.5
+    assert baseline.by_length[LONGER_WINS].agreement == 1.0
+    assert baseline.by_length[SHORTER_WINS].agreement == 0.0
+    assert baseline.by_length[SAME_LENGTH].ties == 1
+
+
+def test_known_scores_give_the_hand_computed_agreement():
+    scorer = scorer_from(
+        {
+            (1, "a"): 0.9,
+            (1, "b"): 0.1,
+            (2, "a"): 0.2,
+            (2, "b"): 0.7,
+            (3, "a"): 0.5,
+            (3, "b"): 0.5,
+            (4, "a"): 0,
+            (4, "b"): 1,
+        }
+    )
+    ((result,), _) = judge_scorers(PAIRS, [scorer], **BOOTSTRAP)
+    # pair 1: preferred a 0.9 > 0.1 win; pair 2: preferred b 0.7 > 0.2 win; pair 3: tie; pair 4: a 0 < 1 loss.
+    assert (result.overall.wins, result.overall.losses, result.overall.ties) == (2, 1, 1)
+    assert result.overall.agreement == 0.5
+    assert result.by_length[LONGER_WINS].to_dict()["wins"] == 1  # pairs 1 (win) and 3 (tie)
+    assert result.by_length[SHORTER_WINS].agreement == 1.0  # pair 2
+    assert result.by_length[SAME_LENGTH].agreement == 0.0  # pair 4
+
+
+# --- scorers from a ratings table --------------------------------------------------------------
+
+
+def ratings_table(rows: list[tuple[str, str, int, int, list[float]]]) -> pa.Table:
+    """(example id, rater, parameter count, prompt, raw digit probabilities) -> a ratings table."""
+    probs = np.array([r[4] for r in rows])
+    return pa.table(
+        {
+            "example_id": [r[0] for r in rows],
+            "model": [r[1] for r in rows],
+            "model_params": [r[2] for r in rows],
+            "prompt_id": [r[3] for r in rows],
+            "prompt_version": ["v"] * len(rows),
+            "template": ["plain"] * len(rows),
+            "k": [3] * len(rows),
+            "probs": [list(p) for p in probs],
+            "mass": probs.sum(axis=1),
+            "top_is_digit": [r[1] == "r1" for r in rows],
+            "token_score": formulas.token_scores(probs),
+            "n_tokens": [10] * len(rows),
+            "truncated": [False] * len(rows),
+        },
+        schema=RATINGS_SCHEMA,
+    )
+
+
+# Two raters (parameter counts 1 and 3: weights 1/4 and 3/4), two prompts, two examples.
+# Token scores: [0, 0, 1] -> 3 (sure of 3); [1, 0, 0] -> 1; [0.5, 0.5, 0] -> 1 * 0.5 / 2 = 0.25.
+SURE_3, SURE_1, SPLIT = [0, 0, 0.8], [0.4, 0, 0], [0.3, 0.3, 0]
+RATINGS = ratings_table(
+    [
+        ("x", "r1", 1, 0, SURE_3),
+        ("x", "r1", 1, 1, SURE_1),
+        ("y", "r1", 1, 0, SPLIT),
+        ("y", "r1", 1, 1, SPLIT),
+        ("x", "r2", 3, 0, SURE_1),
+        ("x", "r2", 3, 1, SURE_1),
+        ("y", "r2", 3, 0, SURE_3),
+        ("y", "r2", 3, 1, SPLIT),
+    ]
+)
+
+
+def test_every_level_of_the_score_is_a_scorer():
+    scorers, weights = selectit_scorers(RATINGS, alpha=0.0, authors_softmax=False, weights=None)
+    assert weights == {"r1": 0.25, "r2": 0.75}
+    by_name = {s.name: s for s in scorers}
+    assert list(by_name) == [
+        "model",
+        "sentence.r1",
+        "sentence.r2",
+        "prompt.0",
+        "prompt.1",
+        "token.r1.0",
+        "token.r1.1",
+        "token.r2.0",
+        "token.r2.1",
+    ]
+    assert by_name["token.r1.0"].scores == pytest.approx({"x": 3.0, "y": 0.25})
+    assert by_name["token.r2.1"].scores == pytest.approx({"x": 1.0, "y": 0.25})
+    # alpha 0: sentence level is the mean over prompts.
+    assert by_name["sentence.r1"].scores == pytest.approx({"x": 2.0, "y": 0.25})
+    assert by_name["sentence.r2"].scores == pytest.approx({"x": 1.0, "y": 1.625})
+    assert by_name["model"].scores == pytest.approx({"x": 0.25 * 2 + 0.75 * 1, "y": 0.25 * 0.25 + 0.75 * 1.625})
+    # A prompt alone: the raters' token scores under it, weighted as at model level.
+    assert by_name["prompt.0"].scores == pytest.approx({"x": 0.25 * 3 + 0.75 * 1, "y": 0.25 * 0.25 + 0.75 * 3})
+    assert (by_name["sentence.r2"].rater, by_name["prompt.1"].prompt) == ("r2", 1)
+
+
+def test_rating_validity_per_rater_and_prompt():
+    rows = {(v.rater, v.prompt): v for v in rating_validity(RATINGS)}
+    assert list(rows) == [("r1", 0), ("r1", 1), ("r2", 0), ("r2", 1)]
+    assert rows[("r1", 0)].digit_mass == pytest.approx((0.8 + 0.6) / 2)
+    assert rows[("r1", 1)].digit_mass == pytest.approx((0.4 + 0.6) / 2)
+    assert rows[("r1", 0)].top_is_digit_share == 1.0 and rows[("r2", 0)].top_is_digit_share == 0.0
+    assert rows[("r2", 1)].texts == 2
+
+
+def test_report_metrics_and_tables_name_every_breakdown():
+    examples = pair_examples(PAIRS, "pairs.jsonl")
+    ids = {e.id for e in examples}
+    scorers, weights = selectit_scorers(
+        ratings_table(
+            [(eid, "r1", 1, p, SURE_3 if i % 2 else SPLIT) for i, eid in enumerate(sorted(ids)) for p in (0, 1)]
+        ),
+        alpha=0.2,
+        authors_softmax=False,
+        weights=None,
+    )
+    results, relations = judge_scorers(PAIRS, [*scorers, length_scorer(examples)], **BOOTSTRAP)
+    report = AuditReport("pairs.jsonl", "ab" * 32, 4, [], [], relations, results, [], weights, 2000, 0.95, 0)
+    metrics = report.mlflow_metrics()
+    assert metrics["audit.pairs"] == 4 and metrics["audit.longer_wins_share"] == 0.5
+    assert metrics["audit.length.agreement"] == 0.5
+    assert metrics["audit.length.agreement_longer_wins"] == 1.0
+    assert metrics["audit.length.agreement_shorter_wins"] == 0.0
+    for name in ("", "sentence.r1.", "prompt.0.", "token.r1.1."):
+        for key in ("agreement", "agreement_low", "agreement_high", "tie_share", "agreement_shorter_wins"):
+            assert f"audit.{name}{key}" in metrics
+    assert metrics["audit.agreement"] == report.result("model").overall.agreement
+    assert set(report.dvc_metrics()) == {"pairs", "model", "sentence.r1", "prompt.0", "prompt.1", "token.r1.0"} | {
+        "token.r1.1",
+        "length",
+    }
+    markdown = report.to_markdown()
+    assert "| preferred is longer (n=2) | preferred is shorter (n=1) | same length (n=1)" in markdown
+    assert "| chance | 50.0% |" in markdown and "`length`: response length (longer wins) | 50.0% [" in markdown
+    assert json.loads(json.dumps(report.to_json()))["scorers"][0]["by_length"]["shorter_wins"]["n"] == 1
+
+
+# --- the pairs file ------------------------------------------------------------------------------
+
+
+def write_pairs(path, rows) -> str:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+GOOD = {"instruction": "Name a colour.", "response_a": "Red.", "response_b": "A colour.", "preferred": "a"}
+
+
+def test_bad_lines_are_rejected_with_file_and_line_and_the_rest_is_read(tmp_path):
+    path = write_pairs(
+        tmp_path / "pairs.jsonl",
+        [
+            GOOD,
+            {k: v for k, v in GOOD.items() if k != "response_b"},
+            {**GOOD, "preferred": "c"},
+            "",  # blank lines are skipped
+            "{not json",
+            {**GOOD, "input": None, "pair_id": "last", "preferred": "b"},
+        ],
+    )
+    read = read_pairs(path)
+    assert [p.line for p in read.pairs] == [1, 6] and read.pairs[1].pair_id == "last" and read.pairs[1].input == ""
+    assert [(r.source, r.line) for r in read.rejects] == [(path, 2), (path, 3), (path, 5)]
+    assert read.rejects[0].reason == "missing field 'response_b'"
+    assert read.rejects[1].reason == 'field \'preferred\' must be "a" or "b", got "c"'
+    assert read.rejects[2].reason.startswith("invalid JSON")
+    # The limit counts usable pairs, and reading stops there.
+    assert [p.line for p in read_pairs(path, limit=1).pairs] == [1] and not read_pairs(path, limit=1).rejects
+
+
+def test_a_file_without_a_usable_pair_is_one_clear_error(tmp_path):
+    path = write_pairs(tmp_path / "pairs.jsonl", [{**GOOD, "preferred": "A"}, {**GOOD, "instruction": 3}])
+    with pytest.raises(InputError, match=r"pairs.jsonl: no usable judged pair in 2 line\(s\); line 1: field 'pref"):
+        read_pairs(path)
+    with pytest.raises(InputError, match="empty.jsonl is empty"):
+        read_pairs(write_pairs(tmp_path / "empty.jsonl", [""]))
+    with pytest.raises(InputError, match="absent.jsonl: no such file"):
+        read_pairs(tmp_path / "absent.jsonl")
+
+
+def test_the_same_response_twice_is_rated_once(tmp_path):
+    twice = [pair("a", "same", "other", line=1), pair("b", "third", "same", line=2)]
+    examples = pair_examples(twice, "pairs.jsonl")
+    assert [e.output for e in examples] == ["same", "other", "third"]
+    assert len({(e.source, e.row) for e in examples}) == 3  # each traced to its own line and side
+
+
+def test_audit_settings_are_checked_and_the_pairs_path_is_relative_to_params(tmp_path):
+    params = load_params(write_config(tmp_path / "sub"))
+    assert params.audit.pairs == str(tmp_path / "sub" / "pairs.jsonl")
+    assert params.audit.enabled is True and params.audit.limit == 40
+    with pytest.raises(ParamsError, match="audit.limit: expected an integer >= 1"):
+        load_params(write_config(tmp_path, {"audit.limit": 0}))
+    with pytest.raises(ParamsError, match="audit.pairs: expected a JSON lines file"):
+        load_params(write_config(tmp_path, {"audit.pairs": " "}))
+
+
+# --- one audit on the tiny model ------------------------------------------------------------------
+
+TINY_PAIRS = [
+    {"instruction": "Name a primary colour.", "response_a": "Red.", "response_b": "Purple, I think.", "preferred": "a"},
+    {
+        "pair_id": "sum",
+        "instruction": "Add the numbers.",
+        "input": "2 and 3",
+        "response_a": "5",
+        "response_b": "2 + 3 = 5, so the answer is 5.",
+        "preferred": "b",
+    },
+    {"instruction": "Is 17 prime?", "response_a": "Yes, it is prime.", "response_b": "No.", "preferred": "a"},
+    {"instruction": "Translate to French.", "input": "Good morning", "response_a": "Bonjour.", "preferred": "b"},
+    {"instruction": "Say hi.", "response_a": "Hello there!", "response_b": "Hi.", "preferred": "b"},
+]
+
+
+def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
+    from conftest import write_params
+
+    from selectit.cli import main
+
+    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
+    pairs = write_pairs(tmp_path / "pairs.jsonl", TINY_PAIRS)
+    out = tmp_path / "audit"
+    command = ["--params", str(params), "audit", pairs, "--out", str(out), "--limit", "10", "--no-progress"]
+    assert main(command) == 0
+    report = json.loads((out / "audit.json").read_text())
+    # Pair 4 has no response_b: rejected with its line, the other four audited.
+    assert report["rejects"] == [{"line": 4, "reason": "missing field 'response_b'"}]
+    assert json.loads((out / "rejects.jsonl").read_text())["line"] == 4
+    assert report["pairs"] == 4 and report["unrated"] == []
+    assert report["length_relations"] == {LONGER_WINS: 2, SHORTER_WINS: 2}
+    scorers = {s["name"]: s for s in report["scorers"]}
+    assert list(scorers) == ["model", "sentence.tiny-llama", "prompt.0", "prompt.1"] + [
+        "token.tiny-llama.0",
+        "token.tiny-llama.1",
+        "length",
+    ]
+    assert scorers["length"]["all"] | {"low": None, "high": None} == {
+        "agreement": 0.5,
+        "low": None,
+        "high": None,
+        "n": 4,
+        "wins": 2,
+        "losses": 2,
+        "ties": 0,
+        "tie_share": 0.0,
+    }
+    assert all(s["all"]["wins"] + s["all"]["losses"] + s["all"]["ties"] == 4 for s in report["scorers"])
+    assert [(v["rater"], v["prompt"], v["texts"]) for v in report["validity"]] == [
+        ("tiny-llama", 0, 8),
+        ("tiny-llama", 1, 8),
+    ]
+    assert json.loads((out / "metrics.json").read_text())["model"]["agreement"] == scorers["model"]["all"]["agreement"]
+    assert "| **`model`: SelectIT model level" in (out / "audit.md").read_text()
+
+    # The same responses through `selectit score`: the audit's model level is that score.
+    responses = tmp_path / "responses.json"
+    read = read_pairs(pairs)
+    rows = [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in pair_examples(read.pairs, "")]
+    responses.write_text(json.dumps(rows))
+    assert main(["--params", str(params), "score", str(responses), "--out", str(tmp_path / "s"), "--no-progress"]) == 0
+    scores = pq.read_table(tmp_path / "s" / "scores.parquet").to_pydict()
+    by_id = dict(zip(scores["example_id"], scores["model_score"], strict=True))
+    wins = sum(by_id[p.example_id(p.preferred)] > by_id[p.example_id(p.other)] for p in read.pairs)
+    assert scorers["model"]["all"]["wins"] == wins
+
+    # A second run takes every rating from the audit's shard cache and reports the same.
+    assert any((out / "cache").rglob("*.parquet"))
+    assert main(command) == 0
+    again = json.loads((out / "audit.json").read_text())
+    assert again["scorers"] == report["scorers"]
+
+
+@pytest.mark.slow
+def test_audit_stage_logs_its_metrics_on_the_stage_and_pipeline_runs(tmp_path, tiny_model, prefect_harness):
+    from mlflow import MlflowClient
+
+    from flows.audit import audit_flow
+
+    source = tmp_path / "source.json"
+    source.write_text(json.dumps(TINY_ROWS))
+    pairs = write_pairs(tmp_path / "pairs.jsonl", [p for p in TINY_PAIRS if "response_b" in p])
+    params = pipeline_params(
+        tmp_path, source, [str(tiny_model)], audit__enabled=True, audit__pairs=pairs, audit__limit=3
+    )
+    data = tmp_path / "data"
+    summary = audit_flow(stage_context(params, data))
+    assert summary.enabled and summary.pairs == 3 and summary.rejects == 0
+    report = json.loads((data / "reports" / "audit" / "audit.json").read_text())
+    assert report["pairs"] == 3 and report["settings"]["audit"]["limit"] == 3
+    assert (data / "cache" / "audit" / "tiny-llama").is_dir()  # its own shard cache, not the score stage's
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "selectit"]
+    runs = client.search_runs([experiment.experiment_id])
+    (stage,) = [r for r in runs if r.info.run_name == "audit"]
+    (parent,) = [r for r in runs if r.info.run_id == stage.data.tags["mlflow.parentRunId"]]
+    model = report["scorers"][0]["all"]
+    for run in (stage, parent):
+        assert run.data.metrics["audit.agreement"] == pytest.approx(model["agreement"])
+        assert run.data.metrics["audit.pairs"] == 3
+        assert "audit.agreement_shorter_wins" in run.data.metrics and "audit.length.agreement" in run.data.metrics
+    assert stage.data.tags["audit.pairs_sha256"] == report["pairs_sha256"]
+
+    # Switched off, the stage rates nothing and says so (DVC still finds its outputs).
+    off = pipeline_params(tmp_path, source, [str(tiny_model)], audit__enabled=False, audit__pairs=pairs)
+    assert not audit_flow(stage_context(off, data)).enabled
+    assert "Switched off" in (data / "reports" / "audit" / "audit.md").read_text()
+    assert json.loads((data / "reports" / "audit" / "metrics.json").read_text()) == {}

@@ -1,0 +1,270 @@
+"""The run report: built from a real (tiny) pipeline run, every section and plot present,
+rendered in headless Chromium without errors; `selectit explain`; the stability math."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from conftest import TINY_ROWS, pipeline_params
+
+SECTIONS = [
+    "overview",
+    "scores",
+    "validity",
+    "agreement",
+    "stability",
+    "selected",
+    "examples",
+    "finetuning",
+    "validation",
+]
+PLOTS = [
+    "token-scores",
+    "sentence-scores",
+    "model-scores",
+    "digit-mass",
+    "prompt-spread",
+    "rater-correlation",
+    "rater-overlap",
+    "stability",
+    "selected-vs-dropped",
+    "comparison",
+    "losses",
+]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+MORE_ROWS = [
+    {"instruction": f"What is {a} times {b}?", "input": "", "output": f"{a} times {b} is {a * b}."}
+    for a, b in [(2, 3), (4, 5), (6, 7), (8, 9)]
+]
+
+
+class _Page(HTMLParser):
+    """Section ids with their text, and each figure's image bytes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sections: dict[str, str] = {}
+        self.plots: dict[str, bytes] = {}
+        self.links: list[str] = []
+        self._section: str | None = None
+        self._figure: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self._section = attrs["id"]
+            self.sections[self._section] = ""
+        elif tag == "figure":
+            self._figure = attrs["id"].removeprefix("plot-")
+        elif tag == "img" and self._figure:
+            self.plots[self._figure] = base64.b64decode(attrs["src"].removeprefix("data:image/png;base64,"))
+        elif tag in ("script", "link") or (tag == "img" and not attrs["src"].startswith("data:")):
+            self.links.append(str(attrs))
+
+    def handle_endtag(self, tag):
+        if tag == "section":
+            self._section = None
+        elif tag == "figure":
+            self._figure = None
+
+    def handle_data(self, data):
+        if self._section:
+            self.sections[self._section] += data
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, tiny_model, prefect_harness):
+    """A tiny pipeline run to the end (two raters, two variants), report included."""
+    from flows.pipeline import pipeline_flow
+
+    folder = tmp_path_factory.mktemp("report-run")
+    source = folder / "source.json"
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
+    twin = folder / "twin-llama"
+    twin.symlink_to(tiny_model, target_is_directory=True)
+    params = pipeline_params(
+        folder, source, [str(tiny_model), str(twin)], finetune__variants=["selectit", "random"], finetune__max_steps=3
+    )
+    pipeline_flow(str(params), str(folder / "data"), progress=False)
+    return params, folder / "data"
+
+
+@pytest.mark.slow
+def test_the_report_has_every_section_and_plot_from_the_runs_own_files(finished_run):
+    params, data = finished_run
+    report = data / "reports" / "run" / "report.html"
+    page = _Page()
+    page.feed(report.read_text(encoding="utf-8"))
+    assert list(page.sections) == SECTIONS
+    assert all(len(text.split()) > 10 for text in page.sections.values()), page.sections
+    assert list(page.plots) == PLOTS
+    for plot_id, png in page.plots.items():
+        assert png.startswith(PNG_MAGIC) and len(png) > 5000, plot_id  # a drawn picture, not a blank one
+    assert page.links == []  # self-contained: no script, stylesheet or image from elsewhere
+    text = report.read_text(encoding="utf-8")
+    assert "selectit explain" in text and "calculation-heavy" in text
+    # The validation results, offline: every expectation of both suites with its outcome.
+    validate = json.loads((data / "validated" / "summary.json").read_text())["expectations"]
+    checks = json.loads((data / "aggregated" / "summary.json").read_text())["rating_checks"]
+    assert len(validate) > 5 and len(checks) > 5
+    shown = text.split('<section id="validation"')[1]
+    assert shown.count('class="pass"') + shown.count('class="fail"') == len(validate) + len(checks)
+    # The comparison table: every variant with its interval.
+    for variant in ("selectit", "random"):
+        assert variant in page.sections["finetuning"]
+
+    plots = data / "reports" / "run" / "plots"
+    ratio = np.genfromtxt(plots / "stability_ratio.csv", delimiter=",", names=True)
+    assert ((ratio["jaccard_mean"] >= 0) & (ratio["jaccard_mean"] <= 1)).all()
+    assert (ratio["jaccard_all_ratings"] == 1).all()  # nothing resampled: the run's own ranking
+    assert len(np.genfromtxt(plots / "stability_alpha.csv", delimiter=",", names=True)) >= 7
+    losses = (plots / "losses.csv").read_text().splitlines()
+    # Both trained variants' curves, every step (3): loss_history.json beside each model.
+    assert {line.split(",")[0] for line in losses[1:]} == {"selectit", "random"} and len(losses) == 1 + 2 * 3
+    scores = (plots / "scores.csv").read_text().splitlines()
+    selected = (data / "selected" / "selected_ids.txt").read_text().split()
+    assert len(scores) == 1 + len(_ids(data / "validated" / "examples.jsonl"))
+    assert [line.split(",")[1] for line in scores[1:] if line.split(",")[3] == "True"] == selected
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{params.parent / 'mlflow.db'}")
+    (run,) = [
+        r
+        for r in client.search_runs([client.get_experiment_by_name("selectit").experiment_id])
+        if r.info.run_name == "report"
+    ]
+    assert {a.path for a in client.list_artifacts(run.info.run_id, "report")} >= {"report/report.html", "report/plots"}
+
+
+@pytest.mark.slow
+def test_explain_prints_what_each_rater_read_and_answered(finished_run, capsys):
+    import pyarrow.parquet as pq
+
+    from selectit.cli import main
+
+    params, data = finished_run
+    example_id = (data / "selected" / "selected_ids.txt").read_text().split()[0]
+    assert main(["--params", str(params), "explain", example_id, "--data", str(data)]) == 0
+    out = capsys.readouterr().out
+    ratings = pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet").to_pylist()
+    mine = [r for r in ratings if r["example_id"] == example_id]
+    assert len(mine) == 2  # two prompts
+    for row in mine:
+        assert f"===== rater twin-llama, prompt {row['prompt_id']} =====" in out
+        assert f"digit mass {row['mass']:.4f}" in out
+        assert f"  1: {row['probs'][0]:.4f}" in out
+    example = next(json.loads(line) for line in (data / "validated" / "examples.jsonl").open() if example_id in line)
+    assert example["output"] in out  # the rating text holds the response the rater read
+    assert out.count("\n\nRating: |") == 4  # ... ending with the cue: 2 raters x 2 prompts
+    assert "selected: True" in out and f"rank 1 of {len(_ids(data / 'validated' / 'examples.jsonl'))}" in out
+
+
+def _ids(path: Path) -> list[str]:
+    return [json.loads(line)["id"] for line in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_the_report_renders_in_headless_chromium_without_errors(finished_run, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is in the dev extra")
+    browser_path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not browser_path:
+        pytest.skip("no chromium (the Makefile's set-up installs Debian's chromium where apt exists)")
+    _, data = finished_run
+    report = data / "reports" / "run" / "report.html"
+    problems = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.goto(report.as_uri())
+        page.wait_for_load_state("load")
+        for section in SECTIONS:
+            locator = page.locator(f"section#{section}")
+            assert locator.is_visible() and len(locator.inner_text().split()) > 10, section
+        for plot in PLOTS:
+            image = page.locator(f"figure#plot-{plot} img")
+            image.scroll_into_view_if_needed()
+            assert image.is_visible(), plot
+            width = image.evaluate("img => img.complete ? img.naturalWidth : 0")
+            box = image.bounding_box()
+            assert width > 100 and box["width"] > 100 and box["height"] > 50, plot
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=False)
+        browser.close()
+    assert problems == []
+    assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_stability_is_perfect_when_prompts_and_raters_agree_and_drops_when_they_do_not():
+    from selectit.report.stability import stability_curves
+    from selectit.scoring.tables import RATINGS_SCHEMA, aggregate
+
+    rng = np.random.default_rng(1)
+    n, k = 40, 5
+    quality = rng.random(n)
+
+    def table(noise: float) -> pa.Table:
+        rows = []
+        for model, params in (("a", 100), ("b", 300)):
+            for prompt in range(3):
+                for i in range(n):
+                    peak = 1 + quality[i] * (k - 1) + noise * rng.standard_normal()
+                    probs = np.exp(-((np.arange(1, k + 1) - peak) ** 2))
+                    probs = 0.9 * probs / probs.sum()
+                    rows.append(
+                        {
+                            "example_id": f"e{i:02d}",
+                            "model": model,
+                            "model_params": params,
+                            "prompt_id": prompt,
+                            "prompt_version": "v",
+                            "template": "plain",
+                            "k": k,
+                            "probs": probs.tolist(),
+                            "mass": 0.9,
+                            "top_is_digit": True,
+                            "token_score": 0.0,  # aggregate recomputes it from probs
+                            "n_tokens": 10,
+                            "truncated": False,
+                        }
+                    )
+        return pa.Table.from_pylist(rows, schema=RATINGS_SCHEMA)
+
+    agreeing = table(noise=0.0)
+    reference = aggregate(agreeing, 0.2, False, None)[0]["example_id"].to_pylist()
+    by_ratio, by_alpha = stability_curves(agreeing, reference, 0.2, 0.2, False, None, resamples=5)
+    assert by_ratio.mean == pytest.approx([1.0] * len(by_ratio.x))  # every prompt and rater rates alike
+    assert by_alpha.unresampled == pytest.approx([1.0] * len(by_alpha.x))  # no spread: alpha changes nothing
+
+    noisy = table(noise=1.5)
+    reference = aggregate(noisy, 0.2, False, None)[0]["example_id"].to_pylist()
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, None, resamples=10)
+    assert by_ratio.unresampled == pytest.approx([1.0] * len(by_ratio.x))
+    assert min(by_ratio.mean) < 0.9  # disagreeing prompts make the selection move
+    assert all(lo <= m <= hi for lo, m, hi in zip(by_ratio.low, by_ratio.mean, by_ratio.high, strict=True))
+    # Explicit weights follow each drawn rater (a rater drawn twice counts twice).
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, {"a": 1.0, "b": 3.0}, resamples=3)
+    assert len(by_ratio.mean) == len(by_ratio.x)
+
+
+def test_task_type_and_calculation_are_read_from_the_text():
+    from selectit.ingest.records import Example
+    from selectit.report.analysis import is_calculation, leading_verb
+
+    def example(instruction, output, input=""):
+        return Example("id", instruction, input, output, "f", 0, "alpaca", {})
+
+    assert leading_verb("  Write a poem.") == "write" and leading_verb("123") == "(none)"
+    assert is_calculation(example("What is 2 + 3?", "5"))
+    assert is_calculation(example("Calculate the area.", "It is large."))
+    assert not is_calculation(example("Name a colour.", "Red."))

@@ -116,7 +116,9 @@ def prefect_server_that_outlives_ctrl_c() -> Iterator[None]:
     if not PREFECT_API_URL.value():
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            SubprocessASGIServer().start()
+            # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
+            # default 20 s on a busy 2-core machine.
+            SubprocessASGIServer().start(timeout=120)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     yield

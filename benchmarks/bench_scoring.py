@@ -6,8 +6,11 @@ forward pass, logits for every position, fp32 on the CPU. The engine is
 Both read the same token ids, so their scores must agree: the script prints
 the Spearman correlation of the token-level scores. It also measures a matmul
 peak in the engine's dtype and prints the engine's achieved FLOP rate against it.
+With --compile it also runs the engine with `score.compile: true` against the
+same naive loop, and reports the compilation's warm-up time.
 
     python benchmarks/bench_scoring.py --examples 64
+    python benchmarks/bench_scoring.py --examples 64 --compile
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch._dynamo.utils
 from scipy.stats import spearmanr
 
 from selectit.config import load_params
@@ -78,58 +82,89 @@ def naive_probs(model, sequences, digit_ids) -> tuple[np.ndarray, float]:
     return np.stack(out), time.perf_counter() - start
 
 
-def bench(spec: str, params, examples, n_prompts: int, compile_model: bool = False) -> dict:
+def engine_run(source, cfg, sequences, digit_ids, compile_model: bool) -> dict:
+    """The engine's probabilities and timings, loaded (and compiled) afresh."""
+    engine = TransformersRater(source, cfg.dtype, cfg.device, compile=compile_model)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    # Warm-up: the first batches; with compile this is where most of the compiling happens.
+    start = time.perf_counter()
+    engine.rate(sequences[:8], digit_ids, cfg.token_budget, progress=False)
+    warmup_seconds = time.perf_counter() - start
+    warm_graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    start = time.perf_counter()
+    probs = engine.rate(sequences, digit_ids, cfg.token_budget, progress=False).probs
+    seconds = time.perf_counter() - start
+    return {
+        "probs": probs,
+        "seconds": seconds,
+        "warmup_seconds": warmup_seconds,
+        "dtype": engine.dtype,
+        # Still compiled at the end (a failed compilation falls back to eager mode).
+        "compiled": engine.compiled,
+        "graphs_warmup": warm_graphs - graphs,
+        # Shapes the warm-up did not cover compile inside the timed run; their time counts.
+        "graphs_timed": torch._dynamo.utils.counters["stats"]["unique_graphs"] - warm_graphs,
+        "flops": forward_flops(engine.model, sequences),
+        "peak": matmul_peak_gflops(engine.compute_dtype or next(engine.model.parameters()).dtype),
+    }
+
+
+def bench(spec: str, params, examples, n_prompts: int, compile_model: bool = False) -> list[dict]:
+    """One row for the engine as params.yaml sets it, and with --compile one for the compiled engine."""
     cfg = params.score
     source = resolve(spec)
-    engine = TransformersRater(source, cfg.dtype, cfg.device)
+    tokenizer_owner = TransformersRater(source, "float32", "cpu")
     prompts = rating_prompts(cfg)
-    encoder = RatingTextEncoder(engine.tokenizer, prompts, engine.context_length, engine.name)
+    encoder = RatingTextEncoder(tokenizer_owner.tokenizer, prompts, tokenizer_owner.context_length, spec)
     digit_ids = encoder.digit_token_ids()
     sequences = [t.ids for p in prompts.prompts[:n_prompts] for t in encoder.encode(examples, p)]
     lengths = [len(s) for s in sequences]
 
-    if compile_model:  # fuses element-wise ops; costs a compilation on the first batches
-        engine.model.forward = torch.compile(engine.model.forward, dynamic=True)
-    start = time.perf_counter()
-    engine.rate(sequences[:8], digit_ids, cfg.token_budget, progress=False)  # warm-up
-    warmup_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    fast = engine.rate(sequences, digit_ids, cfg.token_budget, progress=False).probs
-    engine_seconds = time.perf_counter() - start
-    flops = forward_flops(engine.model, sequences)
-    peak = matmul_peak_gflops(engine.compute_dtype or next(engine.model.parameters()).dtype)
-    engine_dtype = engine.dtype
-    del engine
+    runs = [engine_run(source, cfg, sequences, digit_ids, cfg.compile)]
+    if compile_model and not cfg.compile:
+        runs.append(engine_run(source, cfg, sequences, digit_ids, True))
 
-    naive_model = TransformersRater(source, "float32", "cpu").model
+    naive_model = tokenizer_owner.model  # fp32 on the CPU
     naive_probs(naive_model, sequences[:2], digit_ids)  # warm-up
     slow, naive_seconds = naive_probs(naive_model, sequences, digit_ids)
-
-    rho = spearmanr(token_scores(slow), token_scores(fast)).statistic
 
     # Sentence level: what selection ranks (texts are ordered prompt-major above).
     def per_example(probs):
         return sentence_scores(token_scores(probs).reshape(n_prompts, -1).T, params.aggregate.alpha)
 
-    rho_examples = spearmanr(per_example(slow), per_example(fast)).statistic
-    achieved = flops / engine_seconds / 1e9
-    return {
-        "model": spec,
-        "texts": len(sequences),
-        "mean_tokens": float(np.mean(lengths)),
-        "naive_texts_per_s": len(sequences) / naive_seconds,
-        "engine_texts_per_s": len(sequences) / engine_seconds,
-        "speedup": naive_seconds / engine_seconds,
-        "spearman_token_scores": float(rho),
-        "spearman_sentence_scores": float(rho_examples),
-        "max_abs_prob_diff": float(np.abs(slow - fast).max()),
-        "engine_dtype": engine_dtype,
-        "compiled": compile_model,
-        "warmup_seconds": warmup_seconds,
-        "engine_gflops": achieved,
-        "matmul_peak_gflops": peak,
-        "fraction_of_peak": achieved / peak,
-    }
+    rows = []
+    for run in runs:
+        fast = run["probs"]
+        achieved = run["flops"] / run["seconds"] / 1e9
+        rows.append(
+            {
+                "model": spec,
+                "texts": len(sequences),
+                "mean_tokens": float(np.mean(lengths)),
+                "naive_texts_per_s": len(sequences) / naive_seconds,
+                "engine_texts_per_s": len(sequences) / run["seconds"],
+                "speedup": naive_seconds / run["seconds"],
+                "spearman_token_scores": float(spearmanr(token_scores(slow), token_scores(fast)).statistic),
+                "spearman_sentence_scores": float(spearmanr(per_example(slow), per_example(fast)).statistic),
+                "max_abs_prob_diff": float(np.abs(slow - fast).max()),
+                "engine_dtype": run["dtype"],
+                "compiled": run["compiled"],
+                "warmup_seconds": run["warmup_seconds"],
+                "graphs_compiled_in_warmup": run["graphs_warmup"],
+                "graphs_compiled_in_timed_run": run["graphs_timed"],
+                "engine_gflops": achieved,
+                "matmul_peak_gflops": run["peak"],
+                "fraction_of_peak": achieved / run["peak"],
+            }
+        )
+    return rows
+
+
+def compiled(row: dict) -> str:
+    if not row["compiled"]:
+        return ""
+    warmup, timed = row["graphs_compiled_in_warmup"], row["graphs_compiled_in_timed_run"]
+    return f", compiled: {warmup} graphs in the warm-up, {timed} in the timed run"
 
 
 def main() -> None:
@@ -139,7 +174,9 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=64)
     parser.add_argument("--prompts", type=int, help="rating prompts per example (default: score.num_prompts)")
     parser.add_argument("--dtype", help="engine dtype (default: score.dtype)")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the engine's forward pass")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run the engine compiled (score.compile: true) on the same texts"
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
 
@@ -152,18 +189,18 @@ def main() -> None:
     )
     results = []
     for spec in args.models or params.score.raters:
-        r = bench(spec, params, examples, args.prompts or params.score.num_prompts, args.compile)
-        results.append(r)
-        print(
-            f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
-            f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
-            f"({r['engine_dtype']}{', compiled' if r['compiled'] else ''}, warm-up {r['warmup_seconds']:.0f} s) | "
-            f"speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
-            f"examples {r['spearman_sentence_scores']:.4f} | "
-            f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
-            f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",
-            flush=True,
-        )
+        for r in bench(spec, params, examples, args.prompts or params.score.num_prompts, args.compile):
+            results.append(r)
+            print(
+                f"{r['model']}: {r['texts']} texts (mean {r['mean_tokens']:.0f} tokens) | "
+                f"naive {r['naive_texts_per_s']:.2f} texts/s | engine {r['engine_texts_per_s']:.2f} texts/s "
+                f"({r['engine_dtype']}{compiled(r)}, warm-up {r['warmup_seconds']:.0f} s) | "
+                f"speedup {r['speedup']:.2f}x | Spearman: texts {r['spearman_token_scores']:.4f}, "
+                f"examples {r['spearman_sentence_scores']:.4f} | "
+                f"{r['engine_gflops']:.0f} GFLOP/s = {100 * r['fraction_of_peak']:.0f}% of the "
+                f"{r['matmul_peak_gflops']:.0f} GFLOP/s matmul peak",
+                flush=True,
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 

@@ -169,15 +169,17 @@ def stage_main(
     flow: Callable,
     description: str,
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
+    runner: Callable | None = None,
 ) -> None:
     """`python -m flows.<stage>`: the settings are read (and checked) before Prefect
     starts, so a typo in params.yaml is one line of error, not a failed flow run.
-    Arguments that `extra` adds are passed on to the flow by name."""
+    Arguments that `extra` adds are passed on to the flow by name; `runner`, when
+    given, is called in place of the flow with the same arguments (it picks how to run it)."""
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
         context = open_context(args.params, args.data)
         with prefect_server_that_outlives_ctrl_c():
-            flow(context, **flow_args)
+            (runner or flow)(context, **flow_args)
 
     command_main(flow.name, description, run, extra)

@@ -4,17 +4,20 @@
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
+import itertools
 
 import pandas as pd
 from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
-from selectit.ingest.records import read_example_records
+from selectit.ingest.records import iter_example_records
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
 from selectit.tracking import lineage
 from tasks.ingest import ingest_sources
+
+DATASET_HEAD_ROWS = 10_000  # the rows MLflow's dataset digest reads (mlflow.data.digest_utils.MAX_ROWS)
 
 
 @flow(name="ingest", log_prints=True, version=code_version(__name__))
@@ -27,13 +30,19 @@ def ingest_flow(context: RunContext) -> IngestSummary:
         log.tags({f"source.{i}.sha256": s["sha256"] for i, s in enumerate(summary.sources)})
         log.tags(lineage.output_sha(layout.examples(layout.ingested)))
         examples = layout.examples(layout.ingested)
-        frame = pd.DataFrame(
-            [
-                {"id": e.id, "instruction": e.instruction, "input": e.input, "output": e.output}
-                for e in read_example_records(examples)
-            ]
+        # MLflow's dataset record (schema, digest, row count) needs only the first rows
+        # of the records and their number: the stage never holds all the texts for it.
+        columns: dict[str, list[str]] = {"id": [], "instruction": [], "input": [], "output": []}
+        for example in itertools.islice(iter_example_records(examples), DATASET_HEAD_ROWS):
+            for name, values in columns.items():
+                values.append(getattr(example, name))
+        log.dataset(
+            pd.DataFrame(columns),
+            source=examples,
+            name=summary.sources[0]["source"].rsplit("/", 1)[-1],
+            context="input",
+            num_rows=summary.examples,
         )
-        log.dataset(frame, source=examples, name=summary.sources[0]["source"].rsplit("/", 1)[-1], context="input")
         log.artifact(layout.rejects(layout.ingested), "ingest")
     return summary
 

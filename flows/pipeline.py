@@ -23,7 +23,7 @@ from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
 from flows.report import report_flow
-from flows.score import score_flow
+from flows.score import score_raters
 from flows.select import select_flow
 from flows.validate import validate_flow
 from selectit.evaluation.compare import Comparison
@@ -53,8 +53,7 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
                 context.project_root,
             )
         stages: dict[str, StageSummary] = {"ingest": ingest_flow(context), "validate": validate_flow(context)}
-        for rater in context.params.score.raters:
-            stages[f"score@{rater}"] = score_flow(context, rater)
+        stages.update({f"score@{rater}": summary for rater, summary in score_raters(context).items()})
         stages["aggregate"] = aggregate_flow(context)
         stages["select"] = select_flow(context)
         if run_audit:

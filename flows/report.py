@@ -17,7 +17,7 @@ from tasks.report import build_run_report
 @flow(name="report", log_prints=True, version=code_version(__name__))
 def report_flow(context: RunContext) -> ReportResult:
     params, layout = context.params, context.layout
-    settings = {"select": dataclasses.asdict(params.select), "aggregate": dataclasses.asdict(params.aggregate)}
+    settings = {name: dataclasses.asdict(getattr(params, name)) for name in ("select", "aggregate", "report")}
     with tracked_stage(context, "report", settings, __name__) as log:
         result = build_run_report(params, layout)
         log.metrics(result.metrics(), headline=True)

@@ -1,11 +1,18 @@
-"""Stage 3: rate the validated examples with one rater, shard by shard (each saved when done)."""
+"""Stage 3: rate the validated examples with one rater, shard by shard (each saved when done).
+
+Shards are rated in this process, or on Ray when params.yaml's `ray.address` names a
+cluster or `local` (README "Scoring on Ray"): the same shard cache and tables either way."""
 
 # No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
+import contextvars
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 from prefect import flow
+from prefect.futures import PrefectFuture
+from tqdm.auto import tqdm
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
@@ -14,9 +21,9 @@ from selectit.ingest.records import read_example_records
 from selectit.provenance import code_version
 from selectit.rating.models import rater_name
 from selectit.rating.rate import RaterSession
-from selectit.rating.shards import rater_cache
+from selectit.rating.shards import plan_shards, rater_cache
 from selectit.summaries import ScoreSummary, ValidateSummary
-from tasks.score import collect, plan, score_shard
+from tasks.score import collect, plan, score_shard, score_shard_on_replica
 
 
 @flow(name="score", flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
@@ -31,21 +38,115 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         ScoreSummary.discard(layout.rater_scores(name))
         ValidateSummary.load_current(layout.validated, "validate", "validate", context.params.validate)
         examples = read_example_records(layout.examples(layout.validated))
-        # The session keeps the model loaded from the first shard to the last.
-        session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
-        try:
-            shards = plan(session, examples)
-            texts_run = sum(
-                score_shard(session, shard, name, index, len(shards), context.progress)
-                for index, shard in enumerate(shards)
-            )
-            summary = collect(session, examples, layout, name, texts_run, len(shards))
-        finally:
-            session.close()
+        rate = _rate_on_ray if context.params.ray.enabled else _rate_here
+        summary = rate(context, rater, name, examples)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
     return summary
 
 
+def _rate_here(context: RunContext, rater: str, name: str, examples) -> ScoreSummary:
+    cfg, layout = context.params.score, context.layout
+    # The session keeps the model loaded from the first shard to the last.
+    session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
+    try:
+        shards = plan(session, examples)
+        texts_run = sum(
+            score_shard(session, shard, name, index, len(shards), context.progress)
+            for index, shard in enumerate(shards)
+        )
+        report = session.loaded.report if session.loaded else None
+        return collect(session.cache, cfg, report, examples, layout, name, texts_run, len(shards))
+    finally:
+        session.close()
+
+
+def _rate_on_ray(context: RunContext, rater: str, name: str, examples) -> ScoreSummary:
+    """Shards as Prefect tasks on Ray workers (prefect-ray), each handing its shard to one
+    of the rater's replicas (Ray actors that keep the model loaded)."""
+    from prefect_ray.context import remote_options
+
+    from selectit.rating.distributed import RaterPool
+
+    cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
+    pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
+    try:
+        shards = plan_shards(examples, pool.cache.done_ids(), cfg.shard_size)
+        print(
+            f"{name}: {len(examples) - sum(map(len, shards))} of {len(examples)} examples already rated; "
+            f"{len(shards)} shards to score on {len(pool.replicas)} replica(s)"
+        )
+        # The task only waits on the actor: it takes no CPU from the replicas. A worker lost
+        # while waiting is re-run by Ray (max_retries); the actor call itself is retried on
+        # the restarted actor.
+        # At most two shards per replica are in flight (one rating, one queued at the actor):
+        # each waiting task holds a Ray worker process, and a run has thousands of shards.
+        in_flight = 2 * len(pool.replicas)
+        futures: list[PrefectFuture] = []
+        texts_run = 0
+        with tqdm(total=len(shards), desc=f"{name} shards", unit="shard", disable=not context.progress) as bar:
+            for index, shard in enumerate(shards):
+                if index >= in_flight:
+                    texts_run += _result_recorded(futures[index - in_flight])
+                    bar.update(1)
+                with remote_options(num_cpus=0, max_retries=ray_cfg.retries):
+                    futures.append(
+                        score_shard_on_replica.submit(pool.replica_for(index), shard, name, index, len(shards))
+                    )
+            for future in futures[max(0, len(shards) - in_flight) :]:
+                texts_run += _result_recorded(future)
+                bar.update(1)
+        return collect(pool.cache, cfg, pool.report(), examples, layout, name, texts_run, len(shards))
+    finally:
+        pool.stop()
+
+
+def _result_recorded(future: PrefectFuture) -> int:
+    """The task's result; if Ray gave up on it (its worker lost more often than Ray
+    retries), its Prefect task run is marked Crashed rather than left Running."""
+    future.wait()
+    state = future.state
+    if state.is_crashed():
+        from prefect import get_client
+
+        with get_client(sync_client=True) as client:
+            client.set_task_run_state(future.task_run_id, state, force=True)
+    return future.result()
+
+
+def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
+    """Every rater's score stage. On Ray they run at the same time (each with its own
+    replicas, as resources allow); in this process one after the other."""
+    raters = context.params.score.raters
+    if not context.params.ray.enabled:
+        return {rater: score_flow(context, rater) for rater in raters}
+    from prefect_ray import RayTaskRunner
+
+    from selectit.rating.distributed import ray_runtime
+
+    on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # uses the Ray ray_runtime connected
+    with ray_runtime(context.params.ray, context.project_root), ThreadPoolExecutor(len(raters)) as pool:
+        # Each thread runs its flow in a copy of this context, so it nests under the pipeline's run.
+        futures = {r: pool.submit(contextvars.copy_context().run, on_ray, context, r) for r in raters}
+        return {rater: future.result() for rater, future in futures.items()}
+
+
+def score_stage(context: RunContext, rater: str) -> ScoreSummary:
+    """One rater's score stage, on Ray when params ask for it (`python -m flows.score`)."""
+    if not context.params.ray.enabled:
+        return score_flow(context, rater)
+    from prefect_ray import RayTaskRunner
+
+    from selectit.rating.distributed import ray_runtime
+
+    with ray_runtime(context.params.ray, context.project_root):
+        return score_flow.with_options(task_runner=RayTaskRunner())(context, rater)
+
+
 if __name__ == "__main__":
-    stage_main(score_flow, __doc__, lambda p: p.add_argument("--rater", required=True, help="one of score.raters"))
+    stage_main(
+        score_flow,
+        __doc__,
+        lambda p: p.add_argument("--rater", required=True, help="one of score.raters"),
+        runner=score_stage,
+    )

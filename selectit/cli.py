@@ -25,6 +25,7 @@ OVERRIDES = {
     "num_prompts": "score.num_prompts",
     "k": "score.k",
     "template": "score.template",
+    "layout": "score.layout",
     "cue": "score.cue",
     "dtype": "score.dtype",
     "device": "score.device",
@@ -43,6 +44,9 @@ OVERRIDES = {
     "max_steps": "finetune.max_steps",
     "reference": "evaluate.reference",
     "audit_limit": "audit.limit",
+    "ifd_raters": "audit.ifd_raters",
+    "stability_resamples": "report.stability_resamples",
+    "stability_seed": "report.stability_seed",
 }
 
 
@@ -230,6 +234,8 @@ def cmd_audit(args) -> None:
         level=params.evaluate.confidence,
         seed=params.evaluate.seed,
         progress=not args.no_progress,
+        ifd_raters=params.audit.ifd_raters,
+        ifd_max_tokens=params.audit.ifd_max_tokens,
     )
     write_audit(report, out)
     print(report.to_markdown())
@@ -357,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--num-prompts", type=int)
     score.add_argument("--k", type=int, help="rating scale 1..K")
     score.add_argument("--template", choices=["plain", "chat"])
+    score.add_argument("--layout", choices=["prompt-first", "example-first"])
     score.add_argument("--cue")
     score.add_argument("--dtype", choices=DTYPE_NAMES)
     score.add_argument("--device")
@@ -396,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the HTML run report of a data folder")
     report.add_argument("--data", default="data", help="the run's data folder (default: data)")
     report.add_argument("--out", help="output folder (default: <data>/reports/run)")
+    report.add_argument("--stability-resamples", type=int, help="resamples of the stability check (0: skip it)")
+    report.add_argument("--stability-seed", type=int)
 
     why = sub.add_parser("explain", help="print what each rater read and answered for one example")
     why.add_argument("id", help="the example's id (scores.parquet, selected_ids.txt, the report)")
@@ -407,8 +416,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--out", required=True, help="folder for audit.json, audit.md, metrics.json, rejects.jsonl")
     audit.add_argument("--limit", dest="audit_limit", type=int, help="audit only the first N usable pairs")
     audit.add_argument("--raters", nargs="+", help="model short names, folders, .gguf files or hub ids")
+    audit.add_argument("--ifd-raters", nargs="+", help="also score responses by IFD with these models")
+    audit.add_argument("--prompt-set", help="packaged prompt set (default, fewshot) or a YAML file")
     audit.add_argument("--num-prompts", type=int)
     audit.add_argument("--template", choices=["plain", "chat"])
+    audit.add_argument("--layout", choices=["prompt-first", "example-first"])
     audit.add_argument("--dtype", choices=DTYPE_NAMES)
     audit.add_argument("--device")
     audit.add_argument("--no-progress", action="store_true")

@@ -18,9 +18,10 @@ from typing import Any
 import yaml
 
 from selectit.errors import ParamsError
-from selectit.rating.prompts import TEMPLATES, is_packaged_prompt_set, load_prompt_set
+from selectit.rating.prompts import LAYOUTS, TEMPLATES, is_packaged_prompt_set, load_prompt_set
 
-# Compute precisions a rater can run in; `auto` picks per device (see raters/transformers_rater.py).
+# Compute precisions a rater can run in; `auto` picks per device and rater size
+# (see selectit/rating/engine.py and selectit/rating/placement.py).
 DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "bfloat16-weights")
 
 
@@ -73,6 +74,7 @@ class ScoreConfig:
     num_prompts: int  # how many prompts of the set to use (the paper: 5)
     k: int  # rating scale 1..K (the paper: 5), independent of num_prompts
     template: str  # plain | chat
+    layout: str  # prompt-first (the paper's) | example-first (the rating prompt after the example)
     cue: str  # text after the response; the rating digit comes right after it
     dtype: str  # one of DTYPE_NAMES
     device: str  # auto | cpu | cuda | cuda:N
@@ -80,6 +82,7 @@ class ScoreConfig:
     shard_size: int  # examples per shard: the unit of caching, resuming and scale-out
     max_length: int | None  # cap on rating-text tokens (None: the model's context)
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
+    compile: bool  # torch.compile the rater's forward pass once when it loads
 
     def validate(self, where: str) -> None:
         if not self.raters:
@@ -99,7 +102,10 @@ class ScoreConfig:
         if not 2 <= self.k <= 9:
             raise ParamsError(f"{where}.k: expected an integer from 2 to 9 (single-digit ratings), got {self.k}")
         _one_of(self.template, TEMPLATES, f"{where}.template")
+        _one_of(self.layout, LAYOUTS, f"{where}.layout")
         _one_of(self.dtype, DTYPE_NAMES, f"{where}.dtype")
+        if self.device.startswith("cuda:") and not self.device[5:].isdigit():
+            raise ParamsError(f"{where}.device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
         _positive(self.token_budget, f"{where}.token_budget")
         _positive(self.shard_size, f"{where}.shard_size")
         _positive(self.max_length, f"{where}.max_length", allow_none=True)
@@ -134,11 +140,19 @@ class AuditConfig:
     enabled: bool  # run the audit stage (make run, dvc repro); the scheduled deployment skips it whatever this says
     pairs: str  # judged pairs, JSON lines {instruction, input?, response_a, response_b, preferred} (relative to params)
     limit: int | None  # audit only the first N usable pairs (None: all)
+    ifd_raters: list[str]  # models whose IFD of each response is also audited (as score.raters); [] = none
+    ifd_max_tokens: int  # response tokens IFD reads (the IFD papers: 400)
 
     def validate(self, where: str) -> None:
         if not self.pairs.strip():
             raise ParamsError(f"{where}.pairs: expected a JSON lines file of judged pairs")
         _positive(self.limit, f"{where}.limit", allow_none=True)
+        from selectit.rating.models import rater_name
+
+        names = [rater_name(r) for r in self.ifd_raters]
+        if len(set(names)) != len(names):
+            raise ParamsError(f"{where}.ifd_raters: two models share a name: {names}")
+        _positive(self.ifd_max_tokens, f"{where}.ifd_max_tokens")
 
 
 # What each fine-tuning variant trains on; all but `full` and `base` have the selection's size.
@@ -267,6 +281,63 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """The run report's selection-stability check; it changes the report, never the selection."""
+
+    stability_resamples: int  # resamples of prompts and raters (0: skip the check)
+    stability_seed: int  # which prompts and raters each resample draws
+    stability_ratios: list[float]  # R of the curve over R (select.ratio is added)
+    stability_alphas: list[float]  # alpha of the curve over alpha (aggregate.alpha is added)
+
+    def validate(self, where: str) -> None:
+        if self.stability_resamples < 0:
+            raise ParamsError(
+                f"{where}.stability_resamples: expected an integer >= 0 (0: no check), got {self.stability_resamples}"
+            )
+        if self.stability_seed < 0:  # numpy's generators take no negative seed
+            raise ParamsError(f"{where}.stability_seed: expected an integer >= 0, got {self.stability_seed}")
+        if not self.stability_ratios or not all(0 < r <= 1 for r in self.stability_ratios):
+            raise ParamsError(
+                f"{where}.stability_ratios: expected a non-empty list of numbers in (0, 1], got {self.stability_ratios}"
+            )
+        if not self.stability_alphas or not all(0 <= a < float("inf") for a in self.stability_alphas):
+            raise ParamsError(
+                f"{where}.stability_alphas: expected a non-empty list of finite numbers >= 0, "
+                f"got {self.stability_alphas}"
+            )
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """Where the score stage rates its shards. It never changes a rating: the same shard
+    cache, keys and tables whichever way they run, so DVC does not re-run on a change here."""
+
+    address: str | None  # None: in this process; "local": a Ray started for the run; else a cluster's address
+    replicas: int  # rater replicas (Ray actors) per rater, each keeping its model loaded
+    cpus_per_replica: float  # CPUs Ray reserves for one replica
+    gpus_per_replica: int | None  # None: what the rater needs (0 without GPUs; more for a rater split over GPUs)
+    retries: int  # times a replica lost with its worker or node is restarted and its shard re-run
+    prefect_api_url: str | None  # the Prefect server Ray workers report to; None: PREFECT_API_URL or this run's
+
+    def validate(self, where: str) -> None:
+        if self.address is not None and not self.address.strip():
+            raise ParamsError(f"{where}.address: expected null, local or a Ray address, got {self.address!r}")
+        _positive(self.replicas, f"{where}.replicas")
+        if not self.cpus_per_replica > 0:
+            raise ParamsError(f"{where}.cpus_per_replica: expected a number > 0, got {self.cpus_per_replica}")
+        if self.gpus_per_replica is not None and self.gpus_per_replica < 0:
+            raise ParamsError(
+                f"{where}.gpus_per_replica: expected null or an integer >= 0, got {self.gpus_per_replica}"
+            )
+        if self.retries < 0:
+            raise ParamsError(f"{where}.retries: expected an integer >= 0, got {self.retries}")
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str  # MLflow experiment name
     tracking_uri: str | None  # None: a SQLite store in the project (mlflow.db); MLFLOW_TRACKING_URI wins
@@ -286,6 +357,8 @@ class Params:
     audit: AuditConfig
     finetune: FinetuneConfig
     evaluate: EvaluateConfig
+    report: ReportConfig
+    ray: RayConfig
     tracking: TrackingConfig
 
 

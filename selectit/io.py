@@ -1,5 +1,6 @@
 """Writing files so that a crash never leaves a half-written one that a later stage would
-take for complete: every output goes to a temporary file beside it and is renamed."""
+take for complete: every output goes to a temporary file beside it and is renamed. Reading
+an input file, with the errors a user can act on."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 import os
 import tempfile
 from pathlib import Path
+
+from selectit.errors import InputError
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -40,3 +43,20 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_input_bytes(path: Path, missing: str = "file not found") -> bytes:
+    """The bytes of an input file; a missing or unreadable one is an InputError naming it
+    (`missing` says what a missing file should have been)."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+
+
+def decode_line(raw: bytes, number: int) -> str:
+    """One line of a text file as UTF-8 (raises UnicodeDecodeError); only the first line
+    (`number` 1) may start with a byte-order mark, which is dropped."""
+    return raw.decode("utf-8-sig" if number == 1 else "utf-8")

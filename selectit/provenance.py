@@ -23,6 +23,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+# Stages finishing in parallel threads (raters scored at the same time on Ray) record one at a
+# time: DVC's repository lock and the working directory below are per process.
+_RECORDING = threading.Lock()
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # The top-level packages whose source is the project's own code (what dvc.yaml
@@ -469,7 +473,7 @@ def record_stages(project_root: Path, stages: Sequence[str]) -> dict[str, str]:
         return {}
 
     Repo = _import_dvc_repo()
-    with _quiet_dvc(), contextlib.chdir(root), Repo(os.fspath(root)) as repo:
+    with _RECORDING, _quiet_dvc(), contextlib.chdir(root), Repo(os.fspath(root)) as repo:
         for name in names:
             repo.commit(name, force=True)
     hashes = dvc_stage_hashes(root / "dvc.lock")

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.checks.ratings import check_ratings
 from selectit.config import AggregateConfig
-from selectit.ingest.records import read_example_records, read_rejects, write_rejects
+from selectit.ingest.records import iter_example_records, read_rejects, write_rejects
 from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.scoring.tables import aggregate, read_ratings, reject_unreadable, write_parquet
@@ -25,19 +25,27 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, 
     The ratings pass a Great Expectations check first (Data Docs in
     reports/ratings): valid probabilities and digit mass, and exactly one rating
     per validated example, rater and prompt; `RatingCheckFailed` otherwise."""
-    examples = read_example_records(layout.examples(layout.validated))
-    id_at = {(e.source, e.row): e.id for e in examples}
-    unfit: dict[str, str] = {}
+    # The first rater's reason for each example some rater could not read, by (source, row).
+    unfit_at: dict[tuple[str, int], str] = {}
     for rater in raters:
         for reject in read_rejects(layout.rejects(layout.rater_scores(rater))):
-            unfit.setdefault(id_at[(reject.source, reject.row)], reject.reason)
+            unfit_at.setdefault((reject.source, reject.row), reject.reason)
+    # The validated records are streamed: only the ids stay, and the few unreadable examples.
+    expected_ids: set[str] = set()
+    unfit: dict[str, str] = {}
+    unreadable = []
+    for example in iter_example_records(layout.examples(layout.validated)):
+        reason = unfit_at.get((example.source, example.row))
+        if reason is None:
+            expected_ids.add(example.id)
+        else:
+            unfit.setdefault(example.id, reason)
+            unreadable.append(example)
     ratings = pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters])
-    ratings, rejects = reject_unreadable(examples, ratings, unfit)
+    ratings, rejects = reject_unreadable(unreadable, ratings, unfit)
     # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
     # validated examples (re-run the score stage) or probabilities out of range.
-    checks = check_ratings(
-        ratings, {e.id for e in examples} - set(unfit), raters, num_prompts, docs_dir=layout.rating_docs
-    )
+    checks = check_ratings(ratings, expected_ids, raters, num_prompts, docs_dir=layout.rating_docs)
     scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights)
     write_parquet(scores, layout.scores_table)
     write_rejects(rejects, layout.rejects(layout.aggregated))

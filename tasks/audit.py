@@ -50,6 +50,8 @@ def audit_judged_pairs(params: Params, layout: Layout, progress: bool = True) ->
             level=stats.confidence,
             seed=stats.seed,
             progress=progress,
+            ifd_raters=cfg.ifd_raters,
+            ifd_max_tokens=cfg.ifd_max_tokens,
         )
         report.settings = settings
         write_audit(report, layout.audit)

@@ -10,10 +10,12 @@ from collections.abc import Sequence
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from selectit.config import ScoreConfig
 from selectit.ingest.records import Example, write_rejects
 from selectit.layout import Layout
 from selectit.provenance import code_version
-from selectit.rating.rate import RaterSession, rating_stats
+from selectit.rating.rate import RaterReport, RaterSession, rating_stats
+from selectit.rating.shards import ShardCache
 from selectit.scoring.tables import write_parquet
 from selectit.summaries import ScoreSummary
 
@@ -42,19 +44,41 @@ def score_shard(
     return session.rate_shard(shard, progress, f"{rater} shard {index + 1}/{n_shards}")
 
 
+@task(name="score-shard-on-ray", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
+def score_shard_on_replica(replica, shard: Sequence[Example], rater: str, index: int, n_shards: int) -> int:
+    """Rate one shard on a Ray actor holding the rater (selectit.rating.distributed) and save it.
+
+    This task runs in a Ray worker, asking for no CPU of its own: the actor does the
+    work. Ray re-runs the call on a restarted actor if the one rating it dies."""
+    import ray
+
+    texts = ray.get(replica.rate_shard.remote(shard))
+    log.info("%s shard %d/%d rated (%d texts)", rater, index + 1, n_shards, texts)
+    return texts
+
+
 @task(name="collect-ratings", cache_policy=NO_CACHE, version=VERSION)
 def collect(
-    session: RaterSession, examples: Sequence[Example], layout: Layout, rater: str, texts_run: int, shards_run: int
+    cache: ShardCache,
+    cfg: ScoreConfig,
+    report: RaterReport | None,
+    examples: Sequence[Example],
+    layout: Layout,
+    rater: str,
+    texts_run: int,
+    shards_run: int,
 ) -> ScoreSummary:
-    """The rater's ratings of exactly these examples, from the cache, as one table."""
-    ratings, rejects = session.collect(examples)
+    """The rater's ratings of exactly these examples, from the cache, as one table.
+
+    `report` is the loaded rater's identity and speed, None when every shard came from the cache."""
+    ratings, rejects = cache.collect(examples)
     out = layout.rater_scores(rater)
     write_parquet(ratings, layout.ratings_table(rater))
     write_rejects(rejects, layout.rejects(out))
     stats = rating_stats(ratings)
     summary = ScoreSummary(
         rater=rater,
-        cache_key=session.cache.key,
+        cache_key=cache.key,
         ratings=stats["ratings"],
         truncated=stats["truncated"],
         rejects=len(rejects),
@@ -62,10 +86,9 @@ def collect(
         shards_run=shards_run,
         mass=stats.get("mass", {}),
         top_is_digit_share=stats.get("top_is_digit_share"),
-        settings={"score": dataclasses.asdict(session.cfg)},
+        settings={"score": dataclasses.asdict(cfg)},
     )
-    if session.loaded is not None:  # this run loaded the model: record its identity and speed
-        report = session.loaded.report
+    if report is not None:  # this run loaded the model: record its identity and speed
         summary = dataclasses.replace(
             summary,
             n_params=report.n_params,

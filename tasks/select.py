@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 
 import numpy as np
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
-from selectit.ingest.records import read_example_records
+from selectit.ingest.records import iter_example_records, write_json_list
 from selectit.io import write_text
 from selectit.layout import Layout
 from selectit.provenance import code_version
@@ -30,12 +29,13 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
     scores = read_scores(layout.scores_table).sort_by("rank")
     kept, left_out = select_top(scores, params.select.ratio)
     kept_set = set(kept)
-    rows = [
+    # Streamed from the validated records to the file: no example is held longer than its row.
+    rows = (
         {"instruction": e.instruction, "input": e.input, "output": e.output}
-        for e in read_example_records(layout.examples(layout.validated))
+        for e in iter_example_records(layout.examples(layout.validated))
         if e.id in kept_set
-    ]
-    write_text(layout.selection, json.dumps(rows, indent=2, ensure_ascii=False) + "\n")
+    )
+    write_json_list(rows, layout.selection)
     write_text(layout.selected_ids, "".join(i + "\n" for i in kept))
     write_text(layout.excluded_ids, "".join(i + "\n" for i in left_out))
 

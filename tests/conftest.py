@@ -28,25 +28,36 @@ def smollm2_folder() -> Path:
         pytest.skip(str(exc))
 
 
+def tiny_llama(tokenizer, seed: int = 0, **sizes):
+    """A 2-layer random Llama over `tokenizer`'s vocabulary, its weights drawn from `seed`;
+    `sizes` override the LlamaConfig fields below."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        **{
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+            "tie_word_embeddings": True,
+            **sizes,
+        }
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, smollm2_folder) -> Path:
     """A 2-layer random Llama with SmolLM2's real tokenizer, saved as a local model folder."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_folder)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(config)
+    model = tiny_llama(tokenizer)
     folder = tmp_path_factory.mktemp("models") / "tiny-llama"
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -69,6 +80,25 @@ TINY_ROWS = [
     },
     {"instruction": "Is 17 prime?", "input": "", "output": "Yes: 17 has no divisors other than 1 and itself."},
 ]
+
+
+def tiny_examples(rows=TINY_ROWS) -> list:
+    """The rows as the examples `read_examples` makes of them, from a file `tiny.json`."""
+    from selectit.ingest.records import Example, example_id
+
+    return [
+        Example(
+            example_id(r["instruction"], r["input"], r["output"]),
+            r["instruction"],
+            r["input"],
+            r["output"],
+            "tiny.json",
+            i,
+            "alpaca",
+            r,
+        )
+        for i, r in enumerate(rows)
+    ]
 
 
 @pytest.fixture

@@ -13,13 +13,14 @@ from conftest import TINY_ROWS, pipeline_params, stage_context
 from test_config import write_params as write_config
 
 from selectit.audit.agreement import LONGER_WINS, SAME_LENGTH, SHORTER_WINS, agreement, outcomes
+from selectit.audit.calibration import calibrated_probs, content_free_distributions
 from selectit.audit.pairs import JudgedPair, pair_examples, read_pairs
 from selectit.audit.report import AuditReport, judge_scorers
-from selectit.audit.scorers import Scorer, length_scorer, selectit_scorers
+from selectit.audit.scorers import Scorer, length_adjusted, length_scorer, rank_mean, selectit_scorers
 from selectit.audit.validity import rating_validity
 from selectit.config import ParamsError, load_params
 from selectit.errors import InputError
-from selectit.scoring import formulas
+from selectit.scoring import formulas, ifd
 from selectit.scoring.tables import RATINGS_SCHEMA
 
 BOOTSTRAP = {"resamples": 2000, "level": 0.95, "seed": 0}
@@ -303,6 +304,7 @@ def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
     pairs = write_pairs(tmp_path / "pairs.jsonl", TINY_PAIRS)
     out = tmp_path / "audit"
     command = ["--params", str(params), "audit", pairs, "--out", str(out), "--limit", "10", "--no-progress"]
+    command += ["--ifd-raters", str(tiny_model)]
     assert main(command) == 0
     report = json.loads((out / "audit.json").read_text())
     # Pair 4 has no response_b: rejected with its line, the other four audited.
@@ -311,11 +313,24 @@ def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
     assert report["pairs"] == 4 and report["unrated"] == []
     assert report["length_relations"] == {LONGER_WINS: 2, SHORTER_WINS: 2}
     scorers = {s["name"]: s for s in report["scorers"]}
-    assert list(scorers) == ["model", "sentence.tiny-llama", "prompt.0", "prompt.1"] + [
-        "token.tiny-llama.0",
-        "token.tiny-llama.1",
+    levels = ["model", "sentence.tiny-llama", "prompt.0", "prompt.1", "token.tiny-llama.0", "token.tiny-llama.1"]
+    variants = ["", "expected.", "calibrated.", "calibrated_expected."]
+    assert list(scorers) == [v + name for v in variants for name in levels] + [
+        *(f"length_adjusted.{v}model" for v in variants),
+        "ifd.tiny-llama",
+        "ifd_inverse.tiny-llama",
+        "rank_mean.model.with.ifd.tiny-llama",
+        "rank_mean.model.with.ifd_inverse.tiny-llama",
+        "rank_mean.length.with.ifd.tiny-llama",
+        "rank_mean.length.with.ifd_inverse.tiny-llama",
         "length",
     ]
+    # The inverse of IFD orders every pair the other way (no IFD is missing: every response has tokens).
+    ifd, inverse = scorers["ifd.tiny-llama"]["all"], scorers["ifd_inverse.tiny-llama"]["all"]
+    assert (ifd["wins"], ifd["losses"]) == (inverse["losses"], inverse["wins"])
+    # Calibration read each rater's and prompt's lean from the content-free inputs.
+    assert set(report["calibration"]) == {"tiny-llama.0", "tiny-llama.1"}
+    assert all(sum(q) == pytest.approx(1.0) for q in report["calibration"].values())
     assert scorers["length"]["all"] | {"low": None, "high": None} == {
         "agreement": 0.5,
         "low": None,
@@ -388,3 +403,186 @@ def test_audit_stage_logs_its_metrics_on_the_stage_and_pipeline_runs(tmp_path, t
     assert not audit_flow(stage_context(off, data)).enabled
     assert "Switched off" in (data / "reports" / "audit" / "audit.md").read_text()
     assert json.loads((data / "reports" / "audit" / "metrics.json").read_text()) == {}
+
+
+# --- making small raters better: variants of the score from the same table ------------------------
+
+
+def test_expected_rating_and_calibration_by_hand():
+    assert formulas.expected_ratings(np.array([SURE_3, SURE_1, SPLIT])).tolist() == pytest.approx([3.0, 1.0, 1.5])
+    assert np.isnan(formulas.expected_ratings(np.array([[0.0, 0.0, 0.0]]))).all()
+    # A rating that looks exactly like the rater's lean becomes uniform; another moves by q.
+    lean = np.array([0.5, 0.25, 0.25])
+    assert formulas.calibrate(np.array([[0.4, 0.2, 0.2]]), lean).tolist()[0] == pytest.approx([1 / 3] * 3)
+    # [0.2, 0.3, 0.5] / [0.4, 0.4, 0.2] = [0.5, 0.75, 2.5], over 3.75.
+    moved = formulas.calibrate(np.array([0.2, 0.3, 0.5]), np.array([0.4, 0.4, 0.2]))
+    assert moved.tolist() == pytest.approx([0.5 / 3.75, 0.75 / 3.75, 2.5 / 3.75])
+    assert formulas.token_level(np.array([SPLIT]), "expected").tolist() == [1.5]
+    with pytest.raises(ValueError, match="must be one of"):
+        formulas.token_level(np.array([SPLIT]), "median")
+
+
+def test_the_expected_rating_at_every_level():
+    scorers, _ = selectit_scorers(RATINGS, alpha=0.0, authors_softmax=False, weights=None, variant="expected")
+    by_name = {s.name: s for s in scorers}
+    assert list(by_name)[:3] == ["expected.model", "expected.sentence.r1", "expected.sentence.r2"]
+    # Expected ratings: SURE_3 -> 3, SURE_1 -> 1, SPLIT -> 1.5.
+    assert by_name["expected.token.r2.0"].scores == pytest.approx({"x": 1.0, "y": 3.0})
+    assert by_name["expected.sentence.r1"].scores == pytest.approx({"x": 2.0, "y": 1.5})
+    assert by_name["expected.sentence.r2"].scores == pytest.approx({"x": 1.0, "y": 2.25})
+    assert by_name["expected.model"].scores == pytest.approx({"x": 1.25, "y": 0.25 * 1.5 + 0.75 * 2.25})
+    assert by_name["expected.prompt.0"].scores == pytest.approx({"x": 1.5, "y": 0.25 * 1.5 + 0.75 * 3})
+    assert {s.variant for s in scorers} == {"expected"}
+
+
+def test_calibrated_scores_divide_by_the_content_free_lean():
+    lean_probs = [0.4, 0.2, 0.2]  # normalised: [0.5, 0.25, 0.25]
+    content_free = ratings_table(
+        [
+            (f"cf{i}", rater, n, prompt, lean_probs)
+            for i in range(2)
+            for rater, n in (("r1", 1), ("r2", 3))
+            for prompt in (0, 1)
+        ]
+        + [("empty", "r1", 1, 0, [0.0, 0.0, 0.0])]  # no digit mass: left out of the mean
+    )
+    lean = content_free_distributions(content_free)
+    assert set(lean) == {("r1", 0), ("r1", 1), ("r2", 0), ("r2", 1)}
+    assert lean[("r1", 0)].tolist() == pytest.approx([0.5, 0.25, 0.25])
+    calibrated = calibrated_probs(RATINGS, lean)
+    scorers, _ = selectit_scorers(RATINGS, 0.0, False, None, variant="calibrated", calibrated=calibrated)
+    by_name = {s.name: s for s in scorers}
+    # SPLIT [0.5, 0.5, 0] / lean = [1, 2, 0] -> [1/3, 2/3, 0]: rating 2, spread (1/3 + 2/3) / 2 -> 2 * 0.5 = 1.
+    assert by_name["calibrated.token.r1.0"].scores == pytest.approx({"x": 3.0, "y": 1.0})
+    scorers, _ = selectit_scorers(RATINGS, 0.0, False, None, variant="calibrated_expected", calibrated=calibrated)
+    assert {s.name: s for s in scorers}["calibrated_expected.token.r1.1"].scores == pytest.approx(
+        {"x": 1.0, "y": 1 / 3 + 2 * 2 / 3}
+    )
+    with pytest.raises(ValueError, match="needs the calibrated distributions"):
+        selectit_scorers(RATINGS, 0.0, False, None, variant="calibrated")
+    with pytest.raises(ValueError, match=r"no content-free rating for \(rater, prompt\) \[\('r2', 0\)"):
+        calibrated_probs(RATINGS, {k: v for k, v in lean.items() if k != ("r2", 0)})
+
+
+def test_length_adjusted_score_is_the_residual_on_log_length():
+    # log(1 + length) = 0, 1, 2; scores 0, 3, 0: the fitted line is flat at 1.
+    lengths = {"a": 0.0, "b": np.e - 1, "c": np.e**2 - 1}
+    adjusted = length_adjusted(Scorer("s", "model", "a score", {"a": 0.0, "b": 3.0, "c": 0.0}), lengths)
+    assert adjusted.name == "length_adjusted.s" and "length-adjusted (option)" in adjusted.description
+    assert adjusted.scores == pytest.approx({"a": -1.0, "b": 2.0, "c": -1.0})
+    # A score that length explains entirely leaves nothing (a missing score stays missing).
+    linear = {k: 2 * np.log1p(v) + 1 for k, v in lengths.items()} | {"d": float("nan")}
+    flat = length_adjusted(Scorer("s", "model", "", linear), lengths | {"d": 5})
+    assert [abs(flat.scores[k]) < 1e-9 for k in "abc"] == [True] * 3 and np.isnan(flat.scores["d"])
+
+
+def test_rank_mean_of_two_scorers():
+    first = Scorer("f", "model", "", {"a": 1.0, "b": 2.0, "c": 2.0, "d": float("nan")})
+    second = Scorer("s", "likelihood", "", {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.0})
+    combined = rank_mean(first, second)
+    # first: a lowest, b and c tied (mean rank 1.5 of 0..2); second: d, b, c, a (ranks 0..3).
+    assert combined.name == "rank_mean.f.with.s"
+    from mlflow.utils.validation import _validate_metric_name
+
+    _validate_metric_name("audit.rank_mean.model.with.ifd_inverse.gemma3-270m.agreement")  # a name MLflow takes
+    assert {k: combined.scores[k] for k in "abc"} == pytest.approx(
+        {"a": (0 + 1) / 2, "b": (0.75 + 1 / 3) / 2, "c": (0.75 + 2 / 3) / 2}
+    )
+    assert np.isnan(combined.scores["d"])
+
+
+def test_agreement_by_generator_pair(tmp_path):
+    rows = [
+        GOOD | {"generator_a": "m1", "generator_b": "m2"},
+        GOOD | {"generator_a": "m1"},  # one generator named: no group
+    ]
+    read = read_pairs(write_pairs(tmp_path / "pairs.jsonl", rows))
+    assert [p.generators for p in read.pairs] == ["m1 vs m2", ""]
+    named = [
+        JudgedPair(p.pair_id, p.instruction, p.input, p.response_a, p.response_b, p.preferred, p.line, g)
+        for p, g in zip(PAIRS, ["x vs y", "x vs y", "x vs z", "x vs z"], strict=True)
+    ]
+    scorer = scorer_from({(1, "a"): 0.9, (1, "b"): 0.1, (2, "a"): 0.2, (2, "b"): 0.7} | {(3, "a"): 0.5, (3, "b"): 0.5})
+    scorer.scores.update({PAIRS[3].example_id("a"): 0.0, PAIRS[3].example_id("b"): 1.0})
+    ((result,), _) = judge_scorers(named, [scorer], **BOOTSTRAP)
+    assert {g: (a.wins, a.losses, a.ties) for g, a in result.by_generators.items()} == {
+        "x vs y": (2, 0, 0),
+        "x vs z": (0, 1, 1),
+    }
+    report = AuditReport(
+        "p.jsonl",
+        "ab" * 32,
+        4,
+        [],
+        [],
+        {LONGER_WINS: 4},
+        [result],
+        [],
+        {},
+        2000,
+        0.95,
+        0,
+        generators={"x vs y": 2, "x vs z": 2},
+    )
+    assert "## By generator pair" in report.to_markdown() and "| x vs y (n=2) | x vs z (n=2)" in report.to_markdown()
+    assert report.to_json()["scorers"][0]["by_generators"]["x vs z"]["losses"] == 1
+
+
+# --- IFD -------------------------------------------------------------------------------------------
+
+
+def test_ifd_arithmetic_and_batches_under_both_budgets():
+    assert ifd.ifd_scores([2.0, 1.0, 1.0], [4.0, 0.0, 2.0]).tolist()[::2] == [0.5, 0.5]
+    assert np.isnan(ifd.ifd_scores([1.0], [0.0])).all()  # no response tokens: no IFD
+    items = [ifd.LossItem([0] * n, scored) for n, scored in [(10, 2), (8, 7), (6, 1), (3, 2)]]
+    # Longest first; at most 20 padded tokens and 12 logit rows (scored + 1) per batch.
+    assert ifd.pack_batches(items, token_budget=20, logit_budget=12) == [[0], [1], [2, 3]]
+    assert ifd.pack_batches(items, token_budget=100, logit_budget=100) == [[0, 1, 2, 3]]
+    assert "### Input:\nGood morning" in ifd.alpaca_prompt("Translate.", "Good morning")
+    assert "### Input" not in ifd.alpaca_prompt("Translate.", "  ")
+
+
+def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from selectit.ingest.records import Example
+
+    examples = [
+        Example(str(i), row["instruction"], row["input"], row["output"], "t", i, "alpaca", {})
+        for i, row in enumerate(TINY_ROWS)
+    ]
+    run = ifd.response_losses(examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False)
+    assert run.computed == len(examples) and run.losses["example_id"].to_pylist() == [e.id for e in examples]
+
+    # The same losses computed one text at a time, with no padding and every logit.
+    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+
+    def mean_loss(context: list[int], response: list[int]) -> float:
+        ids = torch.tensor([[start, *context, *response]])
+        with torch.no_grad():
+            log_probs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
+        at = len(context)  # the position that predicts the first response token
+        return float(-torch.stack([log_probs[at + j, t] for j, t in enumerate(response)]).mean())
+
+    rows = run.losses.to_pylist()
+    for example, row in zip(examples, rows, strict=True):
+        response = tokenizer(example.output, add_special_tokens=False)["input_ids"]
+        assert row["truncated"] == (len(response) > 6) and row["response_tokens"] == min(len(response), 6)
+        response = response[:6]
+        prompt = tokenizer(ifd.alpaca_prompt(example.instruction, example.input), add_special_tokens=False)
+        assert row["loss_conditioned"] == pytest.approx(mean_loss(prompt["input_ids"], response), rel=1e-4)
+        assert row["loss_alone"] == pytest.approx(mean_loss([], response), rel=1e-4)
+    assert run.scores()["0"] == pytest.approx(rows[0]["loss_conditioned"] / rows[0]["loss_alone"])
+
+    # A re-run computes nothing; another token limit is another cache entry.
+    again = ifd.response_losses(
+        examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False
+    )
+    assert again.computed == 0 and again.losses.equals(run.losses)
+    other = ifd.response_losses(
+        examples[:1], str(tiny_model), tmp_path, max_response_tokens=3, device="cpu", progress=False
+    )
+    assert other.computed == 1

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, tiny_llama
 
 from selectit.errors import ParamsError
 from selectit.evaluation import benchmarks as bm
@@ -75,23 +75,9 @@ def tokenizer(smollm2_folder):
     return AutoTokenizer.from_pretrained(smollm2_folder)
 
 
-def tiny_llama(tokenizer, seed: int):
-    """A 2-layer random Llama; context long enough for the 5-shot and 8-shot prompts."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=4096,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config).eval()
+def small_llama(tokenizer, seed: int):
+    """conftest's tiny Llama, narrower, with a context long enough for the 5-shot and 8-shot prompts."""
+    return tiny_llama(tokenizer, seed, hidden_size=32, intermediate_size=64, max_position_embeddings=4096).eval()
 
 
 def oracle_lm(correct: bool):
@@ -172,7 +158,7 @@ def test_every_task_runs_on_tiny_models_with_stable_ids(tokenizer, small_benchma
     limits = {"mmlu": 2, "gsm8k": 2, "bbh": 2, "humaneval": 2}
     runs = [
         run_benchmarks(
-            tiny_llama(tokenizer, seed),
+            small_llama(tokenizer, seed),
             tokenizer,
             limits,
             small_benchmarks,
@@ -202,7 +188,7 @@ def test_every_task_runs_on_tiny_models_with_stable_ids(tokenizer, small_benchma
 def test_peft_wrapped_model_runs(tokenizer, small_benchmarks, tmp_path):
     from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(tiny_llama(tokenizer, 2), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
+    model = get_peft_model(small_llama(tokenizer, 2), LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))
     limits = {"mmlu": 1, "gsm8k": 1}
     results = run_benchmarks(model, tokenizer, limits, small_benchmarks, tmp_path, max_new_tokens=4, progress=False)
     check_structure(results, limits)

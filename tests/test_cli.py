@@ -14,6 +14,11 @@ from selectit.ingest.records import read_examples
 from selectit.scoring.tables import SENTENCE_PREFIX
 
 
+def selectit(params, *words) -> int:
+    """`selectit --params PARAMS WORDS...`, run in this process; paths are taken as they are."""
+    return main(["--params", str(params), *map(str, words)])
+
+
 @pytest.fixture
 def scored(tmp_path, tiny_alpaca, tiny_model):
     # The second rater is the same tiny model under another folder name.
@@ -21,7 +26,7 @@ def scored(tmp_path, tiny_alpaca, tiny_model):
     twin.symlink_to(tiny_model, target_is_directory=True)
     params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model), str(twin)])
     out = tmp_path / "scores"
-    assert main(["--params", str(params), "score", "--out", str(out), "--no-progress"]) == 0
+    assert selectit(params, "score", "--out", out, "--no-progress") == 0
     return params, out
 
 
@@ -66,28 +71,10 @@ def test_score_writes_the_documented_tables(scored):
 def test_aggregate_recomputes_scores_without_a_model(scored, tmp_path):
     params, out = scored
     again = tmp_path / "again.parquet"
-    assert (
-        main(["--params", str(params), "aggregate", "--ratings", str(out / "ratings.parquet"), "--out", str(again)])
-        == 0
-    )
+    assert selectit(params, "aggregate", "--ratings", out / "ratings.parquet", "--out", again) == 0
     assert pq.read_table(again).equals(pq.read_table(out / "scores.parquet"))
     changed = tmp_path / "alpha.parquet"
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "aggregate",
-                "--ratings",
-                str(out / "ratings.parquet"),
-                "--alpha",
-                "5",
-                "--out",
-                str(changed),
-            ]
-        )
-        == 0
-    )
+    assert selectit(params, "aggregate", "--ratings", out / "ratings.parquet", "--alpha", "5", "--out", changed) == 0
     assert not np.allclose(
         pq.read_table(changed)["model_score"].to_numpy(), pq.read_table(again)["model_score"].to_numpy()
     )
@@ -96,22 +83,7 @@ def test_aggregate_recomputes_scores_without_a_model(scored, tmp_path):
 def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_alpaca):
     params, out = scored
     selected = tmp_path / "selected.json"
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "select",
-                "--scores",
-                str(out / "scores.parquet"),
-                "--ratio",
-                "0.5",
-                "--out",
-                str(selected),
-            ]
-        )
-        == 0
-    )
+    assert selectit(params, "select", "--scores", out / "scores.parquet", "--ratio", "0.5", "--out", selected) == 0
     rows = json.loads(selected.read_text())
     assert len(rows) == 3 and all(r in TINY_ROWS for r in rows)
     best = pq.read_table(out / "scores.parquet")["example_id"].to_pylist()
@@ -122,9 +94,7 @@ def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_
 def test_select_to_jsonl_gz(scored, tmp_path):
     params, out = scored
     selected = tmp_path / "selected.jsonl.gz"
-    assert (
-        main(["--params", str(params), "select", "--scores", str(out / "scores.parquet"), "--out", str(selected)]) == 0
-    )
+    assert selectit(params, "select", "--scores", out / "scores.parquet", "--out", selected) == 0
     assert len(read_examples([selected]).examples) == 1  # 20% of 6, rounded
 
 
@@ -143,7 +113,7 @@ def test_select_refuses_inputs_that_were_never_scored_unless_allowed(scored, tmp
 
 def test_show_prompts_prints_the_exact_rating_text(tmp_path, tiny_alpaca, tiny_model, capsys):
     params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
-    assert main(["--params", str(params), "show-prompts", "--rows", "1", "--prompt", "0"]) == 0
+    assert selectit(params, "show-prompts", "--rows", "1", "--prompt", "0") == 0
     printed = capsys.readouterr().out
     assert "### Instruction:\nAdd the numbers.\n\n### Input:\n2 and 3" in printed
     assert "2 + 3 = 5, so the answer is 5.\n\nRating: |" in printed
@@ -163,7 +133,7 @@ def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
         )
     )
     params = write_params(tmp_path / "params.yaml", str(data), [str(tiny_model)])
-    assert main(["--params", str(params), "score", "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    assert selectit(params, "score", "--out", tmp_path / "o", "--no-progress") == 0
     rejects = [json.loads(line) for line in (tmp_path / "o" / "rejects.jsonl").read_text().splitlines()]
     assert [(r["line"], r["reason"].split(":")[0]) for r in rejects] == [
         (2, "invalid JSON"),
@@ -175,50 +145,24 @@ def test_rejected_rows_are_kept_with_their_reason(tmp_path, tiny_model):
 def test_errors_name_the_problem(tmp_path, tiny_alpaca, tiny_model, capsys):
     params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
     out = str(tmp_path / "o")
-    assert main(["--params", str(params), "score", "--out", out, "--k", "12"]) == 2
+    assert selectit(params, "score", "--out", out, "--k", "12") == 2
     assert "score.k" in capsys.readouterr().err
-    assert main(["--params", str(params), "score", str(tmp_path / "missing.json"), "--out", out]) == 2
+    assert selectit(params, "score", tmp_path / "missing.json", "--out", out) == 2
     assert "missing.json" in capsys.readouterr().err
-    assert main(["--params", str(params), "score", "--out", out, "--raters", str(tmp_path)]) == 2
+    assert selectit(params, "score", "--out", out, "--raters", tmp_path) == 2
     assert "rater" in capsys.readouterr().err
-    assert main(["--params", str(tmp_path / "nope.yaml"), "score", "--out", out]) == 2
+    assert selectit(tmp_path / "nope.yaml", "score", "--out", out) == 2
     assert "nope.yaml" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing half-written
 
 
 def test_a_table_of_the_wrong_kind_is_named_not_a_traceback(scored, tmp_path, capsys):
     params, out = scored
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "aggregate",
-                "--ratings",
-                str(out / "scores.parquet"),
-                "--out",
-                str(tmp_path / "x.parquet"),
-            ]
-        )
-        == 2
-    )
+    assert selectit(params, "aggregate", "--ratings", out / "scores.parquet", "--out", tmp_path / "x.parquet") == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "scores.parquet: not a ratings table" in error[0]
     assert "found columns ['example_id'" in error[0] and "Traceback" not in error[0]
-    assert (
-        main(
-            [
-                "--params",
-                str(params),
-                "select",
-                "--scores",
-                str(out / "ratings.parquet"),
-                "--out",
-                str(tmp_path / "sel.json"),
-            ]
-        )
-        == 2
-    )
+    assert selectit(params, "select", "--scores", out / "ratings.parquet", "--out", tmp_path / "sel.json") == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "ratings.parquet: not a scores table" in error[0] and len(error[0]) < 400
 
@@ -226,7 +170,7 @@ def test_a_table_of_the_wrong_kind_is_named_not_a_traceback(scored, tmp_path, ca
 def test_a_rerun_of_score_takes_every_rating_from_the_shard_cache(scored):
     params, out = scored
     before = pq.read_table(out / "ratings.parquet")
-    assert main(["--params", str(params), "score", "--out", str(out), "--no-progress"]) == 0
+    assert selectit(params, "score", "--out", out, "--no-progress") == 0
     assert pq.read_table(out / "ratings.parquet").equals(before)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["raters"] == []  # no rater was loaded: every shard came from the cache

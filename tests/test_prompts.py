@@ -185,3 +185,52 @@ def test_request_parts_with_input():
     text = request_parts("Rate.", "Translate to French.", "cat")
     assert text == "Rate.\n\n### Instruction:\nTranslate to French.\n\n### Input:\ncat\n\n### Response:\n"
     assert text.index("### Instruction:") < text.index("### Input:") < text.index("### Response:")
+
+
+# --- the example-first layout and the few-shot set ------------------------------------------------
+
+
+def test_example_first_puts_the_rating_prompt_after_the_example():
+    prompts = default_prompts(layout="example-first")
+    text = prompts.request(prompts.prompts[0], "Translate to French.", "cat", "chat")
+    assert text == "### Instruction:\nTranslate to French.\n\n### Input:\ncat\n\n### Response:\nchat\n\n" + (
+        prompts.prompts[0].strip()
+    )
+    # The paper's layout is unchanged, and so is its version (existing caches stay valid).
+    first = default_prompts()
+    assert first.request(first.prompts[0], "Do it.", "", "Done.") == request_parts(first.prompts[0], "Do it.", "") + (
+        "Done."
+    )
+    assert first.version == default_prompts(layout="prompt-first").version != prompts.version
+
+
+def test_example_first_texts_of_one_example_share_its_tokens(tiny_model):
+    from transformers import AutoTokenizer
+
+    from selectit.ingest.records import Example
+    from selectit.rating.batching import shared_prefix_groups
+    from selectit.rating.prompts import example_parts
+    from selectit.rating.texts import RatingTextEncoder
+
+    example = Example("x", "Name a primary colour.", "", "Red is a primary colour of paint.", "t", 1, "alpaca", {})
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+
+    def texts(layout: str) -> list[list[int]]:
+        prompts = default_prompts(layout=layout)
+        encoder = RatingTextEncoder(tokenizer, prompts, 512, "tiny")
+        return [encoder.encode([example], p)[0].ids for p in prompts.prompts]
+
+    # Example-first: the three prompts' texts form one group that shares the whole example
+    # (all but its last token or so, which can merge with the separator after it).
+    ((prefix, members),) = shared_prefix_groups(texts("example-first"), 16)
+    example_tokens = len(tokenizer(example_parts(example.instruction, "") + example.output)["input_ids"])
+    assert members == [0, 1, 2] and prefix >= example_tokens - 1
+    # Prompt-first: each prompt opens its texts, so nothing is shared across prompts.
+    assert [len(m) for _, m in shared_prefix_groups(texts("prompt-first"), 16)] == [1, 1, 1]
+
+
+def test_fewshot_set_anchors_both_ends_of_the_scale():
+    prompts = default_prompts(prompt_set="fewshot", num_prompts=3)
+    for prompt in prompts.prompts:
+        assert prompt.count("Rating: 1") == 1 and prompt.count("Rating: 5") == 1
+        assert prompt.count("### Instruction:") == 2

@@ -5,31 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ROWS
+from conftest import TINY_ROWS, tiny_examples
 
-from selectit.ingest.records import Example, example_id
 from selectit.rating import engine as transformers_rater
 from selectit.rating.batching import shared_prefix_groups
 from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
 from selectit.rating.models import ModelSource
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
-
-
-def _examples(rows=TINY_ROWS) -> list[Example]:
-    return [
-        Example(
-            example_id(r["instruction"], r["input"], r["output"]),
-            r["instruction"],
-            r["input"],
-            r["output"],
-            "tiny.json",
-            i,
-            "alpaca",
-            r,
-        )
-        for i, r in enumerate(rows)
-    ]
 
 
 def _prompts(**changes) -> RatingPrompts:
@@ -46,7 +29,7 @@ def rater(tiny_model) -> TransformersRater:
 @pytest.fixture(scope="module")
 def encoded(rater) -> tuple[list[list[int]], list[int]]:
     encoder = RatingTextEncoder(rater.tokenizer, _prompts(), 512, "tiny")
-    texts = [t.ids for p in encoder.prompts.prompts for t in encoder.encode(_examples(), p)]
+    texts = [t.ids for p in encoder.prompts.prompts for t in encoder.encode(tiny_examples(), p)]
     return texts, encoder.digit_token_ids()
 
 
@@ -112,7 +95,7 @@ def test_a_digit_that_is_not_one_token_stops_with_the_model_and_digit(rater):
 def test_long_text_is_shortened_inside_the_response(rater):
     long = {"instruction": "Summarise the text.", "input": "", "output": "word " * 400}
     encoder = RatingTextEncoder(rater.tokenizer, _prompts(), 120, "tiny")
-    (result,) = encoder.encode(_examples([long]), encoder.prompts.prompts[0])
+    (result,) = encoder.encode(tiny_examples([long]), encoder.prompts.prompts[0])
     assert isinstance(result, EncodedText) and result.truncated
     assert len(result.ids) <= 120
     text = rater.tokenizer.decode(result.ids)
@@ -122,14 +105,14 @@ def test_long_text_is_shortened_inside_the_response(rater):
 def test_text_that_cannot_fit_is_an_error_for_that_row_only(rater):
     rows = [{"instruction": "long " * 300, "input": "", "output": "ok"}, TINY_ROWS[0]]
     encoder = RatingTextEncoder(rater.tokenizer, _prompts(), 120, "tiny")
-    first, second = encoder.encode(_examples(rows), encoder.prompts.prompts[0])
+    first, second = encoder.encode(tiny_examples(rows), encoder.prompts.prompts[0])
     assert isinstance(first, RatingTextError) and "120 tokens" in str(first)
     assert isinstance(second, EncodedText) and not second.truncated
 
 
 def test_chat_template_wraps_the_request_and_ends_with_the_cue(rater):
     encoder = RatingTextEncoder(rater.tokenizer, _prompts(template="chat"), 512, "tiny")
-    (result,) = encoder.encode(_examples()[:1], encoder.prompts.prompts[0])
+    (result,) = encoder.encode(tiny_examples()[:1], encoder.prompts.prompts[0])
     text = rater.tokenizer.decode(result.ids)
     assert text.startswith("<|im_start|>") and "Name a primary colour." in text
     assert text.endswith("<|im_start|>assistant\nRating: ")

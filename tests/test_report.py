@@ -39,11 +39,16 @@ PLOTS = [
     "losses",
 ]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A small stability grid for the unit test (params.yaml's `report` section sets the real one).
+GRID = {"seed": 0, "ratios": [0.1, 0.5], "alphas": [0.0, 1.0]}
 
 MORE_ROWS = [
     {"instruction": f"What is {a} times {b}?", "input": "", "output": f"{a} times {b} is {a * b}."}
     for a, b in [(2, 3), (4, 5), (6, 7), (8, 9)]
 ]
+# MORE_ROWS[0] but for case: ingest keeps it (another id), validate rejects it as a near-duplicate,
+# so the report's validation section has a failed expectation with its failing example.
+NEAR_DUPLICATE = {**MORE_ROWS[0], "instruction": MORE_ROWS[0]["instruction"].lower()}
 
 
 class _Page(HTMLParser):
@@ -87,7 +92,7 @@ def finished_run(tmp_path_factory, tiny_model, prefect_harness):
 
     folder = tmp_path_factory.mktemp("report-run")
     source = folder / "source.json"
-    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + [NEAR_DUPLICATE]))
     twin = folder / "twin-llama"
     twin.symlink_to(tiny_model, target_is_directory=True)
     params = pipeline_params(
@@ -117,6 +122,12 @@ def test_the_report_has_every_section_and_plot_from_the_runs_own_files(finished_
     assert len(validate) > 5 and len(checks) > 5
     shown = text.split('<section id="validation"')[1]
     assert shown.count('class="pass"') + shown.count('class="fail"') == len(validate) + len(checks)
+    # ... with the failing examples: the near-duplicate, under the expectation it fails.
+    (reject,) = [json.loads(line) for line in (data / "validated" / "rejects.jsonl").read_text().splitlines()]
+    (failed,) = [e for e in validate if not e["success"]]
+    assert (failed["expectation"], failed["column"]) == ("expect_column_values_to_be_unique", "content_key")
+    row = shown.split("expect_column_values_to_be_unique(content_key)</td>")[1].split("</tr>")[0]
+    assert 'class="fail"' in row and f"row {reject['row']}: validation: " in row
     # The comparison table: every variant with its interval.
     for variant in ("selectit", "random"):
         assert variant in page.sections["finetuning"]
@@ -166,6 +177,36 @@ def test_explain_prints_what_each_rater_read_and_answered(finished_run, capsys):
     assert example["output"] in out  # the rating text holds the response the rater read
     assert out.count("\n\nRating: |") == 4  # ... ending with the cue: 2 raters x 2 prompts
     assert "selected: True" in out and f"rank 1 of {len(_ids(data / 'validated' / 'examples.jsonl'))}" in out
+
+
+@pytest.mark.slow
+def test_the_report_section_of_params_sets_the_stability_check(finished_run, tmp_path):
+    import yaml
+
+    from selectit.cli import main
+    from selectit.report.stability import Curve
+
+    params, data = finished_run
+    raw = yaml.safe_load(params.read_text())
+    raw["report"].update({"stability_ratios": [0.25, 0.75], "stability_alphas": [3.0]})
+    changed = params.with_name("params-report.yaml")  # beside the original: same relative paths
+    changed.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "report"
+    assert main(["--params", str(changed), "report", "--data", str(data), "--out", str(out)]) == 0
+    by_ratio = np.genfromtxt(out / "plots" / "stability_ratio.csv", delimiter=",", names=True)
+    by_alpha = np.genfromtxt(out / "plots" / "stability_alpha.csv", delimiter=",", names=True)
+    # The settings' grid plus the run's own select.ratio (0.5) and aggregate.alpha.
+    assert by_ratio["ratio"].tolist() == [0.25, 0.5, 0.75]
+    assert by_alpha["alpha"].tolist() == [raw["aggregate"]["alpha"], 3.0]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert f"{raw['report']['stability_resamples']} resamples" in page
+
+    # No resamples (the command-line flag over params.yaml): the curves' files keep only their
+    # header (DVC still finds the stage's plots), and the report says why.
+    flag = ["--stability-resamples", "0"]
+    assert main(["--params", str(changed), "report", "--data", str(data), "--out", str(out), *flag]) == 0
+    assert (out / "plots" / "stability_ratio.csv").read_text().splitlines() == [",".join(Curve.columns("ratio"))]
+    assert "report.stability_resamples is 0" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def _ids(path: Path) -> list[str]:
@@ -242,19 +283,43 @@ def test_stability_is_perfect_when_prompts_and_raters_agree_and_drops_when_they_
 
     agreeing = table(noise=0.0)
     reference = aggregate(agreeing, 0.2, False, None)[0]["example_id"].to_pylist()
-    by_ratio, by_alpha = stability_curves(agreeing, reference, 0.2, 0.2, False, None, resamples=5)
+    by_ratio, by_alpha = stability_curves(agreeing, reference, 0.2, 0.2, False, None, resamples=5, **GRID)
     assert by_ratio.mean == pytest.approx([1.0] * len(by_ratio.x))  # every prompt and rater rates alike
     assert by_alpha.unresampled == pytest.approx([1.0] * len(by_alpha.x))  # no spread: alpha changes nothing
 
     noisy = table(noise=1.5)
     reference = aggregate(noisy, 0.2, False, None)[0]["example_id"].to_pylist()
-    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, None, resamples=10)
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, None, resamples=10, **GRID)
     assert by_ratio.unresampled == pytest.approx([1.0] * len(by_ratio.x))
     assert min(by_ratio.mean) < 0.9  # disagreeing prompts make the selection move
     assert all(lo <= m <= hi for lo, m, hi in zip(by_ratio.low, by_ratio.mean, by_ratio.high, strict=True))
     # Explicit weights follow each drawn rater (a rater drawn twice counts twice).
-    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, {"a": 1.0, "b": 3.0}, resamples=3)
+    by_ratio, by_alpha = stability_curves(noisy, reference, 0.2, 0.2, False, {"a": 1.0, "b": 3.0}, resamples=3, **GRID)
     assert len(by_ratio.mean) == len(by_ratio.x)
+    # The grids are the settings' plus the run's own R and alpha.
+    assert by_ratio.x == [0.1, 0.2, 0.5] and by_alpha.x == [0.0, 0.2, 1.0]
+
+
+def test_dvc_draws_the_loss_curves_as_one_line_per_variant():
+    """dvc.yaml's definition of losses.csv, filled by DVC's renderer with the project's template."""
+    import yaml
+    from conftest import ROOT
+    from dvc_render.vega import VegaRenderer
+
+    stage = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["report"]
+    (definition,) = [p["data/reports/run/plots/losses.csv"] for p in stage["plots"] if "losses.csv" in str(p)]
+    # As DVC reads the long-format CSV the report writes: every value a string, plus the revision.
+    rows = [
+        {"variant": v, "step": str(s), "loss": str(2.0 - s / 10), "rev": "workspace"}
+        for v in ("selectit", "random")
+        for s in (1, 2, 3)
+    ]
+    properties = {k: v for k, v in definition.items() if k != "cache"}
+    spec = VegaRenderer(rows, "losses", template_dir=str(ROOT / ".dvc" / "plots"), **properties).get_filled_template()
+    assert spec["encoding"]["color"]["field"] == "variant"  # one colour, one line, per variant
+    assert (spec["encoding"]["x"]["field"], spec["encoding"]["y"]["field"]) == ("step", "loss")
+    assert spec["data"]["values"] == rows
+    assert "<DVC_METRIC" not in json.dumps(spec)  # every anchor filled
 
 
 def test_task_type_and_calculation_are_read_from_the_text():

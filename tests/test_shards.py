@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import TINY_ROWS, write_params
+from conftest import tiny_examples, write_params
 
 from selectit.config import load_params
 from selectit.errors import ModelLoadError
-from selectit.ingest.records import Example, example_id
+from selectit.ingest.records import Example
 from selectit.rating import engine, models
 from selectit.rating.shards import plan_shards, rater_cache
 from selectit.scoring.tables import RATINGS_SCHEMA
@@ -36,22 +36,6 @@ def isolated_caches(tmp_path, monkeypatch):
 def cfg(tmp_path, tiny_model):
     params = write_params(tmp_path / "params.yaml", "tiny.json", [str(tiny_model)], shard_size=2)
     return load_params(params).score
-
-
-def _examples() -> list[Example]:
-    return [
-        Example(
-            example_id(r["instruction"], r["input"], r["output"]),
-            r["instruction"],
-            r["input"],
-            r["output"],
-            "tiny.json",
-            i,
-            "alpaca",
-            r,
-        )
-        for i, r in enumerate(TINY_ROWS)
-    ]
 
 
 def _ratings(examples: list[Example]) -> pa.Table:
@@ -103,7 +87,7 @@ def counted_reads(monkeypatch) -> list[Path]:
 
 
 def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, monkeypatch):
-    root, spec, examples = tmp_path / "shards", cfg.raters[0], _examples()
+    root, spec, examples = tmp_path / "shards", cfg.raters[0], tiny_examples()
     fp32 = rater_cache(root, spec, cfg)
     _rate_all(fp32, examples)
     assert plan_shards(examples, fp32.done_ids(), 2) == []
@@ -125,7 +109,11 @@ def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, 
     assert weights.folder not in {fp32.folder, bf16.folder}
 
 
-def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg):
+def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg, monkeypatch):
+    from selectit.rating import placement
+
+    # Two 80 GB GPUs, as the key sees them (none here): the key is formed without loading anything.
+    monkeypatch.setattr(placement, "visible_gpu_memory", lambda: [80 * 10**9, 80 * 10**9])
     root, spec = tmp_path / "shards", cfg.raters[0]
     cpu = rater_cache(root, spec, cfg)
     gpu0 = rater_cache(root, spec, dataclasses.replace(cfg, device="cuda:0"))
@@ -138,7 +126,7 @@ def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg):
 
 
 def test_the_same_model_folder_elsewhere_hits_the_cache(tmp_path, cfg, tiny_model):
-    root, examples = tmp_path / "shards", _examples()
+    root, examples = tmp_path / "shards", tiny_examples()
     original = rater_cache(root, str(tiny_model), cfg)
     _rate_all(original, examples)
 

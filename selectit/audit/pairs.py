@@ -1,9 +1,11 @@
 """Judged response pairs: JSON lines of `{instruction, input?, response_a, response_b, preferred}`.
 
 `preferred` is "a" or "b"; `input` may be missing or null; `pair_id` (optional)
-names the pair in the report. A line that is not such a pair becomes a `Reject`
-with the file, line and reason (reported, never dropped silently); a file with
-no usable pair at all is one `InputError`.
+names the pair in the report; `generator_a` and `generator_b` (optional) name
+the models that wrote the responses, and the report breaks agreement down by
+them. A line that is not such a pair becomes a `Reject` with the file, line and
+reason (reported, never dropped silently); a file with no usable pair at all is
+one `InputError`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 
 from selectit.errors import InputError
 from selectit.ingest.records import Example, Reject, example_id
+from selectit.io import decode_line, read_input_bytes
 
 SIDES = ("a", "b")
 EXPECTED_FORM = '{"instruction", "input" (optional), "response_a", "response_b", "preferred": "a" or "b"}'
@@ -29,6 +32,7 @@ class JudgedPair:
     response_b: str
     preferred: str  # "a" or "b"
     line: int  # 1-based line of the pairs file
+    generators: str = ""  # "<generator_a> vs <generator_b>" when the file names them, else ""
 
     def response(self, side: str) -> str:
         return self.response_a if side == "a" else self.response_b
@@ -79,6 +83,7 @@ def _parse(row: object, line: int) -> JudgedPair:
     if preferred not in SIDES:
         raise _BadPair(f'field \'preferred\' must be "a" or "b", got {json.dumps(preferred)}')
     pair_id = row.get("pair_id")
+    generators = (row.get("generator_a"), row.get("generator_b"))
     return JudgedPair(
         pair_id=str(pair_id) if pair_id is not None else f"line {line}",
         instruction=instruction,
@@ -87,18 +92,14 @@ def _parse(row: object, line: int) -> JudgedPair:
         response_b=response_b,
         preferred=preferred,
         line=line,
+        generators=" vs ".join(generators) if all(isinstance(g, str) and g for g in generators) else "",
     )
 
 
 def read_pairs(path: str | Path, limit: int | None = None) -> PairsRead:
     """The first `limit` usable pairs of the file (all when None), and the bad lines before them."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file (judged pairs expected: JSON lines of {EXPECTED_FORM})") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    data = read_input_bytes(path, missing=f"no such file (judged pairs expected: JSON lines of {EXPECTED_FORM})")
     pairs: list[JudgedPair] = []
     rejects: list[Reject] = []
     lines_read = 0
@@ -110,7 +111,7 @@ def read_pairs(path: str | Path, limit: int | None = None) -> PairsRead:
         lines_read += 1
         text = raw.decode("utf-8", errors="backslashreplace").rstrip("\r")
         try:
-            row = json.loads(raw.decode("utf-8-sig" if number == 1 else "utf-8"))
+            row = json.loads(decode_line(raw, number))
             pairs.append(_parse(row, number))
         except UnicodeDecodeError as exc:
             rejects.append(Reject(str(path), lines_read - 1, number, f"not valid UTF-8 ({exc.reason})", text))

@@ -12,10 +12,14 @@ MLflow metrics and DVC metrics.
       "length_relations": {"longer_wins": 136, "shorter_wins": 61, "same_length": 3},
       "level": 0.95, "resamples": 2000, "seed": 0, "chance": 0.5,
       "weights": {"<rater>": 0.33, ...},
+      "calibration": {"<rater>.<prompt>": [q_1, ..., q_K], ...},
+      "generators": {"text_davinci_003 vs falcon-7b-instruct": 100, ...},
       "scorers": [{"name": "model", "level": "model", "description": "...", "rater": null, "prompt": null,
+                   "variant": "paper",
                    "all": {"agreement": 0.46, "low": 0.41, "high": 0.52, "n": 200, "wins": 92, "losses": 108,
                            "ties": 0, "tie_share": 0.0},
-                   "by_length": {"longer_wins": {...}, "shorter_wins": {...}, "same_length": {...}}}, ...],
+                   "by_length": {"longer_wins": {...}, "shorter_wins": {...}, "same_length": {...}},
+                   "by_generators": {"<generator_a> vs <generator_b>": {...}, ...}}, ...],
       "validity": [{"rater": "...", "prompt": 0, "texts": 400, "digit_mass": 0.84,
                     "top_is_digit_share": 0.9, "truncated": 0}, ...],
       "seconds": 12.3, "settings": {...}
@@ -61,6 +65,7 @@ class ScorerResult:
     scorer: Scorer
     overall: Agreement
     by_length: dict[str, Agreement]  # length relation -> agreement on those pairs
+    by_generators: dict[str, Agreement] = field(default_factory=dict)  # when the pairs name their generators
 
     def to_dict(self) -> dict:
         s = self.scorer
@@ -70,8 +75,10 @@ class ScorerResult:
             "description": s.description,
             "rater": s.rater,
             "prompt": s.prompt,
+            "variant": s.variant,
             "all": self.overall.to_dict(),
             "by_length": {relation: a.to_dict() for relation, a in self.by_length.items()},
+            "by_generators": {group: a.to_dict() for group, a in self.by_generators.items()},
         }
 
     def metrics(self) -> dict[str, float | None]:
@@ -105,6 +112,9 @@ class AuditReport:
     seed: int
     seconds: float = 0.0
     settings: dict = field(default_factory=dict)
+    generators: dict[str, int] = field(default_factory=dict)  # pairs per generator pair, when named
+    # "<rater>.<prompt>" -> the normalised digit distribution on content-free inputs (calibration)
+    calibration: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def pairs(self) -> int:
@@ -130,6 +140,8 @@ class AuditReport:
             "seed": self.seed,
             "chance": CHANCE,
             "weights": self.weights,
+            "calibration": self.calibration,
+            "generators": self.generators,
             "scorers": [r.to_dict() for r in self.results],
             "validity": [v.to_dict() for v in self.validity],
             "seconds": self.seconds,
@@ -186,6 +198,18 @@ class AuditReport:
             cells = [_cell(result.by_length.get(r)) for r in relations]
             lines.append(f"| {label} | {_cell(result.overall)} | {result.overall.ties} | " + " | ".join(cells))
         lines.append("| chance | 50.0% | | " + " | ".join("50.0%" for _ in relations))
+        if len(self.generators) > 1:
+            groups = list(self.generators)
+            lines += [
+                "",
+                "## By generator pair",
+                "",
+                "| scorer | " + " | ".join(f"{g} (n={self.generators[g]})" for g in groups),
+                "| --- | " + " | ".join("---" for _ in groups),
+            ]
+            for result in self.results:
+                cells = [_cell(result.by_generators.get(g)) for g in groups]
+                lines.append(f"| `{result.scorer.name}` | " + " | ".join(cells))
         lines += [
             "",
             "## Rating validity",
@@ -219,6 +243,8 @@ def judge_scorers(
     responses of every pair."""
     lengths = np.array([[len(p.response(p.preferred)), len(p.response(p.other))] for p in pairs]).reshape(-1, 2)
     relations = length_relations(lengths[:, 0], lengths[:, 1])
+    generators = np.array([p.generators for p in pairs], dtype=object)
+    groups = list(dict.fromkeys(g for g in generators if g))
     bootstrap = {"resamples": resamples, "level": level, "seed": seed}
     results = []
     for scorer in scorers:
@@ -229,6 +255,11 @@ def judge_scorers(
                 scorer,
                 agreement(preferred, other, **bootstrap),
                 agreement_by_relation(preferred, other, relations, **bootstrap),
+                {
+                    g: agreement(preferred[mask], other[mask], **bootstrap)
+                    for g in groups
+                    if (mask := generators == g).any()
+                },
             )
         )
     counts = {r: int((relations == r).sum()) for r in RELATIONS if (relations == r).any()}

@@ -3,18 +3,32 @@ shared by `selectit audit` and the pipeline's audit stage.
 
 Both responses of each pair are rated like any example, through the score
 stage's engine and shard cache (`rate_examples`: one rater in memory at a time,
-finished shards re-used), and scored with the aggregate stage's formulas.
+finished shards re-used), and scored with the aggregate stage's formulas; so
+are a few content-free inputs, which calibrate the digit distributions. With
+`ifd_raters`, the responses' losses give the IFD scorers (selectit/scoring/ifd.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
+from selectit.audit.calibration import calibrated_probs, content_free_distributions, content_free_examples
 from selectit.audit.pairs import SIDES, pair_examples, read_pairs
 from selectit.audit.report import FORMAT, AuditReport, judge_scorers
-from selectit.audit.scorers import length_scorer, selectit_scorers
+from selectit.audit.scorers import (
+    LIKELIHOOD,
+    MODEL,
+    TOKEN_VARIANTS,
+    Scorer,
+    length_adjusted,
+    length_scorer,
+    rank_mean,
+    selectit_scorers,
+)
 from selectit.audit.validity import rating_validity
 from selectit.config import AggregateConfig, ScoreConfig
 from selectit.errors import InputError
@@ -40,8 +54,11 @@ def audit_pairs(
     level: float,
     seed: int,
     progress: bool = True,
+    ifd_raters: Sequence[str] = (),
+    ifd_max_tokens: int = 400,
 ) -> AuditReport:
-    """Rate the first `limit` usable pairs with `score.raters` and report each scorer's agreement."""
+    """Rate the first `limit` usable pairs with `score.raters` and report each scorer's agreement;
+    with `ifd_raters`, also the IFD of each response by each of those models."""
     from selectit.rating.rate import rate_examples  # loads torch: only when rating
 
     started = time.perf_counter()
@@ -78,8 +95,18 @@ def audit_pairs(
     if unrated:
         log.warning("%d pair(s) left out: a rater cannot read a response (%s)", len(unrated), unrated[0]["reason"])
 
-    scorers, weights = selectit_scorers(run.ratings, aggregate.alpha, aggregate.authors_softmax, aggregate.weights)
-    scorers.append(length_scorer(examples))
+    rated_ids = {pair.example_id(side) for pair in rated for side in SIDES}
+    rated_examples = [e for e in examples if e.id in rated_ids]
+    scorers, weights, lean = _rating_scorers(run.ratings, score, aggregate, cache_root, progress)
+    lengths = {e.id: len(e.output) for e in examples}
+    selectit_model = next(s for s in scorers if s.name == MODEL)
+    scorers += [length_adjusted(s, lengths) for s in scorers if s.level == MODEL]
+    length = length_scorer(examples)
+    for spec in ifd_raters:
+        scorers += _ifd_scorers(
+            rated_examples, spec, score, cache_root, ifd_max_tokens, selectit_model, length, progress
+        )
+    scorers.append(length)
     results, relations = judge_scorers(rated, scorers, resamples=resamples, level=level, seed=seed)
     return AuditReport(
         pairs_file=str(read.path),
@@ -91,11 +118,69 @@ def audit_pairs(
         results=results,
         validity=rating_validity(run.ratings),
         weights=weights,
+        calibration={f"{rater}.{prompt}": q.tolist() for (rater, prompt), q in lean.items()},
         resamples=resamples,
         level=level,
         seed=seed,
         seconds=round(time.perf_counter() - started, 1),
+        generators=dict(Counter(pair.generators for pair in rated if pair.generators)),
     )
+
+
+def _rating_scorers(ratings, score: ScoreConfig, aggregate: AggregateConfig, cache_root, progress: bool):
+    """Every level under every token-level variant (paper, expected, calibrated, both), the
+    rater weights, and each rater's and prompt's content-free distribution (its lean)."""
+    from selectit.rating.rate import rate_examples
+
+    # A few rating texts per rater and prompt, cached with the pairs' ratings.
+    content_free = rate_examples(content_free_examples(), score, Path(cache_root), progress)
+    lean = content_free_distributions(content_free.ratings)
+    calibrated = calibrated_probs(ratings, lean)
+    scorers: list[Scorer] = []
+    weights: dict[str, float] = {}
+    for variant in TOKEN_VARIANTS:
+        found, normalised = selectit_scorers(
+            ratings, aggregate.alpha, aggregate.authors_softmax, aggregate.weights, variant, calibrated
+        )
+        scorers += found
+        weights = weights or normalised
+    return scorers, weights, lean
+
+
+def _ifd_scorers(
+    examples, spec: str, score: ScoreConfig, cache_root, max_tokens: int, model: Scorer, length: Scorer, progress
+):
+    """IFD, its inverse, and each combined by mean rank with SelectIT's model level and with length."""
+    from selectit.scoring.ifd import response_losses
+
+    run = response_losses(
+        examples,
+        spec,
+        Path(cache_root) / "ifd-losses",
+        max_response_tokens=max_tokens,
+        device=score.device,
+        token_budget=score.token_budget,
+        trust_remote_code=score.trust_remote_code,
+        progress=progress,
+    )
+    ifd = run.scores()
+    direct = Scorer(
+        f"ifd.{run.rater}",
+        LIKELIHOOD,
+        f"IFD of {run.rater} (loss given the instruction / loss alone; higher: harder)",
+        ifd,
+        rater=run.rater,
+        variant="ifd",
+    )
+    inverse = Scorer(
+        f"ifd_inverse.{run.rater}",
+        LIKELIHOOD,
+        f"inverse IFD of {run.rater} (lower IFD wins: the instruction helps more)",
+        {i: -v for i, v in ifd.items()},
+        rater=run.rater,
+        variant="ifd",
+    )
+    return [direct, inverse, *(rank_mean(other, ifd) for other in (model, length) for ifd in (direct, inverse))]
 
 
 def write_audit(report: AuditReport, folder: str | Path) -> None:

@@ -20,22 +20,26 @@ member (in input order) is kept and only the later ones are rejected.
 
 With ``docs_dir`` the HTML Data Docs (index, suite page and validation page)
 are written straight into ``docs_dir``; nothing is written anywhere else.
+
+`validate_record_file` runs the same suite over a records file without holding
+its examples: the frame (the texts the checks read, once) is built as the file
+is read, and only the examples that fail a check are read back afterwards.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selectit.checks.suite import DATASET, ROW, Expectation, Outcome, failed_rows, rows_text, run_suite
+from selectit.checks.suite import DATASET, ROW, Expectation, Outcome, SuiteRun, failed_rows, rows_text, run_suite
 from selectit.config import ValidateConfig
 from selectit.errors import ValidationFailed
-from selectit.ingest.records import Example, Reject
+from selectit.ingest.records import Example, Reject, iter_example_records
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,18 +91,24 @@ def _frame_value(value: Any) -> Any:
     return value
 
 
-def _frame(examples: Sequence[Example]) -> pd.DataFrame:
+def _frame(examples: Iterable[Example]) -> pd.DataFrame:
+    """The frame the suite runs over, built in one pass: an iterator of examples is never held."""
     import pandas as pd
 
+    values: dict[str, list] = {name: [] for name in (*STRING_COLUMNS, "row", "total_chars", "content_key")}
+    for e in examples:
+        for name in STRING_COLUMNS:
+            values[name].append(_frame_value(getattr(e, name)))
+        values["row"].append(e.row)
+        values["total_chars"].append(_total_chars(e))
+        values["content_key"].append(_content_key(e))
     # Text columns stay object dtype so the type expectations look at every
     # value (pandas 3 would infer a string dtype and GX would check only that).
-    data: dict[str, pd.Series] = {
-        name: pd.Series([_frame_value(getattr(e, name)) for e in examples], dtype=object) for name in STRING_COLUMNS
-    }
-    data["row"] = pd.Series([e.row for e in examples], dtype="int64")
-    data["position"] = pd.Series(range(len(examples)), dtype="int64")
-    data["total_chars"] = pd.Series([_total_chars(e) for e in examples], dtype="int64")
-    data["content_key"] = pd.Series([_content_key(e) for e in examples], dtype=object)
+    data: dict[str, pd.Series] = {name: pd.Series(values.pop(name), dtype=object) for name in STRING_COLUMNS}
+    data["row"] = pd.Series(values.pop("row"), dtype="int64")
+    data["position"] = pd.Series(range(len(data["id"])), dtype="int64")
+    data["total_chars"] = pd.Series(values.pop("total_chars"), dtype="int64")
+    data["content_key"] = pd.Series(values.pop("content_key"), dtype=object)
     return pd.DataFrame({name: data[name] for name in COLUMNS})
 
 
@@ -226,8 +236,10 @@ def examples_suite(cfg: ValidateConfig) -> list[Expectation]:
     ]
 
 
-def _row_reasons(outcomes: list[Outcome], examples: Sequence[Example]) -> dict[int, list[str]]:
-    """Map position -> failed row-level checks; record each check's rejected_count."""
+def _row_reasons(outcomes: list[Outcome], examples: Sequence[Example] | Mapping[int, Example]) -> dict[int, list[str]]:
+    """Map position -> failed row-level checks; record each check's rejected_count.
+
+    `examples` gives the example at a position: every one, or those that failed a check."""
     reasons: dict[int, list[str]] = {}
     for outcome in outcomes:
         entry = outcome.expectation
@@ -261,10 +273,53 @@ def validate_examples(
     the report of a failed run can be opened too (its path is on the exception).
     """
     examples = list(examples)
-    if not examples:
+    run = _run(_frame(examples), cfg, docs_dir)
+    reasons = _judge(run, examples, len(examples), cfg)
+    valid = [example for position, example in enumerate(examples) if position not in reasons]
+    rejects = [_reject(examples[position], reasons[position]) for position in sorted(reasons)]
+    return ValidationResult(valid=valid, rejects=rejects, expectations=run.summaries, docs_index=run.docs_index)
+
+
+@dataclass
+class RecordsValidation:
+    """What `validate_record_file` found: the rejects, and the rest by position and id."""
+
+    examples_in: int
+    rejects: list[Reject]  # one per failing row, in input order
+    rejected: set[int]  # their positions in the file
+    valid_ids: list[str]  # the ids of the other examples, in input order
+    expectations: list[dict]  # as ValidationResult.expectations
+    docs_index: Path | None = None
+
+
+def validate_record_file(path: Path, cfg: ValidateConfig, docs_dir: Path | None = None) -> RecordsValidation:
+    """`validate_examples` over a records file (`write_example_records`), with the same checks,
+    failures and Data Docs, holding no example: the frame is built as the file is read,
+    and the examples that fail a check are read back for their rejects."""
+    frame = _frame(iter_example_records(path))
+    run = _run(frame, cfg, docs_dir)
+    failed = {
+        position for outcome in run.outcomes if outcome.expectation.level == ROW for position in outcome.positions
+    }
+    at = {position: e for position, e in enumerate(iter_example_records(path)) if position in failed}
+    reasons = _judge(run, at, len(frame), cfg)
+    ids = frame["id"].tolist()
+    return RecordsValidation(
+        examples_in=len(frame),
+        rejects=[_reject(at[position], reasons[position]) for position in sorted(reasons)],
+        rejected=set(reasons),
+        valid_ids=[example_id for position, example_id in enumerate(ids) if position not in reasons],
+        expectations=run.summaries,
+        docs_index=run.docs_index,
+    )
+
+
+def _run(frame: pd.DataFrame, cfg: ValidateConfig, docs_dir: Path | None) -> SuiteRun:
+    """The suite over the frame; raises when there is no row or a dataset-level check fails."""
+    if frame.empty:
         raise ValidationFailed("validation failed: there are no examples to validate")
     run = run_suite(
-        _frame(examples),
+        frame,
         examples_suite(cfg),
         suite_name=SUITE_NAME,
         asset_name="examples",
@@ -275,9 +330,15 @@ def validate_examples(
         outcome.summary["level"] = outcome.expectation.level
 
     run.fail_on_dataset_level(ValidationFailed, "validation failed: the data does not have the expected schema: ")
+    return run
 
+
+def _judge(
+    run: SuiteRun, examples: Sequence[Example] | Mapping[int, Example], n: int, cfg: ValidateConfig
+) -> dict[int, list[str]]:
+    """Position -> why that row is rejected; raises when too many rows are."""
     reasons = _row_reasons(run.outcomes, examples)
-    n, n_failed = len(examples), len(reasons)
+    n_failed = len(reasons)
     if n_failed > cfg.max_reject_fraction * n:
         rejected = {
             outcome.label: outcome.summary["rejected_count"]
@@ -293,15 +354,8 @@ def validate_examples(
             f"failed for {rows_text(worst)}",
         )
 
-    valid = [example for position, example in enumerate(examples) if position not in reasons]
-    rejects = [
-        Reject(
-            examples[position].source,
-            examples[position].row,
-            None,
-            "validation: " + "; ".join(reasons[position]),
-            examples[position].raw,
-        )
-        for position in sorted(reasons)
-    ]
-    return ValidationResult(valid=valid, rejects=rejects, expectations=run.summaries, docs_index=run.docs_index)
+    return reasons
+
+
+def _reject(example: Example, reasons: list[str]) -> Reject:
+    return Reject(example.source, example.row, None, "validation: " + "; ".join(reasons), example.raw)

@@ -81,6 +81,40 @@ def expected_keys(expected_ids: set[str], raters: list[str], num_prompts: int) -
     return {rating_key(e, rater, p) for e in expected_ids for rater in raters for p in range(num_prompts)}
 
 
+@dataclass(frozen=True)
+class ExpectedRatings:
+    """The (example, rater, prompt) keys that must be rated, without spelling them out: a
+    set of every key text would cost as much as the frame's key column again; the set is
+    built only to name the missing keys of a failed check."""
+
+    ids: frozenset[str]
+    raters: tuple[str, ...]
+    num_prompts: int
+
+    def __len__(self) -> int:
+        return len(self.ids) * len(self.raters) * self.num_prompts
+
+    def expects(self, example_id: Any, model: Any, prompt_id: Any) -> bool:
+        """Whether `rating_key(example_id, model, prompt_id)` is one of the keys."""
+        return (
+            example_id in self.ids
+            and model in self.raters
+            and prompt_id is not None
+            and 0 <= int(prompt_id) < self.num_prompts
+        )
+
+    def keys(self) -> set[str]:
+        return expected_keys(set(self.ids), list(self.raters), self.num_prompts)
+
+
+def _shared_strings(column: pa.ChunkedArray) -> list:
+    """A string column as Python values, equal values sharing one object: ids repeat once
+    per rater and prompt, and model names on every row, so this saves a string a row."""
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    values = encoded.dictionary.to_pylist()
+    return [None if i is None else values[i] for i in encoded.indices.to_pylist()]
+
+
 def _prob_stats(probs: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
     """Per row: number of probabilities, smallest, largest (NaN ignored) and NaN count.
 
@@ -102,11 +136,11 @@ def _prob_stats(probs: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, ...]:
     return lengths, low, high, nans
 
 
-def _frame(ratings: pa.Table, keys: set[str]) -> pd.DataFrame:
+def _frame(ratings: pa.Table, expected: ExpectedRatings) -> pd.DataFrame:
     import pandas as pd
 
-    ids = ratings["example_id"].to_pylist()
-    models = ratings["model"].to_pylist()
+    ids = _shared_strings(ratings["example_id"])
+    models = _shared_strings(ratings["model"])
     prompts = ratings["prompt_id"].to_pylist()
     row_keys = [rating_key(*parts) for parts in zip(ids, models, prompts, strict=True)]
     n_probs, low, high, nans = _prob_stats(ratings["probs"])
@@ -115,7 +149,9 @@ def _frame(ratings: pa.Table, keys: set[str]) -> pd.DataFrame:
     data = {
         "position": pd.Series(range(ratings.num_rows), dtype="int64"),
         "key": pd.Series(row_keys, dtype=object),
-        "expected": pd.Series([k in keys for k in row_keys], dtype=bool),
+        "expected": pd.Series(
+            [expected.expects(*parts) for parts in zip(ids, models, prompts, strict=True)], dtype=bool
+        ),
         "example_id": pd.Series(ids, dtype=object),
         "model": pd.Series(models, dtype=object),
         "prompt_id": pd.Series(prompts, dtype="float64"),
@@ -169,7 +205,8 @@ def _unexpected_keys(outcome: Outcome) -> str:
     )
 
 
-def _wrong_row_count(keys: set[str], outcome: Outcome) -> str:
+def _wrong_row_count(expected: ExpectedRatings, outcome: Outcome) -> str:
+    keys = expected.keys()
     missing = keys - set(outcome.frame["key"])
     gap = (
         (
@@ -182,7 +219,7 @@ def _wrong_row_count(keys: set[str], outcome: Outcome) -> str:
     return f"{outcome.label} failed: {rows_text(len(outcome.frame))}, expected {len(keys)}{gap}"
 
 
-def ratings_suite(keys: set[str], counts: dict[str, int]) -> list[Expectation]:
+def ratings_suite(expected: ExpectedRatings, counts: dict[str, int]) -> list[Expectation]:
     """The aggregate stage's expectations, in the order their results are reported."""
     incomplete = "every validated example needs exactly one rating per rater and prompt: re-run the score stage"
     return [
@@ -275,17 +312,17 @@ def ratings_suite(keys: set[str], counts: dict[str, int]) -> list[Expectation]:
             "row_count",
             DATASET,
             "ExpectTableRowCountToEqual",
-            {"value": len(keys)},
+            {"value": len(expected)},
             f"Guards one row per expected key: {counts['ids']} ids x {counts['raters']} raters x "
             f"{counts['prompts']} prompts.",
-            partial(_wrong_row_count, keys),
+            partial(_wrong_row_count, expected),
             advice=incomplete,
         ),
     ]
 
 
 def _mass_summary(ratings: pa.Table, raters: list[str]) -> dict:
-    models = np.asarray(ratings["model"].to_pylist(), dtype=object)
+    models = np.asarray(_shared_strings(ratings["model"]), dtype=object)
     mass = ratings["mass"].to_numpy().astype(np.float64)
     top = np.asarray(ratings["top_is_digit"].to_pylist(), dtype=bool)
     summary = {}
@@ -324,12 +361,12 @@ def check_ratings(
         raise RatingCheckFailed(f"rating checks failed: the ratings table has no column {', '.join(absent)}")
     if ratings.num_rows == 0:
         raise RatingCheckFailed("rating checks failed: the ratings table is empty")
-    keys = expected_keys(set(expected_ids), raters, num_prompts)
-    counts = {"ids": len(set(expected_ids)), "raters": len(raters), "prompts": num_prompts}
+    expected = ExpectedRatings(frozenset(expected_ids), tuple(raters), num_prompts)
+    counts = {"ids": len(expected.ids), "raters": len(raters), "prompts": num_prompts}
 
     run = run_suite(
-        _frame(ratings, keys),
-        ratings_suite(keys, counts),
+        _frame(ratings, expected),
+        ratings_suite(expected, counts),
         suite_name=SUITE_NAME,
         asset_name="ratings",
         docs_site=DOCS_SITE_NAME,

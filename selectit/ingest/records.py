@@ -28,12 +28,13 @@ import contextlib
 import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from selectit.errors import InputError
-from selectit.io import atomic_write
+from selectit.io import atomic_write, decode_line, read_input_bytes
 
 ACCEPTED_FORMATS = "alpaca (instruction/output[/input]), sharegpt (conversations), openai (messages)"
 UNKNOWN_FORMAT = "unknown format: expected keys instruction/output, conversations or messages"
@@ -81,6 +82,15 @@ class ReadResult:
     examples: list[Example]
     rejects: list[Reject]
     n_duplicates: int
+
+
+@dataclass
+class ReadCounts:
+    """What `iter_examples` has read so far; it counts as it goes."""
+
+    examples: int = 0  # distinct examples
+    rejects: int = 0  # rejected rows, duplicates included
+    duplicates: int = 0
 
 
 class _RowError(Exception):
@@ -194,12 +204,7 @@ def _read_text(path: Path) -> tuple[str, dict[int, str]]:
 
     Such a line stays in the text with its bad bytes escaped (`\\xff`), so that its
     reject shows what was there; in a JSON list one bad byte spoils the whole file."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    data = read_input_bytes(path)
     if path.name.endswith(".gz") or data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -214,7 +219,7 @@ def _read_text(path: Path) -> tuple[str, dict[int, str]]:
         lines = data.split(b"\n")
         for number, raw in enumerate(lines, start=1):
             try:
-                lines[number - 1] = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                lines[number - 1] = decode_line(raw, number)
             except UnicodeDecodeError as line_exc:
                 bad_lines[number] = f"not valid UTF-8 ({line_exc.reason} at byte {line_exc.start} of the line)"
                 lines[number - 1] = raw.decode("utf-8", errors="backslashreplace")
@@ -274,60 +279,148 @@ def _rows_hint(rows: list) -> str:
     )
 
 
-def _read_file(
-    path_like: str | Path, rows_key: str | None = None
-) -> tuple[list[tuple[Example, int | None]], list[Reject]]:
-    """Parse one file into (example, line) pairs and per-row rejects."""
+def _input_lines(path: Path) -> Iterator[bytes]:
+    """The file's lines as bytes, newline dropped, gunzipped on the fly when it is gzipped."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read file: {exc.strerror or exc}") from None
+    with handle:
+        gzipped = path.name.endswith(".gz") or handle.read(2) == b"\x1f\x8b"
+        handle.seek(0)
+        stream = gzip.GzipFile(fileobj=handle, mode="rb") if gzipped else handle
+        try:
+            for raw in stream:
+                yield raw[:-1] if raw.endswith(b"\n") else raw
+        except (OSError, EOFError, zlib.error) as exc:
+            if gzipped:
+                raise InputError(f"{path}: not a valid gzip file: {exc}") from None
+            raise InputError(f"{path}: cannot read file: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _is_json_list(path: Path) -> bool:
+    """Whether the file's text starts with `[` (a JSON list), from its first non-blank line."""
+    for number, raw in enumerate(_input_lines(path), start=1):
+        text = raw.decode("utf-8-sig" if number == 1 else "utf-8", errors="replace").strip()
+        if text:
+            return text.startswith("[")
+    return False
+
+
+def _stream_rows(path: Path) -> Iterator[tuple[int, int | None, object, str | None]]:
+    """The rows of a JSON lines file, as `_iter_rows` makes them, read line by line.
+
+    Rows wait in memory only until one parses (or a line is not UTF-8): a file whose
+    lines all fail may be one pretty-printed object, which only its whole text shows."""
+    pending: list[tuple[int, int | None, object, str | None]] = []
+    settled = False  # the file is JSON lines: no need to keep rows back
+    row = 0
+    for number, raw in enumerate(_input_lines(path), start=1):
+        try:
+            line, error = decode_line(raw, number), None
+        except UnicodeDecodeError as exc:
+            line = raw.decode("utf-8", errors="backslashreplace")  # the reject shows the bad bytes escaped
+            error = f"not valid UTF-8 ({exc.reason} at byte {exc.start} of the line)"
+            settled = True
+        if error is None:
+            if not line.strip():
+                continue
+            try:
+                value, settled = json.loads(line), True
+            except json.JSONDecodeError as exc:
+                error = f"invalid JSON: {exc}"
+        if error is not None:
+            value = line.rstrip("\r")
+        pending.append((row, number, value, error))
+        row += 1
+        if settled:
+            yield from pending
+            pending = []
+    if settled:
+        return
+    if not pending:
+        raise InputError(f"{path} is empty")
+    with contextlib.suppress(json.JSONDecodeError):  # nothing parsed line by line: maybe one object
+        pending = [(0, pending[0][1], json.loads(_read_text(path)[0]), None)]
+    yield from pending
+
+
+def _read_file(path_like: str | Path, rows_key: str | None = None) -> Iterator[tuple[Example | Reject, int | None]]:
+    """Parse one file into examples and per-row rejects, in row order, each with its line.
+
+    JSON lines are read as a stream; a JSON list, and a file holding its rows under
+    `rows_key`, are one JSON document and are parsed whole."""
     path, source = Path(path_like), str(path_like)
-    rows = _iter_rows(path, *_read_text(path), rows_key=rows_key)
-    if not rows:
-        raise InputError(f"{path}: contains no rows")
-    examples, rejects, recognised = [], [], 0
+    if rows_key is None and not _is_json_list(path):
+        rows: Iterable[tuple[int, int | None, object, str | None]] = _stream_rows(path)
+    else:
+        rows = _iter_rows(path, *_read_text(path), rows_key=rows_key)
+        if not rows:
+            raise InputError(f"{path}: contains no rows")
+    recognised, n_rows, only_row, first_reject = 0, 0, [], None
     for row, line, value, json_error in rows:
+        n_rows += 1
+        if n_rows == 1:
+            only_row = [(row, line, value, json_error)]  # for the hint of a file that is one object
         try:
             if json_error:
                 raise _RowError(json_error, unknown=True)
             fmt, (instruction, input_text, output) = _parse_row(value)
         except _RowError as err:
             recognised += not err.unknown
-            rejects.append(Reject(source, row, line, err.reason, value))
+            reject = Reject(source, row, line, err.reason, value)
+            first_reject = first_reject or reject
+            yield reject, line
             continue
         recognised += 1
         example = Example(
             example_id(instruction, input_text, output), instruction, input_text, output, source, row, fmt, value
         )
-        examples.append((example, line))
+        yield example, line
     if not recognised:
-        first = rejects[0]
+        first = first_reject
         where = f"row {first.row}" + (f" (line {first.line})" if first.line else "")
         raise InputError(
             f"{path}: no row is in a known format (accepted formats: {ACCEPTED_FORMATS}); {where}: {first.reason}"
-            + _rows_hint(rows)
+            + _rows_hint(only_row if n_rows == 1 else [])
         )
-    return examples, rejects
+
+
+def iter_examples(
+    paths: Sequence[str | Path], rows_key: str | None = None, counts: ReadCounts | None = None
+) -> Iterator[Example | Reject]:
+    """Every example and reject of the files, in order (file, then row), as a stream:
+    only the ids met so far stay in memory, to tell duplicates. `counts` is filled in
+    as it goes; a file-level problem raises `InputError` when the reading reaches it."""
+    if isinstance(paths, (str, Path)):  # a bare path would otherwise be iterated per character
+        paths = [paths]
+    counts = ReadCounts() if counts is None else counts
+    first_seen: dict[str, tuple[str, int]] = {}  # id -> (source, row) of its first example
+    for path in paths:
+        for item, line in _read_file(path, rows_key):
+            if isinstance(item, Example):
+                original = first_seen.get(item.id)
+                if original is None:
+                    first_seen[item.id] = (item.source, item.row)
+                    counts.examples += 1
+                    yield item
+                    continue
+                counts.duplicates += 1
+                item = Reject(item.source, item.row, line, f"duplicate of {original[0]} row {original[1]}", item.raw)
+            counts.rejects += 1
+            yield item
 
 
 def read_examples(paths: Sequence[str | Path], rows_key: str | None = None) -> ReadResult:
     """Every example of the files, in order; `rows_key` names the key under which a file
     that is one JSON object holds its rows (`{"data": [...]}`)."""
-    if isinstance(paths, (str, Path)):  # a bare path would otherwise be iterated per character
-        paths = [paths]
+    counts = ReadCounts()
     result = ReadResult(examples=[], rejects=[], n_duplicates=0)
-    first_seen: dict[str, Example] = {}
-    for path in paths:
-        examples, rejects = _read_file(path, rows_key)
-        for example, line in examples:
-            original = first_seen.setdefault(example.id, example)
-            if original is example:
-                result.examples.append(example)
-                continue
-            rejects.append(
-                Reject(
-                    example.source, example.row, line, f"duplicate of {original.source} row {original.row}", example.raw
-                )
-            )
-            result.n_duplicates += 1
-        result.rejects.extend(sorted(rejects, key=lambda r: r.row))  # file order, then row order
+    for item in iter_examples(paths, rows_key, counts):
+        (result.examples if isinstance(item, Example) else result.rejects).append(item)
+    result.n_duplicates = counts.duplicates
     return result
 
 
@@ -335,9 +428,32 @@ def _json_lines(rows: Iterable[object]) -> bytes:
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
 
 
+def reject_line(reject: Reject) -> bytes:
+    """A reject as `write_rejects` writes it: one JSON line."""
+    row = {"source": reject.source, "row": reject.row, "line": reject.line, "reason": reject.reason, "raw": reject.raw}
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def write_rejects(rejects: Iterable[Reject], path: str | Path) -> None:
-    objects = [{"source": r.source, "row": r.row, "line": r.line, "reason": r.reason, "raw": r.raw} for r in rejects]
-    atomic_write(path, lambda handle: handle.write(_json_lines(objects)))
+    atomic_write(path, lambda handle: handle.writelines(reject_line(r) for r in rejects))
+
+
+def _json_list_chunks(rows: Iterable[object]) -> Iterator[bytes]:
+    """`json.dumps(rows, indent=2, ensure_ascii=False) + "\\n"`, byte for byte, one row at a time.
+
+    An item of a list indented by 2 is the item dumped on its own, every line
+    indented 2 more (JSON text never holds a raw newline inside a string)."""
+    first = True
+    for row in rows:
+        item = json.dumps(row, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+        yield ("[\n  " if first else ",\n  ").encode("utf-8") + item.encode("utf-8")
+        first = False
+    yield b"[]\n" if first else b"\n]\n"
+
+
+def write_json_list(rows: Iterable[object], path: str | Path) -> None:
+    """The rows as one indented JSON list, written as they come (never all of them at once)."""
+    atomic_write(path, lambda handle: handle.writelines(_json_list_chunks(rows)))
 
 
 def write_examples(examples: Sequence[Example], path: str | Path) -> None:
@@ -359,15 +475,44 @@ def write_examples(examples: Sequence[Example], path: str | Path) -> None:
 RECORD_FIELDS = ("id", "instruction", "input", "output", "source", "row", "format", "raw")
 
 
+def example_record_line(example: Example) -> bytes:
+    """An example as `write_example_records` writes it: one JSON line."""
+    return (json.dumps({name: getattr(example, name) for name in RECORD_FIELDS}, ensure_ascii=False) + "\n").encode(
+        "utf-8"
+    )
+
+
 def write_example_records(examples: Iterable[Example], path: str | Path) -> None:
-    rows = ({name: getattr(e, name) for name in RECORD_FIELDS} for e in examples)
-    atomic_write(path, lambda handle: handle.write(_json_lines(rows)))
+    """Write the examples as they come: a generator is never held whole."""
+    atomic_write(path, lambda handle: handle.writelines(example_record_line(e) for e in examples))
+
+
+def iter_example_records(path: str | Path) -> Iterator[Example]:
+    """Examples written by `write_example_records`, one at a time (a stage's output, trusted as such)."""
+    with Path(path).open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield Example(**json.loads(line))
+
+
+def iter_example_record_shards(path: str | Path, shard_size: int) -> Iterator[list[Example]]:
+    """The examples of a records file in input order, `shard_size` at a time: a stage that
+    works shard by shard holds one shard of examples, never the whole file."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    shard: list[Example] = []
+    for example in iter_example_records(path):
+        shard.append(example)
+        if len(shard) == shard_size:
+            yield shard
+            shard = []
+    if shard:
+        yield shard
 
 
 def read_example_records(path: str | Path) -> list[Example]:
     """Examples written by `write_example_records` (a stage's output, trusted as such)."""
-    with Path(path).open(encoding="utf-8") as handle:
-        return [Example(**json.loads(line)) for line in handle if line.strip()]
+    return list(iter_example_records(path))
 
 
 def read_rejects(path: str | Path) -> list[Reject]:

@@ -11,8 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selectit.ingest.records import Example, InputError, Reject, read_examples
-from selectit.io import file_sha256
+from selectit.ingest.records import (
+    Example,
+    InputError,
+    ReadCounts,
+    Reject,
+    example_record_line,
+    iter_examples,
+    read_examples,
+    reject_line,
+)
+from selectit.io import atomic_write, file_sha256
 
 DOWNLOAD_ATTEMPTS = 3
 CHUNK = 1 << 20
@@ -22,6 +31,17 @@ CHUNK = 1 << 20
 class IngestResult:
     examples: list[Example]
     rejects: list[Reject]
+    n_duplicates: int
+    n_read: int  # examples read before `limit`
+    sources: list[dict] = field(default_factory=list)  # {source, path, sha256, bytes}
+
+
+@dataclass
+class IngestCounts:
+    """What `ingest_into` wrote: the counts of an `IngestResult`, without the rows."""
+
+    examples: int  # written, after `limit`
+    rejects: int
     n_duplicates: int
     n_read: int  # examples read before `limit`
     sources: list[dict] = field(default_factory=list)  # {source, path, sha256, bytes}
@@ -123,8 +143,41 @@ def ingest(
     paths = [fetch(source, download_dir, limits) for source in sources]
     read = read_examples(paths, rows_key)
     examples = read.examples[:limit] if limit else read.examples
-    info = [
+    return IngestResult(examples, read.rejects, read.n_duplicates, len(read.examples), _source_info(sources, paths))
+
+
+def ingest_into(
+    sources: Sequence[str],
+    limit: int | None,
+    download_dir: Path,
+    examples_path: Path,
+    rejects_path: Path,
+    rows_key: str | None = None,
+    limits: DownloadLimits | None = None,
+) -> IngestCounts:
+    """`ingest`, written as it reads: the example records (the first `limit`) and the
+    rejects go to their files row by row, so memory holds one row and the ids met so
+    far, whatever the size of the source. Both files appear only if the whole read
+    succeeds."""
+    paths = [fetch(source, download_dir, limits) for source in sources]
+    counts = ReadCounts()
+    written = 0
+
+    def write(examples_out, rejects_out) -> None:
+        nonlocal written
+        for item in iter_examples(paths, rows_key, counts):
+            if isinstance(item, Reject):
+                rejects_out.write(reject_line(item))
+            elif not limit or written < limit:
+                examples_out.write(example_record_line(item))
+                written += 1
+
+    atomic_write(examples_path, lambda examples_out: atomic_write(rejects_path, lambda out: write(examples_out, out)))
+    return IngestCounts(written, counts.rejects, counts.duplicates, counts.examples, _source_info(sources, paths))
+
+
+def _source_info(sources: Sequence[str], paths: Sequence[Path]) -> list[dict]:
+    return [
         {"source": s, "path": str(p), "sha256": file_sha256(p), "bytes": p.stat().st_size}
         for s, p in zip(sources, paths, strict=True)
     ]
-    return IngestResult(examples, read.rejects, read.n_duplicates, len(read.examples), info)

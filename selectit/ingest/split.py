@@ -25,14 +25,20 @@ def split_heldout(examples: Sequence[Example], fraction: float, seed: int) -> tu
     move an old example in or out of the held-out set (its loss stays comparable
     across runs, and no cached rating is wasted). Data too small to hold any out
     at this fraction still gives one held-out example, the lowest hash."""
-    if fraction == 0 or not examples:
-        return list(examples), []
-    positions = {e.id: _position(seed, e.id) for e in examples}
-    heldout_ids = {i for i, p in positions.items() if p < fraction} or {min(positions, key=positions.get)}
-    kept = [e for e in examples if e.id not in heldout_ids]
-    if not kept:
+    held = heldout_ids([e.id for e in examples], fraction, seed)
+    return [e for e in examples if e.id not in held], [e for e in examples if e.id in held]
+
+
+def heldout_ids(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The ids `split_heldout` holds out, from the ids of the valid examples alone (a stage
+    that streams its examples needs no more); raises if none would be left to score."""
+    if fraction == 0 or not ids:
+        return set()
+    positions = {i: _position(seed, i) for i in ids}
+    held = {i for i, p in positions.items() if p < fraction} or {min(positions, key=positions.get)}
+    if len(held) == len(positions):
         raise ParamsError(
-            f"validate.heldout: holding out {fraction} of {len(examples)} valid examples leaves none to score; "
+            f"validate.heldout: holding out {fraction} of {len(ids)} valid examples leaves none to score; "
             "lower it (0 turns the held-out loss off)"
         )
-    return kept, [e for e in examples if e.id in heldout_ids]
+    return held

@@ -12,6 +12,11 @@ What makes it fast compared with one-text-per-forward scoring:
   drift enough to reorder the scores: Spearman 0.98 instead of 0.997 on SmolLM2).
 Scores do not depend on batch composition: padding is masked and position ids
 are counted from each sequence's first real token.
+
+Where the model goes (CPU, one GPU, or several GPUs for a large rater) and
+whether `auto` keeps fp32 or bf16 weights is planned in `placement.py`.
+With `compile`, the model's forward pass runs through `torch.compile`, once per
+loaded rater, and falls back to eager mode if a path fails to compile.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tqdm.auto import tqdm
 from selectit.errors import ModelLoadError
 from selectit.rating.batching import shared_prefix_groups, token_budget_batches
 from selectit.rating.models import ModelSource, load_model, load_tokenizer
+from selectit.rating.placement import plan_for_source
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,7 @@ DTYPES = {
     "bfloat16": (torch.float32, torch.bfloat16),
     "float16": (torch.float32, torch.float16),
     # Half the memory, for large raters on a GPU; less faithful than "bfloat16".
+    # What `auto` picks on CUDA when fp32 weights would crowd the GPU (placement.py).
     "bfloat16-weights": (torch.bfloat16, None),
 }
 
@@ -62,7 +69,10 @@ def resolve_device(device: str) -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> str:
-    """The dtype name `auto` stands for on this device; other names pass through."""
+    """The dtype name `auto` stands for on this device; other names pass through.
+
+    On CUDA this is the choice for a rater whose fp32 weights fit one GPU with
+    room to spare; placement.plan_placement stores larger raters' weights in bf16."""
     if dtype != "auto" and dtype not in DTYPES:
         raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
     if dtype != "auto":
@@ -92,13 +102,25 @@ class DigitProbabilities:
 
 
 class TransformersRater:
-    def __init__(self, source: ModelSource, dtype: str, device: str, trust_remote_code: bool = False):
+    def __init__(
+        self, source: ModelSource, dtype: str, device: str, trust_remote_code: bool = False, compile: bool = False
+    ):
         self.name = source.name
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.placement = plan_for_source(source, dtype, device, trust_remote_code)
+        log.info("rater %s: %s", self.name, self.placement.reason)
+        self.dtype = self.placement.dtype
         weights_dtype, self.compute_dtype = DTYPES[self.dtype]
         self.tokenizer = load_tokenizer(source, trust_remote_code)
-        self.model = load_model(source, weights_dtype, self.device, trust_remote_code)
+        self.model = load_model(
+            source,
+            weights_dtype,
+            torch.device(self.placement.device),
+            trust_remote_code,
+            self.placement.device_map,
+            self.placement.max_memory,
+        )
+        # Inputs go where the embedding is: the placement's device, or the first GPU of a split model.
+        self.device = self.model.get_input_embeddings().weight.device
         if self.compute_dtype is not None:
             self.model.set_output_embeddings(FullPrecisionHead(self.model.get_output_embeddings()))
         self.n_params = sum(p.numel() for p in self.model.parameters())
@@ -109,6 +131,49 @@ class TransformersRater:
         self.pad_id = self.tokenizer.pad_token_id
         if self.pad_id is None:  # any id works: padded positions are masked out
             self.pad_id = self.tokenizer.eos_token_id or 0
+        self.compiled = False
+        if compile:
+            self._compile()
+
+    @property
+    def device_label(self) -> str:
+        """Where the model is, for reports: `cpu`, `cuda:0`, or `cuda:0,cuda:1` when split."""
+        if self.placement.device_map is None:
+            return str(self.device)
+        devices = {p.device for p in self.model.parameters()}
+        return ",".join(str(d) for d in sorted(devices, key=lambda d: (d.type, d.index or 0)))
+
+    def _compile(self) -> None:
+        """Run the forward pass through torch.compile: once per loaded rater, so every
+        shard it rates reuses the compiled code. Lengths and batch sizes vary from
+        batch to batch, so shapes are compiled dynamic rather than once per shape;
+        CUDA graphs ("reduce-overhead") would need fixed shapes and are not used."""
+        self._eager_forward = self.model.forward
+        self.model.forward = torch.compile(self._eager_forward, dynamic=True)
+        self.compiled = True
+
+    def _run_eager(self, exc: Exception) -> None:
+        log.warning(
+            "rater %s: the compiled model failed (%s: %s); running it uncompiled from now on",
+            self.name,
+            type(exc).__name__,
+            (str(exc).strip().splitlines() or [""])[0],
+        )
+        self.model.forward = self._eager_forward
+        self.compiled = False
+
+    def _with_fallback(self, step, *args):
+        """`step(*args)`; if the compiled model fails, once more uncompiled. A step
+        builds its inputs (cache copies included) afresh, so the rerun starts clean."""
+        try:
+            return step(*args)
+        except torch.OutOfMemoryError:
+            raise  # a batch too large, compiled or not: `rate` halves it
+        except Exception as exc:
+            if not self.compiled:
+                raise
+            self._run_eager(exc)
+            return step(*args)
 
     def rate(
         self,
@@ -135,9 +200,11 @@ class TransformersRater:
             prefix_len, batch = pending.pop(0)
             prefix = tuple(sequences[batch[0]][:prefix_len])
             if prefix_len and prefix != prefix_key:
-                prefix_key, prefix_cache = prefix, self._prefix_cache(prefix)
+                prefix_key, prefix_cache = prefix, self._with_fallback(self._prefix_cache, prefix)
             try:
-                p, top = self._forward([sequences[i] for i in batch], prefix_len, prefix_cache, digits)
+                p, top = self._with_fallback(
+                    self._forward, [sequences[i] for i in batch], prefix_len, prefix_cache, digits
+                )
             except torch.OutOfMemoryError:
                 if len(batch) == 1:
                     raise
@@ -199,6 +266,7 @@ class TransformersRater:
                 **{self._cache_arg: cache},
             )
         logits = out.logits[:, -1].float()
+        digits = digits.to(logits.device)  # a split model may return logits on its last GPU
         next_token = torch.softmax(logits, dim=-1)
         top = torch.isin(logits.argmax(dim=-1), digits)
         return next_token[:, digits].double().cpu().numpy(), top.cpu().numpy()

@@ -279,11 +279,16 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
         raise ModelLoadError(f"could not load the tokenizer of rater {source.name!r}: {exc}") from exc
 
 
-def load_model(source: ModelSource, dtype, device, trust_remote_code: bool = False):
+def load_model(source: ModelSource, dtype, device, trust_remote_code: bool = False, device_map=None, max_memory=None):
+    """The model in eval mode on `device`, or, with a `device_map`, spread over the GPUs of `max_memory`."""
     from transformers import AutoModelForCausalLM
 
+    split = {"device_map": device_map, "max_memory": max_memory} if device_map is not None else {}
     try:
-        model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            source.location, dtype=dtype, trust_remote_code=trust_remote_code, **split
+        )
     except Exception as exc:
         raise ModelLoadError(f"could not load rater {source.name!r} from {source.location}: {exc}") from exc
-    return model.to(device).eval()
+    # A split model is already on its GPUs; moving it would undo the split.
+    return (model if device_map is not None else model.to(device)).eval()

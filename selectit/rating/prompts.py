@@ -21,6 +21,10 @@ import yaml
 from selectit.errors import ParamsError
 
 TEMPLATES = ("plain", "chat")
+# Where the rating prompt sits: before the example (the paper's), or after it, so that
+# all prompts of one example share the example's tokens and the engine runs them once.
+PROMPT_FIRST, EXAMPLE_FIRST = "prompt-first", "example-first"
+LAYOUTS = (PROMPT_FIRST, EXAMPLE_FIRST)
 
 
 def _packaged(name: str):
@@ -57,28 +61,41 @@ class RatingPrompts:
     template: str
     cue: str
     k: int
+    layout: str = PROMPT_FIRST
 
     @classmethod
-    def from_set(cls, prompt_set: str, num_prompts: int, template: str, cue: str, k: int) -> RatingPrompts:
+    def from_set(
+        cls, prompt_set: str, num_prompts: int, template: str, cue: str, k: int, layout: str = PROMPT_FIRST
+    ) -> RatingPrompts:
         available = load_prompt_set(prompt_set)
         formatted = tuple(p.replace("{k}", str(k)) for p in available[:num_prompts])
-        return cls(prompts=formatted, template=template, cue=cue, k=k)
+        return cls(prompts=formatted, template=template, cue=cue, k=k, layout=layout)
 
     @property
     def version(self) -> str:
         """Content hash of everything that changes the rating text or its reading."""
-        payload = json.dumps(
-            {"prompts": self.prompts, "template": self.template, "cue": self.cue, "k": self.k},
-            ensure_ascii=False,
-            sort_keys=True,
-        )
+        fields = {"prompts": self.prompts, "template": self.template, "cue": self.cue, "k": self.k}
+        if self.layout != PROMPT_FIRST:  # the paper's layout hashes as it always has: its caches stay valid
+            fields["layout"] = self.layout
+        payload = json.dumps(fields, ensure_ascii=False, sort_keys=True)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:12]
 
+    def request(self, prompt: str, instruction: str, input: str, response: str) -> str:
+        """The rating request before the cue, in this layout."""
+        if self.layout == EXAMPLE_FIRST:
+            return example_parts(instruction, input) + response + "\n\n" + prompt.strip()
+        return request_parts(prompt, instruction, input) + response
 
-def request_parts(prompt: str, instruction: str, input: str) -> str:
-    """Everything of the rating request that comes before the response text."""
-    parts = [prompt.strip(), f"### Instruction:\n{instruction}"]
+
+def example_parts(instruction: str, input: str) -> str:
+    """The example's part of the request before its response (no rating prompt)."""
+    parts = [f"### Instruction:\n{instruction}"]
     if input.strip():
         parts.append(f"### Input:\n{input}")
     parts.append("### Response:\n")
     return "\n\n".join(parts)
+
+
+def request_parts(prompt: str, instruction: str, input: str) -> str:
+    """Everything of the (prompt-first) rating request that comes before the response text."""
+    return prompt.strip() + "\n\n" + example_parts(instruction, input)

@@ -61,7 +61,7 @@ class RatingRun:
 
 
 def rating_prompts(cfg: ScoreConfig) -> RatingPrompts:
-    return RatingPrompts.from_set(cfg.prompt_set, cfg.num_prompts, cfg.template, cfg.cue, cfg.k)
+    return RatingPrompts.from_set(cfg.prompt_set, cfg.num_prompts, cfg.template, cfg.cue, cfg.k, cfg.layout)
 
 
 @dataclass
@@ -76,7 +76,8 @@ class LoadedRater:
 
 def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRater:
     source = resolve(spec, cfg.trust_remote_code)
-    rater = TransformersRater(source, cfg.dtype, cfg.device, cfg.trust_remote_code)
+    # Compiled here, at load: a session keeps this rater (and its compiled code) for all its shards.
+    rater = TransformersRater(source, cfg.dtype, cfg.device, cfg.trust_remote_code, compile=cfg.compile)
     max_length = min(cfg.max_length or rater.context_length, rater.context_length)
     encoder = RatingTextEncoder(rater.tokenizer, prompts, max_length, rater.name)
     report = RaterReport(
@@ -84,7 +85,7 @@ def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRat
         location=source.location,
         n_params=rater.n_params,
         dtype=rater.dtype,
-        device=str(rater.device),
+        device=rater.device_label,
         digit_token_ids=encoder.digit_token_ids(),
     )
     return LoadedRater(rater, encoder, prompts, report)

@@ -14,15 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selectit.config import ScoreConfig
-from selectit.ingest.records import Example, Reject, atomic_write
+from selectit.ingest.records import Example, Reject, atomic_write, iter_example_records
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
+
+# Examples per batch when ratings are collected as a stream, and finished shards kept parsed.
+COLLECT_BATCH = 1000
+OPEN_SHARDS = 4
 
 
 def _digest(payload: object, length: int = 16) -> str:
@@ -35,6 +42,59 @@ def plan_shards(examples: Sequence[Example], done: set[str], shard_size: int) ->
     return [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
 
 
+@dataclass(frozen=True)
+class ShardRef:
+    """Where the examples of one planned shard sit in a records file (validated/examples.jsonl):
+    the byte offset of each one's line, in input order. Small and plain, so a plan of a
+    million examples fits in memory and a shard can be handed to another process, which
+    loads just its own examples."""
+
+    path: str
+    offsets: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def load(self) -> list[Example]:
+        with open(self.path, "rb") as handle:
+            examples = []
+            for offset in self.offsets:
+                handle.seek(offset)
+                examples.append(Example(**json.loads(handle.readline())))
+            return examples
+
+
+def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> list[ShardRef]:
+    """`plan_shards` over a records file, as a stream: the examples no finished shard holds,
+    in input order, cut into shards of `shard_size`, each as a `ShardRef`. Only one line
+    is in memory at a time."""
+    if shard_size < 1:
+        raise ValueError(f"shard_size must be >= 1, got {shard_size}")
+    refs, offsets, offset = [], [], 0
+    with open(records, "rb") as handle:
+        for line in handle:
+            if line.strip() and json.loads(line)["id"] not in done:
+                offsets.append(offset)
+                if len(offsets) == shard_size:
+                    refs.append(ShardRef(str(records), tuple(offsets)))
+                    offsets = []
+            offset += len(line)
+    if offsets:
+        refs.append(ShardRef(str(records), tuple(offsets)))
+    return refs
+
+
+def _batches(examples: Iterable[Example], size: int) -> Iterator[list[Example]]:
+    batch: list[Example] = []
+    for example in examples:
+        batch.append(example)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
     """The shard cache of one rater under these settings.
 
@@ -44,8 +104,9 @@ def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
     """
     # Imported here: rate imports this module, and engine pulls in torch, which
     # reading a cache does not need.
-    from selectit.rating.engine import resolve_device, resolve_dtype
+    from selectit.rating.engine import resolve_device
     from selectit.rating.models import resolve
+    from selectit.rating.placement import plan_for_source
     from selectit.rating.rate import rating_prompts
 
     source = resolve(spec, cfg.trust_remote_code)
@@ -56,7 +117,9 @@ def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
         "prompt_version": prompts.version,
         "template": prompts.template,
         "k": prompts.k,
-        "dtype": resolve_dtype(cfg.dtype, device),
+        # What `auto` resolves to for this rater here: on a GPU it depends on the rater's size
+        # (bf16 weights when fp32 ones do not fit); on a CPU it is resolve_dtype's choice.
+        "dtype": plan_for_source(source, cfg.dtype, cfg.device, cfg.trust_remote_code).dtype,
         "device": device.type,
         "max_length": cfg.max_length,
     }
@@ -124,3 +187,54 @@ class ShardCache:
         ids, prompts = ratings["example_id"].to_pylist(), ratings["prompt_id"].to_pylist()
         order = sorted(range(ratings.num_rows), key=lambda i: (wanted[ids[i]], prompts[i]))
         return ratings.take(pa.array(order, pa.int64())), list(rejects.values())
+
+    def collect_into(self, records: str | Path, out: str | Path) -> tuple[int, list[Reject]]:
+        """`collect` for the examples of a records file, written to the Parquet file `out` as
+        a stream: the same rows in the same order, and the same rejects, while memory holds
+        one batch of examples, a few parsed shards and an index of example ids (no
+        probabilities beyond a batch). Returns the number of rating rows and the rejects."""
+        finished = self._finished()
+        home: dict[str, int] = {}  # example id -> the first finished shard (name order) that holds it
+        for index, path in enumerate(finished):
+            for example_id in pq.read_table(path, columns=["example_id"])["example_id"].to_pylist():
+                home.setdefault(example_id, index)
+        opened: OrderedDict[int, pa.Table] = OrderedDict()  # the shards read last, most recent at the end
+
+        def shard(index: int) -> pa.Table:
+            if index not in opened:
+                opened[index] = pq.read_table(finished[index], schema=RATINGS_SCHEMA)
+                if len(opened) > OPEN_SHARDS:
+                    opened.popitem(last=False)
+            opened.move_to_end(index)
+            return opened[index]
+
+        wanted: set[str] = set()
+        rows = 0
+
+        def write(handle) -> None:
+            nonlocal rows
+            with pq.ParquetWriter(handle, RATINGS_SCHEMA) as writer:
+                for batch in _batches(iter_example_records(records), COLLECT_BATCH):
+                    position = {e.id: i for i, e in enumerate(batch)}
+                    wanted.update(position)
+                    by_shard: dict[int, list[str]] = {}
+                    for example_id in position:
+                        if example_id in home:
+                            by_shard.setdefault(home[example_id], []).append(example_id)
+                    parts = []
+                    for index, ids in sorted(by_shard.items()):
+                        table = shard(index)
+                        parts.append(table.filter(pc.is_in(table["example_id"], pa.array(ids, pa.string()))))
+                    table = pa.concat_tables(parts) if parts else RATINGS_SCHEMA.empty_table()
+                    ids, prompts = table["example_id"].to_pylist(), table["prompt_id"].to_pylist()
+                    order = sorted(range(table.num_rows), key=lambda i: (position[ids[i]], prompts[i]))
+                    writer.write_table(table.take(pa.array(order, pa.int64())))
+                    rows += table.num_rows
+
+        atomic_write(out, write)
+        rejects: dict[str, Reject] = {}
+        for path in finished:  # rejects are few: the order `collect` gives them
+            for r in self._rejects(path):
+                if r["example_id"] in wanted:
+                    rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))
+        return rows, list(rejects.values())

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from selectit.errors import DigitTokenError
 from selectit.ingest.records import Example
-from selectit.rating.prompts import RatingPrompts, request_parts
+from selectit.rating.prompts import RatingPrompts
 
 # A stand-in pair used only to tokenise the cue in its real surroundings.
 _PROBE_EXAMPLE = ("Name a primary colour.", "", "Red is a primary colour.")
@@ -40,7 +40,7 @@ class RatingTextEncoder:
             raise ValueError(f"model {model_name!r} has no chat template; use template: plain for it")
 
     def text(self, prompt: str, instruction: str, input: str, response: str) -> str:
-        body = request_parts(prompt, instruction, input) + response
+        body = self.prompts.request(prompt, instruction, input, response)
         if self.prompts.template == "plain":
             return body + self.prompts.cue
         wrapped = self.tokenizer.apply_chat_template(

@@ -62,8 +62,9 @@ class _Plots:
         section.figure(plot_id, png, caption)
 
 
-def build_report(params: Params, layout: Layout, out: Path, resamples: int = stability.RESAMPLES) -> ReportResult:
-    """Write `out`/report.html and `out`/plots/*.csv for the run in `layout`, from its files alone."""
+def build_report(params: Params, layout: Layout, out: Path) -> ReportResult:
+    """Write `out`/report.html and `out`/plots/*.csv for the run in `layout`, from its files alone
+    (the stability check as params.yaml's `report` section sets it)."""
     run = load_run(params, layout)
     out = Path(out)
     plots_dir = out / "plots"
@@ -72,7 +73,7 @@ def build_report(params: Params, layout: Layout, out: Path, resamples: int = sta
     frame = frame[frame["example_id"].isin(set(run.scores["example_id"]))]  # as aggregate scored them
     chosen = run.scores["example_id"].isin(set(run.selected)).to_numpy()
     features = analysis.example_features(run.examples, run.scores, run.selected)
-    curves = _stability(run, resamples)
+    curves = _stability(run)
     plot_files = _write_plot_data(run, features, curves, plots_dir)
 
     sections = [
@@ -80,7 +81,7 @@ def build_report(params: Params, layout: Layout, out: Path, resamples: int = sta
         _scores(run, frame, chosen, plots),
         _validity(run, frame, plots),
         _agreement(run, frame, plots),
-        _stability_section(run, curves, plots, resamples),
+        _stability_section(run, curves, plots),
         _selected(features, plots),
         _examples(run, frame),
         _finetuning(run, plots),
@@ -97,14 +98,23 @@ def build_report(params: Params, layout: Layout, out: Path, resamples: int = sta
     return ReportResult(report, plot_files, [s.id for s in sections], plots.ids, at_ratio)
 
 
-def _stability(run: RunData, resamples: int) -> tuple[stability.Curve, stability.Curve] | None:
-    if resamples <= 0:
+def _stability(run: RunData) -> tuple[stability.Curve, stability.Curve] | None:
+    settings, cfg = run.params.report, run.params.aggregate
+    if settings.stability_resamples == 0:
         return None
-    cfg = run.params.aggregate
     scored = set(run.scores["example_id"])
     ratings = without_examples(run.ratings, {e for e in run.ratings["example_id"].to_pylist() if e not in scored})
     return stability.stability_curves(
-        ratings, run.scores["example_id"].tolist(), run.ratio, cfg.alpha, cfg.authors_softmax, cfg.weights, resamples
+        ratings,
+        run.scores["example_id"].tolist(),
+        run.ratio,
+        cfg.alpha,
+        cfg.authors_softmax,
+        cfg.weights,
+        resamples=settings.stability_resamples,
+        seed=settings.stability_seed,
+        ratios=settings.stability_ratios,
+        alphas=settings.stability_alphas,
     )
 
 
@@ -115,10 +125,11 @@ def _write_plot_data(run: RunData, features: pd.DataFrame, curves, folder: Path)
         "scores.csv": features[["rank", "example_id", "model_score", "selected", "response_words", "task_type"]],
         "rater_overlap.csv": analysis.rater_selection_overlap(run.scores, run.raters, run.ratio, run.selected),
     }
-    if curves:
-        tables["stability_ratio.csv"] = pd.DataFrame(curves[0].rows())
-        tables["stability_alpha.csv"] = pd.DataFrame(curves[1].rows())
-    # Written even when empty (no fine-tuning yet): dvc.yaml names it as a plot of the stage.
+    # Written even when empty (no stability check, no fine-tuning yet): dvc.yaml names them
+    # as plots of the stage, and a file left from an earlier report must not stay.
+    for setting in ("ratio", "alpha"):
+        rows = next((c.rows() for c in curves or () if c.setting == setting), [])
+        tables[f"stability_{setting}.csv"] = pd.DataFrame(rows, columns=stability.Curve.columns(setting))
     tables["losses.csv"] = pd.DataFrame(
         [{"variant": v, "step": s, "loss": loss} for v, points in run.losses.items() for s, loss in points],
         columns=["variant", "step", "loss"],
@@ -236,15 +247,17 @@ def _agreement(run: RunData, frame: pd.DataFrame, plots: _Plots) -> Section:
     return section
 
 
-def _stability_section(run: RunData, curves, plots: _Plots, resamples: int) -> Section:
+def _stability_section(run: RunData, curves, plots: _Plots) -> Section:
     section = Section("stability", "Selection stability")
     if not curves:
-        return section.note("Not computed (no resamples asked for).")
+        return section.note("Not computed (report.stability_resamples is 0).")
+    settings = run.params.report
     section.text(
-        f"{resamples} resamples of the stored probability table (no new inference): the rating prompts "
-        "and the raters are drawn with replacement, the model-level ranking is recomputed with the "
-        "project's own aggregation, and its top R% is compared with this run's by the Jaccard overlap "
-        "(1 = the same examples). The dotted line changes only the setting, with every prompt and rater."
+        f"{settings.stability_resamples} resamples (seed {settings.stability_seed}) of the stored probability "
+        "table (no new inference): the rating prompts and the raters are drawn with replacement, the "
+        "model-level ranking is recomputed with the project's own aggregation, and its top R% is compared "
+        "with this run's by the Jaccard overlap (1 = the same examples). The dotted line changes only the "
+        "setting, with every prompt and rater. The grids and the resamples are params.yaml's report section."
     )
     plots.add(
         section,

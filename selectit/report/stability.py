@@ -21,14 +21,6 @@ from selectit.report.analysis import jaccard
 from selectit.scoring.tables import aggregate
 from selectit.selection.top import n_to_keep
 
-# Settings of the stability check. They change only the report (not the selection),
-# so they live here rather than in params.yaml. 30 resamples give the mean Jaccard to
-# about +-0.02 on the default run; more cost time linearly (about 10 ms each per 1k ratings).
-RESAMPLES = 30
-SEED = 0
-RATIOS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
-ALPHAS = (0.0, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
-
 
 @dataclass
 class Curve:
@@ -41,11 +33,13 @@ class Curve:
     high: list[float]  # 95th percentile
     unresampled: list[float]  # all prompts and raters, only the setting changed (1.0 along R)
 
+    @staticmethod
+    def columns(setting: str) -> list[str]:
+        return [setting, "jaccard_mean", "jaccard_p05", "jaccard_p95", "jaccard_all_ratings"]
+
     def rows(self) -> list[dict]:
-        return [
-            {self.setting: x, "jaccard_mean": m, "jaccard_p05": lo, "jaccard_p95": hi, "jaccard_all_ratings": u}
-            for x, m, lo, hi, u in zip(self.x, self.mean, self.low, self.high, self.unresampled, strict=True)
-        ]
+        values = zip(self.x, self.mean, self.low, self.high, self.unresampled, strict=True)
+        return [dict(zip(self.columns(self.setting), row, strict=True)) for row in values]
 
 
 def _ranked_ids(scores: pa.Table) -> list[str]:
@@ -94,14 +88,18 @@ def stability_curves(
     alpha: float,
     authors_softmax: bool,
     weights: Mapping[str, float] | None,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
+    *,
+    resamples: int,
+    seed: int,
+    ratios: Sequence[float],
+    alphas: Sequence[float],
 ) -> tuple[Curve, Curve]:
-    """(over R at the run's alpha, over alpha at the run's R). `reference` is the run's
-    ranking (scores.parquet, best first); its top `ratio` is the selection."""
+    """(over `ratios` at the run's alpha, over `alphas` at the run's R); the run's own R and
+    alpha are added to their grids. `reference` is the run's ranking (scores.parquet, best
+    first); its top `ratio` is the selection. The settings are params.yaml's `report` section."""
     rng = np.random.default_rng(seed)
-    ratios = sorted(set(RATIOS) | {ratio})
-    alphas = sorted(set(ALPHAS) | {alpha})
+    ratios = sorted(set(ratios) | {ratio})
+    alphas = sorted(set(alphas) | {alpha})
     draws = [_resample(ratings, rng) for _ in range(resamples)]
 
     by_ratio = np.array(

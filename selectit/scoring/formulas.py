@@ -6,6 +6,15 @@ digit probabilities in digit order (index 0 is the rating "1").
 - token level:    S_token = S_base * (1/(K-1)) * sum_i |P'_i - P'_{S_base}|
 - sentence level: S_sent  = mean_p(S_token) / (1 + alpha * std_p(S_token))   (ddof = 0)
 - model level:    S_model = sum_m w_m * S_sent_m,  w = theta / sum(theta)
+
+Two alternatives to the token level, measured by the audit (README "Making small
+raters better"; both stayed at chance there, as the paper's score did, so the
+selection keeps the paper's):
+
+- expected rating: E = sum_k k * P'_k, which reads the whole distribution where
+  the paper's score reads its peak;
+- calibrated: P'_k divided by the rater's distribution on content-free inputs
+  and renormalised (contextual calibration), before either token score.
 """
 
 from __future__ import annotations
@@ -50,6 +59,39 @@ def token_scores(probs: np.ndarray, authors_softmax: bool = False) -> np.ndarray
     spread = np.abs(safe - peak).sum(axis=-1) / (k - 1)
     scores = (base_index + 1) * spread
     return np.where(invalid, np.nan, scores)
+
+
+def expected_ratings(probs: np.ndarray, authors_softmax: bool = False) -> np.ndarray:
+    """E = sum_k k * P'_k for each distribution over K digits (last axis); NaN where no digit mass."""
+    p = normalise_digit_probs(probs, authors_softmax)
+    return (p * np.arange(1, p.shape[-1] + 1)).sum(axis=-1)
+
+
+# The token-level scores: the paper's, and the expected rating.
+PAPER, EXPECTED = "paper", "expected"
+TOKEN_LEVEL_SCORES = (PAPER, EXPECTED)
+
+
+def token_level(probs: np.ndarray, score: str = PAPER, authors_softmax: bool = False) -> np.ndarray:
+    """The token-level score `score` names, for each distribution over K digits (last axis)."""
+    if score == PAPER:
+        return token_scores(probs, authors_softmax)
+    if score == EXPECTED:
+        return expected_ratings(probs, authors_softmax)
+    raise ValueError(f"token-level score must be one of {TOKEN_LEVEL_SCORES}, got {score!r}")
+
+
+def calibrate(probs: np.ndarray, content_free: np.ndarray) -> np.ndarray:
+    """P'' = (P' / q) / sum(P' / q): each distribution (last axis) divided by `q`, the rater's
+    normalised digit distribution on content-free inputs, and renormalised.
+
+    A rater that leans towards one digit whatever it reads puts that lean into q,
+    so dividing by q leaves what the example itself moves. `q` broadcasts
+    against `probs` (one q per row, or one for all); rows without digit mass stay NaN."""
+    q = np.asarray(content_free, dtype=np.float64)
+    if (q <= 0).any() or not np.isfinite(q).all():
+        raise ValueError("content-free digit distributions must be finite and > 0 for every digit")
+    return normalise_digit_probs(normalise_digit_probs(probs) / q)
 
 
 def sentence_scores(token_level: np.ndarray, alpha: float) -> np.ndarray:

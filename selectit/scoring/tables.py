@@ -109,11 +109,22 @@ def aggregate(
     Fails if any example lacks a rating from any (rater, prompt): a score built
     from part of the ratings would not be comparable with the others.
     """
+    check_ratings(ratings)
+    return aggregate_token_scores(ratings, scoring.token_scores(probs_matrix(ratings), authors_softmax), alpha, weights)
+
+
+def check_ratings(ratings: pa.Table) -> None:
     if ratings.num_rows == 0:
         raise RatingsError("the ratings table is empty")
     if len(pc.unique(ratings["k"])) != 1 or len(pc.unique(ratings["prompt_version"])) != 1:
         raise RatingsError("the ratings mix different K or prompt versions; score them separately")
-    token = scoring.token_scores(probs_matrix(ratings), authors_softmax)
+
+
+def aggregate_token_scores(
+    ratings: pa.Table, token: np.ndarray, alpha: float, weights: Mapping[str, float] | None
+) -> tuple[pa.Table, dict[str, float]]:
+    """`aggregate` from token-level scores already computed, one per row of `ratings`
+    (the audit's variants: the expected rating, calibrated distributions)."""
     ids = ratings["example_id"].to_numpy(zero_copy_only=False)
     models = ratings["model"].to_numpy(zero_copy_only=False)
     prompts = ratings["prompt_id"].to_numpy()

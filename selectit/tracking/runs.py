@@ -209,13 +209,39 @@ class StageLogger:
             draw(local)
             self.client.log_artifact(self.run_id, str(local), folder or None)
 
-    def dataset(self, frame, source: Path | str, name: str, context: str) -> None:
+    def dataset(self, frame, source: Path | str, name: str, context: str, num_rows: int | None = None) -> None:
         """Record a table (pandas) as a dataset input of this run: schema, row count, digest,
-        and its file as the source; context is "input", "output", ..."""
+        and its file as the source; context is "input", "output", ...
+
+        With `num_rows`, `frame` holds only the first rows (at least MLflow's digest sample,
+        10,000) of a table of text columns that long: the record is the one the whole
+        table would give, and a stage never needs to hold the whole table for it."""
         with _quiet():
-            described = mlflow.data.from_pandas(frame, source=str(source), name=name).to_dict()
+            if num_rows is None:
+                described = mlflow.data.from_pandas(frame, source=str(source), name=name).to_dict()
+            else:
+                digest = head_digest(frame, num_rows)
+                described = mlflow.data.from_pandas(frame, source=str(source), name=name, digest=digest).to_dict()
+                described["profile"] = json.dumps({"num_rows": num_rows, "num_elements": num_rows * frame.shape[1]})
         dataset = DatasetInput(Dataset(**described), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
         self.client.log_inputs(self.run_id, datasets=[dataset])
+
+
+def head_digest(head, num_rows: int) -> str:
+    """MLflow's digest of a pandas table (mlflow.data.digest_utils.compute_pandas_digest) from
+    its first rows and its length: MLflow hashes only the first MAX_ROWS rows and the row
+    count, and keeps the columns whose values are all strings (which the head stands for
+    when every column holds text) or numbers."""
+    import numpy as np
+    import pandas as pd
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    trimmed = head.head(MAX_ROWS)
+    string_columns = trimmed.columns[(head.map(type) == str).all(axis=0)]  # noqa: E721 (as MLflow does)
+    numeric_columns = trimmed.select_dtypes(include=[np.number]).columns
+    trimmed = trimmed[string_columns.union(numeric_columns)]
+    hashed = [pd.util.hash_pandas_object(trimmed).values, np.int64(num_rows)]
+    return get_normalized_md5_digest(hashed + [str(column).encode() for column in head.columns])
 
 
 class PipelineTracker:

@@ -76,9 +76,8 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, examples) -> ScoreS
             f"{name}: {len(examples) - sum(map(len, shards))} of {len(examples)} examples already rated; "
             f"{len(shards)} shards to score on {len(pool.replicas)} replica(s)"
         )
-        # The task only waits on the actor: it takes no CPU from the replicas. A worker lost
-        # while waiting is re-run by Ray (max_retries); the actor call itself is retried on
-        # the restarted actor.
+        # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
+        # re-run by Ray (max_retries), and the actor call is retried on the restarted actor.
         # At most two shards per replica are in flight (one rating, one queued at the actor):
         # each waiting task holds a Ray worker process, and a run has thousands of shards.
         in_flight = 2 * len(pool.replicas)
@@ -124,7 +123,7 @@ def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
 
     from selectit.rating.distributed import ray_runtime
 
-    on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # uses the Ray ray_runtime connected
+    on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # joins the Ray that ray_runtime connects
     with ray_runtime(context.params.ray, context.project_root), ThreadPoolExecutor(len(raters)) as pool:
         # Each thread runs its flow in a copy of this context, so it nests under the pipeline's run.
         futures = {r: pool.submit(contextvars.copy_context().run, on_ray, context, r) for r in raters}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selectit.config import ScoreConfig
-from selectit.ingest.records import Example, Reject, atomic_write, iter_example_records
+from selectit.ingest.records import Example, Reject, atomic_write, iter_example_record_shards
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
 
 # Examples per batch when ratings are collected as a stream, and finished shards kept parsed.
@@ -82,17 +82,6 @@ def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> lis
     if offsets:
         refs.append(ShardRef(str(records), tuple(offsets)))
     return refs
-
-
-def _batches(examples: Iterable[Example], size: int) -> Iterator[list[Example]]:
-    batch: list[Example] = []
-    for example in examples:
-        batch.append(example)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
@@ -214,7 +203,7 @@ class ShardCache:
         def write(handle) -> None:
             nonlocal rows
             with pq.ParquetWriter(handle, RATINGS_SCHEMA) as writer:
-                for batch in _batches(iter_example_records(records), COLLECT_BATCH):
+                for batch in iter_example_record_shards(records, COLLECT_BATCH):
                     position = {e.id: i for i, e in enumerate(batch)}
                     wanted.update(position)
                     by_shard: dict[int, list[str]] = {}

@@ -9,6 +9,7 @@ cluster or `local` (README "Scoring on Ray"): the same shard cache and tables ei
 import contextvars
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from prefect import flow
 from prefect.futures import PrefectFuture
@@ -17,11 +18,10 @@ from tqdm.auto import tqdm
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.errors import ParamsError
-from selectit.ingest.records import read_example_records
 from selectit.provenance import code_version
 from selectit.rating.models import rater_name
 from selectit.rating.rate import RaterSession
-from selectit.rating.shards import plan_shards, rater_cache
+from selectit.rating.shards import rater_cache
 from selectit.summaries import ScoreSummary, ValidateSummary
 from tasks.score import collect, plan, score_shard, score_shard_on_replica
 
@@ -37,31 +37,32 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
     with tracked_stage(context, f"score@{name}", settings, __name__, dvc_stage=f"score@{rater}") as log:
         ScoreSummary.discard(layout.rater_scores(name))
         ValidateSummary.load_current(layout.validated, "validate", "validate", context.params.validate)
-        examples = read_example_records(layout.examples(layout.validated))
+        # Read shard by shard: the stage holds a plan of byte offsets, never all examples.
+        records = layout.examples(layout.validated)
         rate = _rate_on_ray if context.params.ray.enabled else _rate_here
-        summary = rate(context, rater, name, examples)
+        summary = rate(context, rater, name, records)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
     return summary
 
 
-def _rate_here(context: RunContext, rater: str, name: str, examples) -> ScoreSummary:
+def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     cfg, layout = context.params.score, context.layout
     # The session keeps the model loaded from the first shard to the last.
     session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
     try:
-        shards = plan(session, examples)
+        shards = plan(session.cache, records, cfg.shard_size, name)
         texts_run = sum(
             score_shard(session, shard, name, index, len(shards), context.progress)
             for index, shard in enumerate(shards)
         )
         report = session.loaded.report if session.loaded else None
-        return collect(session.cache, cfg, report, examples, layout, name, texts_run, len(shards))
+        return collect(session.cache, cfg, report, records, layout, name, texts_run, len(shards))
     finally:
         session.close()
 
 
-def _rate_on_ray(context: RunContext, rater: str, name: str, examples) -> ScoreSummary:
+def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     """Shards as Prefect tasks on Ray workers (prefect-ray), each handing its shard to one
     of the rater's replicas (Ray actors that keep the model loaded)."""
     from prefect_ray.context import remote_options
@@ -71,15 +72,13 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, examples) -> ScoreS
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
     pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
     try:
-        shards = plan_shards(examples, pool.cache.done_ids(), cfg.shard_size)
-        print(
-            f"{name}: {len(examples) - sum(map(len, shards))} of {len(examples)} examples already rated; "
-            f"{len(shards)} shards to score on {len(pool.replicas)} replica(s)"
-        )
+        shards = plan(pool.cache, records, cfg.shard_size, name)
         # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
         # re-run by Ray (max_retries), and the actor call is retried on the restarted actor.
         # At most two shards per replica are in flight (one rating, one queued at the actor):
         # each waiting task holds a Ray worker process, and a run has thousands of shards.
+        # Each shard's examples are read here and sent with it, so workers on other nodes
+        # need no access to this machine's files (only to the shared cache).
         in_flight = 2 * len(pool.replicas)
         futures: list[PrefectFuture] = []
         texts_run = 0
@@ -90,12 +89,12 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, examples) -> ScoreS
                     bar.update(1)
                 with remote_options(num_cpus=0, max_retries=ray_cfg.retries):
                     futures.append(
-                        score_shard_on_replica.submit(pool.replica_for(index), shard, name, index, len(shards))
+                        score_shard_on_replica.submit(pool.replica_for(index), shard.load(), name, index, len(shards))
                     )
             for future in futures[max(0, len(shards) - in_flight) :]:
                 texts_run += _result_recorded(future)
                 bar.update(1)
-        return collect(pool.cache, cfg, pool.report(), examples, layout, name, texts_run, len(shards))
+        return collect(pool.cache, cfg, pool.report(), records, layout, name, texts_run, len(shards))
     finally:
         pool.stop()
 

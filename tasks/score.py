@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -14,9 +16,8 @@ from selectit.config import ScoreConfig
 from selectit.ingest.records import Example, write_rejects
 from selectit.layout import Layout
 from selectit.provenance import code_version
-from selectit.rating.rate import RaterReport, RaterSession, rating_stats
-from selectit.rating.shards import ShardCache
-from selectit.scoring.tables import write_parquet
+from selectit.rating.rate import STATS_COLUMNS, RaterReport, RaterSession, rating_stats
+from selectit.rating.shards import ShardCache, ShardRef, plan_shard_refs
 from selectit.summaries import ScoreSummary
 
 log = logging.getLogger(__name__)
@@ -24,24 +25,26 @@ VERSION = code_version(__name__)
 
 
 @task(name="plan-shards", cache_policy=NO_CACHE, version=VERSION)
-def plan(session: RaterSession, examples: Sequence[Example]) -> list[list[Example]]:
-    shards = session.plan(examples)
+def plan(cache: ShardCache, records: Path, shard_size: int, rater: str) -> list[ShardRef]:
+    """The shards of `records` no finished shard in the cache holds, as references into the
+    file: a plan of any size fits in memory, and each shard loads just its own examples."""
+    planned = plan_shard_refs(records, cache.done_ids(), shard_size)
     log.info(
         "%s: %d of %d examples already rated; %d shards to score",
-        session.name,
-        len(examples) - sum(map(len, shards)),
-        len(examples),
-        len(shards),
+        rater,
+        planned.already_rated,
+        planned.total,
+        len(planned.shards),
     )
-    return shards
+    return planned.shards
 
 
 @task(name="score-shard", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
 def score_shard(
-    session: RaterSession, shard: Sequence[Example], rater: str, index: int, n_shards: int, progress: bool = True
+    session: RaterSession, shard: ShardRef, rater: str, index: int, n_shards: int, progress: bool = True
 ) -> int:
     """Rate one shard with the session's rater and save it; returns the number of texts run."""
-    return session.rate_shard(shard, progress, f"{rater} shard {index + 1}/{n_shards}")
+    return session.rate_shard(shard.load(), progress, f"{rater} shard {index + 1}/{n_shards}")
 
 
 @task(name="score-shard-on-ray", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
@@ -62,20 +65,21 @@ def collect(
     cache: ShardCache,
     cfg: ScoreConfig,
     report: RaterReport | None,
-    examples: Sequence[Example],
+    records: Path,
     layout: Layout,
     rater: str,
     texts_run: int,
     shards_run: int,
 ) -> ScoreSummary:
-    """The rater's ratings of exactly these examples, from the cache, as one table.
+    """The rater's ratings of exactly the examples of `records`, from the cache, as one table
+    written batch by batch (memory holds one batch of probabilities, not the dataset's).
 
     `report` is the loaded rater's identity and speed, None when every shard came from the cache."""
-    ratings, rejects = cache.collect(examples)
     out = layout.rater_scores(rater)
-    write_parquet(ratings, layout.ratings_table(rater))
+    table = layout.ratings_table(rater)
+    _, rejects = cache.collect_into(records, table)
     write_rejects(rejects, layout.rejects(out))
-    stats = rating_stats(ratings)
+    stats = rating_stats(pq.read_table(table, columns=list(STATS_COLUMNS)))
     summary = ScoreSummary(
         rater=rater,
         cache_key=cache.key,

@@ -87,9 +87,11 @@ def test_record_shards_and_shard_refs_cut_the_file_as_plan_shards_does(tmp_path)
     write_example_records(iter(examples), records)
     assert list(iter_example_record_shards(records, 3)) == [examples[:3], examples[3:6], examples[6:]]
     done = {examples[1].id, examples[4].id}
-    refs = plan_shard_refs(records, done, 2)
-    assert [ref.load() for ref in refs] == plan_shards(examples, done, 2)
-    assert [len(ref) for ref in refs] == [2, 2, 1]
+    plan = plan_shard_refs(records, done, 2)
+    assert [ref.load() for ref in plan.shards] == plan_shards(examples, done, 2)
+    assert plan.total == len(examples)
+    assert plan.already_rated == len(done)
+    assert [len(ref) for ref in plan.shards] == [2, 2, 1]
 
 
 def _ratings(examples: list[Example], prompts: int = 2, score: float = 1.0) -> pa.Table:

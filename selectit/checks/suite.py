@@ -104,6 +104,13 @@ def import_gx():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never send usage statistics
     import great_expectations as gx
 
+    # GX fingerprints every pandas batch, hashing every value (the texts encoded once more:
+    # about 1.5x the frame at peak, 46 MB at 52K examples), only to list the hash among the
+    # batch's markers. The pipeline identifies its data by DVC's hashes, so it is skipped:
+    # GX hashes only frames below this size in bytes.
+    from great_expectations.execution_engine import pandas_execution_engine
+
+    pandas_execution_engine.HASH_THRESHOLD = 0
     gx_logger = logging.getLogger("great_expectations")
     if gx_logger.level == logging.NOTSET:  # leave a level the caller chose alone
         gx_logger.setLevel(logging.ERROR)

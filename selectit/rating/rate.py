@@ -95,17 +95,14 @@ class RaterSession:
     """One rater over shards of examples, each finished shard saved in the shard cache.
 
     Both the `selectit score` command and the pipeline's score stage rate through
-    this: plan the shards no finished shard holds, rate each (the model loads on
-    the first and stays loaded for the rest), then collect the ratings of exactly
-    the examples asked for from the cache."""
+    this: rate each shard no finished shard holds (the model loads on the first and
+    stays loaded for the rest), then collect the ratings of exactly the examples
+    asked for from the cache."""
 
     def __init__(self, spec: str, cfg: ScoreConfig, cache: ShardCache):
         self.spec, self.cfg, self.cache = spec, cfg, cache
         self.name = rater_name(spec)
         self.loaded: LoadedRater | None = None
-
-    def plan(self, examples: Sequence[Example]) -> list[list[Example]]:
-        return plan_shards(examples, self.cache.done_ids(), self.cfg.shard_size)
 
     def rate_shard(self, shard: Sequence[Example], progress: bool = True, progress_desc: str | None = None) -> int:
         """Rate one shard and save it; returns the number of texts put through the model."""
@@ -117,7 +114,7 @@ class RaterSession:
         return self.loaded.report.n_texts - before
 
     def rate_all(self, examples: Sequence[Example], progress: bool = True) -> None:
-        shards = self.plan(examples)
+        shards = plan_shards(examples, self.cache.done_ids(), self.cfg.shard_size)
         for index, shard in enumerate(shards):
             self.rate_shard(shard, progress, f"{self.name} shard {index + 1}/{len(shards)}")
 
@@ -196,6 +193,10 @@ def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts)
         },
         schema=RATINGS_SCHEMA,
     )
+
+
+# The columns rating_stats reads: a stage can read just these of a large ratings table.
+STATS_COLUMNS = ("model", "mass", "truncated", "top_is_digit")
 
 
 def rating_stats(table: pa.Table) -> dict:

@@ -64,24 +64,38 @@ class ShardRef:
             return examples
 
 
-def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> list[ShardRef]:
+@dataclass(frozen=True)
+class ShardPlan:
+    """The shards still to rate in a records file, and how many examples the file holds."""
+
+    shards: list[ShardRef]
+    total: int
+
+    @property
+    def already_rated(self) -> int:
+        return self.total - sum(map(len, self.shards))
+
+
+def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> ShardPlan:
     """`plan_shards` over a records file, as a stream: the examples no finished shard holds,
     in input order, cut into shards of `shard_size`, each as a `ShardRef`. Only one line
     is in memory at a time."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
-    refs, offsets, offset = [], [], 0
+    refs, offsets, offset, total = [], [], 0, 0
     with open(records, "rb") as handle:
         for line in handle:
-            if line.strip() and json.loads(line)["id"] not in done:
-                offsets.append(offset)
-                if len(offsets) == shard_size:
-                    refs.append(ShardRef(str(records), tuple(offsets)))
-                    offsets = []
+            if line.strip():
+                total += 1
+                if json.loads(line)["id"] not in done:
+                    offsets.append(offset)
+                    if len(offsets) == shard_size:
+                        refs.append(ShardRef(str(records), tuple(offsets)))
+                        offsets = []
             offset += len(line)
     if offsets:
         refs.append(ShardRef(str(records), tuple(offsets)))
-    return refs
+    return ShardPlan(refs, total)
 
 
 def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:

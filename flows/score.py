@@ -51,7 +51,7 @@ def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> Sco
     # The session keeps the model loaded from the first shard to the last.
     session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
     try:
-        shards = plan(session.cache, records, cfg.shard_size, name)
+        shards = plan(session.cache, records, cfg.shard_size, name, "in this process")
         texts_run = sum(
             score_shard(session, shard, name, index, len(shards), context.progress)
             for index, shard in enumerate(shards)
@@ -72,7 +72,7 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
     pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
     try:
-        shards = plan(pool.cache, records, cfg.shard_size, name)
+        shards = plan(pool.cache, records, cfg.shard_size, name, f"on {len(pool.replicas)} replica(s)")
         # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
         # re-run by Ray (max_retries), and the actor call is retried on the restarted actor.
         # At most two shards per replica are in flight (one rating, one queued at the actor):

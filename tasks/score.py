@@ -25,16 +25,14 @@ VERSION = code_version(__name__)
 
 
 @task(name="plan-shards", cache_policy=NO_CACHE, version=VERSION)
-def plan(cache: ShardCache, records: Path, shard_size: int, rater: str) -> list[ShardRef]:
+def plan(cache: ShardCache, records: Path, shard_size: int, rater: str, where: str) -> list[ShardRef]:
     """The shards of `records` no finished shard in the cache holds, as references into the
-    file: a plan of any size fits in memory, and each shard loads just its own examples."""
+    file: a plan of any size fits in memory, and each shard loads just its own examples.
+    `where` says what rates them, for the line this prints."""
     planned = plan_shard_refs(records, cache.done_ids(), shard_size)
-    log.info(
-        "%s: %d of %d examples already rated; %d shards to score",
-        rater,
-        planned.already_rated,
-        planned.total,
-        len(planned.shards),
+    print(
+        f"{rater}: {planned.already_rated} of {planned.total} examples already rated; "
+        f"{len(planned.shards)} shards to score {where}"
     )
     return planned.shards
 

@@ -47,8 +47,9 @@ browser:
 		$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
 	fi
 
+# --durations lists the slowest tests, to keep the suite's time in view.
 test: setup browser
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=15
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"

@@ -15,6 +15,7 @@ from selectit.config import DTYPE_NAMES, load_params
 from selectit.errors import InputError, SelectitError
 from selectit.ingest.records import read_examples, write_examples, write_rejects
 from selectit.io import write_json, write_text
+from selectit.scoring.names import TOKEN_LEVEL_SCORES
 
 log = logging.getLogger("selectit")
 
@@ -37,6 +38,7 @@ OVERRIDES = {
     "alpha": "aggregate.alpha",
     "authors_softmax": "aggregate.authors_softmax",
     "weights": "aggregate.weights",
+    "token_score": "aggregate.token_score",
     "ratio": "select.ratio",
     "base_model": "finetune.base_model",
     "method": "finetune.method",
@@ -83,6 +85,11 @@ def _read(args, params):
     return result, examples
 
 
+def _aggregate_settings(params) -> tuple:
+    cfg = params.aggregate
+    return cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score
+
+
 def cmd_score(args) -> None:
     from selectit.rating.rate import rate_examples, rating_prompts
     from selectit.scoring.tables import aggregate, write_parquet
@@ -94,9 +101,7 @@ def cmd_score(args) -> None:
     # Ratings are cached per shard under the output folder: a re-run after a crash
     # or with more input rates only what no finished shard holds.
     run = rate_examples(examples, params.score, out / "cache", progress=not args.no_progress)
-    scores, weights = aggregate(
-        run.ratings, params.aggregate.alpha, params.aggregate.authors_softmax, params.aggregate.weights
-    )
+    scores, weights = aggregate(run.ratings, *_aggregate_settings(params))
     write_parquet(run.ratings, out / "ratings.parquet")
     write_parquet(scores, out / "scores.parquet")
     write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
@@ -132,9 +137,7 @@ def cmd_aggregate(args) -> None:
     from selectit.scoring.tables import aggregate, read_ratings, write_parquet
 
     params = _params(args)
-    scores, weights = aggregate(
-        read_ratings(args.ratings), params.aggregate.alpha, params.aggregate.authors_softmax, params.aggregate.weights
-    )
+    scores, weights = aggregate(read_ratings(args.ratings), *_aggregate_settings(params))
     write_parquet(scores, args.out)
     log.info("wrote %s (%d examples, weights %s)", args.out, scores.num_rows, weights)
 
@@ -343,6 +346,14 @@ def cmd_compare(args) -> None:
     print(comparison.to_markdown())
 
 
+def token_score_flag(parser: argparse.ArgumentParser, more: str = "") -> None:
+    parser.add_argument(
+        "--token-score",
+        choices=TOKEN_LEVEL_SCORES,
+        help=f"token-level score the selection ranks by: paper (the paper's) or expected (the expected rating){more}",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="selectit", description=__doc__)
     parser.add_argument("--params", default="params.yaml", help="settings file (default: ./params.yaml)")
@@ -381,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="apply the released scripts' extra softmax (to reproduce their numbers)",
         )
         p.add_argument("--weights", nargs="+", metavar="NAME=W", help="rater weights (default: parameter counts)")
+        token_score_flag(p)
     agg.add_argument("--ratings", required=True)
     agg.add_argument("--out", required=True)
 
@@ -421,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--num-prompts", type=int)
     audit.add_argument("--template", choices=["plain", "chat"])
     audit.add_argument("--layout", choices=["prompt-first", "example-first"])
+    token_score_flag(audit, "; the audit reports both, this one as audit.agreement")
     audit.add_argument("--dtype", choices=DTYPE_NAMES)
     audit.add_argument("--device")
     audit.add_argument("--no-progress", action="store_true")

@@ -19,6 +19,7 @@ import yaml
 
 from selectit.errors import ParamsError
 from selectit.rating.prompts import LAYOUTS, TEMPLATES, is_packaged_prompt_set, load_prompt_set
+from selectit.scoring.names import TOKEN_LEVEL_SCORES
 
 # Compute precisions a rater can run in; `auto` picks per device and rater size
 # (see selectit/rating/engine.py and selectit/rating/placement.py).
@@ -116,8 +117,13 @@ class AggregateConfig:
     alpha: float  # weight of the prompt disagreement at sentence level (the paper: 0.2)
     authors_softmax: bool  # reproduce the released scripts' extra softmax
     weights: dict[str, float] | None  # rater weights; None: parameter counts
+    token_score: str  # token level: paper (peak rating x spread, the paper's) | expected (sum of k x P'_k)
 
     def validate(self, where: str) -> None:
+        if self.token_score not in TOKEN_LEVEL_SCORES:
+            raise ParamsError(
+                f"{where}.token_score: expected one of {list(TOKEN_LEVEL_SCORES)}, got {self.token_score!r}"
+            )
         if not 0 <= self.alpha < float("inf"):  # also rejects NaN
             raise ParamsError(f"{where}.alpha: expected a finite number >= 0, got {self.alpha}")
         if self.weights is not None and (

@@ -46,7 +46,7 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, 
     # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
     # validated examples (re-run the score stage) or probabilities out of range.
     checks = check_ratings(ratings, expected_ids, raters, num_prompts, docs_dir=layout.rating_docs)
-    scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights)
+    scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score)
     write_parquet(scores, layout.scores_table)
     write_rejects(rejects, layout.rejects(layout.aggregated))
     values = scores["model_score"].to_numpy()

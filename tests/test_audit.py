@@ -3,6 +3,7 @@ bad pairs files, and one audit on the tiny model through the command and the sta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -16,7 +17,14 @@ from selectit.audit.agreement import LONGER_WINS, SAME_LENGTH, SHORTER_WINS, agr
 from selectit.audit.calibration import calibrated_probs, content_free_distributions
 from selectit.audit.pairs import JudgedPair, pair_examples, read_pairs
 from selectit.audit.report import AuditReport, judge_scorers
-from selectit.audit.scorers import Scorer, length_adjusted, length_scorer, rank_mean, selectit_scorers
+from selectit.audit.scorers import (
+    Scorer,
+    length_adjusted,
+    length_scorer,
+    rank_mean,
+    selection_scorer_name,
+    selectit_scorers,
+)
 from selectit.audit.validity import rating_validity
 from selectit.config import ParamsError, load_params
 from selectit.errors import InputError
@@ -215,6 +223,15 @@ def test_report_metrics_and_tables_name_every_breakdown():
     assert "| preferred is longer (n=2) | preferred is shorter (n=1) | same length (n=1)" in markdown
     assert "| chance | 50.0% |" in markdown and "`length`: response length (longer wins) | 50.0% [" in markdown
     assert json.loads(json.dumps(report.to_json()))["scorers"][0]["by_length"]["shorter_wins"]["n"] == 1
+    # The headline is the scorer the selection ranks by; the others keep their prefixed names.
+    other = dataclasses.replace(report, headline="prompt.0").mlflow_metrics()
+    assert other["audit.agreement"] == report.result("prompt.0").overall.agreement
+    assert other["audit.model.agreement"] == metrics["audit.agreement"] and "audit.prompt.0.agreement" not in other
+
+
+def test_the_headline_follows_the_aggregate_token_score():
+    assert selection_scorer_name("paper") == "model"
+    assert selection_scorer_name("expected") == "expected.model"
 
 
 # --- the pairs file ------------------------------------------------------------------------------
@@ -347,7 +364,10 @@ def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
         ("tiny-llama", 1, 8),
     ]
     assert json.loads((out / "metrics.json").read_text())["model"]["agreement"] == scorers["model"]["all"]["agreement"]
-    assert "| **`model`: SelectIT model level" in (out / "audit.md").read_text()
+    assert (
+        "| **`model`: SelectIT model level, the paper's (the selection's ranking)**" in (out / "audit.md").read_text()
+    )
+    assert report["headline"] == "model"
 
     # The same responses through `selectit score`: the audit's model level is that score.
     responses = tmp_path / "responses.json"
@@ -365,6 +385,20 @@ def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
     assert main(command) == 0
     again = json.loads((out / "audit.json").read_text())
     assert again["scorers"] == report["scorers"]
+
+    # Under aggregate.token_score: expected the selection ranks by the expected rating: its model
+    # level is the headline (audit.agreement), and IFD is combined with it.
+    assert main([*command, "--token-score", "expected"]) == 0
+    expected = json.loads((out / "audit.json").read_text())
+    assert expected["headline"] == "expected.model"
+    names = [s["name"] for s in expected["scorers"]]
+    assert (
+        "rank_mean.expected.model.with.ifd.tiny-llama" in names and "rank_mean.model.with.ifd.tiny-llama" not in names
+    )
+    assert (
+        "| **`expected.model`: expected rating: model level (the selection's ranking)**"
+        in (out / "audit.md").read_text()
+    )
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_ROWS, write_params
 
 from selectit.cli import main
+from selectit.config import load_params
 from selectit.ingest.records import read_examples
 from selectit.scoring.tables import SENTENCE_PREFIX
 
@@ -78,6 +79,27 @@ def test_aggregate_recomputes_scores_without_a_model(scored, tmp_path):
     assert not np.allclose(
         pq.read_table(changed)["model_score"].to_numpy(), pq.read_table(again)["model_score"].to_numpy()
     )
+
+
+def test_aggregate_with_the_expected_rating(scored, tmp_path):
+    """--token-score expected: each rater's sentence score from the expected rating of every
+    stored distribution, computed here from the probabilities."""
+    params, out = scored
+    result = tmp_path / "expected.parquet"
+    args = ("aggregate", "--ratings", out / "ratings.parquet", "--token-score", "expected", "--out", result)
+    assert selectit(params, *args) == 0
+    ratings = pq.read_table(out / "ratings.parquet").to_pandas()
+    probs = np.stack(ratings["probs"].to_numpy())
+    p = probs / probs.sum(axis=1, keepdims=True)
+    ratings["expected"] = p @ np.arange(1, p.shape[1] + 1)
+    rater = ratings["model"].iloc[0]
+    grid = ratings[ratings["model"] == rater].pivot(index="example_id", columns="prompt_id", values="expected")
+    alpha = load_params(params).aggregate.alpha
+    by_hand = grid.mean(axis=1) / (1 + alpha * grid.std(axis=1, ddof=0))
+    scores = pq.read_table(result).to_pandas().set_index("example_id")
+    np.testing.assert_allclose(scores[SENTENCE_PREFIX + rater], by_hand.loc[scores.index], rtol=1e-9)
+    with pytest.raises(SystemExit):  # argparse: invalid choice
+        selectit(params, *args[:-4], "--token-score", "median", "--out", result)
 
 
 def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_alpaca):

@@ -37,7 +37,7 @@ BASE = {
         "trust_remote_code": False,
         "compile": False,
     },
-    "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None},
+    "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None, "token_score": "paper"},
     "select": {"ratio": 0.2},
     "audit": {"enabled": True, "pairs": "pairs.jsonl", "limit": 40, "ifd_raters": [], "ifd_max_tokens": 400},
     "finetune": {
@@ -236,6 +236,7 @@ def test_k_outside_two_to_nine_rejected(tmp_path, k):
         ("score.template", "fancy", "score.template"),
         ("score.dtype", "int8", "score.dtype"),
         ("aggregate.alpha", -0.5, "aggregate.alpha"),
+        ("aggregate.token_score", "mean", "aggregate.token_score"),
         ("report.stability_resamples", -1, "report.stability_resamples"),
         ("report.stability_seed", -1, "report.stability_seed"),
         ("report.stability_ratios", [0.2, 1.5], "report.stability_ratios"),

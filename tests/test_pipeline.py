@@ -127,6 +127,47 @@ def test_appended_rows_are_the_only_ones_rated_again(project):
     assert pq.read_table(data / "scores" / "twin-llama" / "ratings.parquet").equals(ratings)
 
 
+def test_aggregate_stage_scores_with_the_configured_token_level(project):
+    """aggregate.token_score switches the aggregate stage between the paper's token score and
+    the expected rating, from the same stored ratings; the summary and MLflow record which."""
+    import numpy as np
+
+    from flows.aggregate import aggregate_flow
+    from flows.ingest import ingest_flow
+    from flows.score import score_flow
+    from flows.validate import validate_flow
+    from selectit.scoring.tables import aggregate, read_ratings
+
+    params, data, _ = project
+    context = stage_context(params, data)
+    ingest_flow(context)
+    validate_flow(context)
+    raters = [str(params.parent / "twin-llama")]
+    raw = yaml.safe_load(params.read_text())
+    raw["score"]["raters"] = raters
+    model_scores = {}
+    for token_score in ("paper", "expected"):
+        raw["aggregate"]["token_score"] = token_score
+        params.write_text(yaml.safe_dump(raw))
+        context = stage_context(params, data)
+        score_flow(context, raters[0])  # rated once; the second time from the cache
+        summary = aggregate_flow(context)
+        assert summary.settings["aggregate"]["token_score"] == token_score
+        scores = pq.read_table(context.layout.scores_table)
+        ratings = read_ratings(context.layout.ratings_table("twin-llama"))
+        by_hand, _ = aggregate(ratings, raw["aggregate"]["alpha"], False, None, token_score)
+        assert scores.equals(by_hand)
+        model_scores[token_score] = scores.sort_by("example_id")["model_score"].to_numpy()
+    assert not np.allclose(model_scores["paper"], model_scores["expected"])
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{params.parent / 'mlflow.db'}")
+    (experiment,) = [e for e in client.search_experiments() if e.name == "selectit"]
+    runs = client.search_runs([experiment.experiment_id], "attributes.run_name = 'aggregate'")
+    assert sorted(r.data.params["aggregate.token_score"] for r in runs) == ["expected", "paper"]
+
+
 def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
     from flows.ingest import ingest_flow
     from selectit.config import ParamsError

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -13,6 +14,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from conftest import TINY_ROWS, pipeline_params
+
+from selectit.config import AggregateConfig
+
+PAPER_AGGREGATE = AggregateConfig(alpha=0.2, authors_softmax=False, weights=None, token_score="paper")
 
 SECTIONS = [
     "overview",
@@ -116,6 +121,7 @@ def test_the_report_has_every_section_and_plot_from_the_runs_own_files(finished_
     assert page.links == []  # self-contained: no script, stylesheet or image from elsewhere
     text = report.read_text(encoding="utf-8")
     assert "selectit explain" in text and "calculation-heavy" in text
+    assert "aggregate.token_score" in page.sections["overview"] and "the paper's score" in page.sections["scores"]
     # The validation results, offline: every expectation of both suites with its outcome.
     validate = json.loads((data / "validated" / "summary.json").read_text())["expectations"]
     checks = json.loads((data / "aggregated" / "summary.json").read_text())["rating_checks"]
@@ -173,6 +179,7 @@ def test_explain_prints_what_each_rater_read_and_answered(finished_run, capsys):
         assert f"===== rater twin-llama, prompt {row['prompt_id']} =====" in out
         assert f"digit mass {row['mass']:.4f}" in out
         assert f"  1: {row['probs'][0]:.4f}" in out
+        assert f"token-level score (paper) {row['token_score']:.4f}" in out  # as rated, the configured score
     example = next(json.loads(line) for line in (data / "validated" / "examples.jsonl").open() if example_id in line)
     assert example["output"] in out  # the rating text holds the response the rater read
     assert out.count("\n\nRating: |") == 4  # ... ending with the cue: 2 raters x 2 prompts
@@ -283,21 +290,31 @@ def test_stability_is_perfect_when_prompts_and_raters_agree_and_drops_when_they_
 
     agreeing = table(noise=0.0)
     reference = aggregate(agreeing, 0.2, False, None)[0]["example_id"].to_pylist()
-    by_ratio, by_alpha = stability_curves(agreeing, reference, 0.2, 0.2, False, None, resamples=5, **GRID)
+    by_ratio, by_alpha = stability_curves(agreeing, reference, 0.2, PAPER_AGGREGATE, resamples=5, **GRID)
     assert by_ratio.mean == pytest.approx([1.0] * len(by_ratio.x))  # every prompt and rater rates alike
     assert by_alpha.unresampled == pytest.approx([1.0] * len(by_alpha.x))  # no spread: alpha changes nothing
 
     noisy = table(noise=1.5)
     reference = aggregate(noisy, 0.2, False, None)[0]["example_id"].to_pylist()
-    by_ratio, _ = stability_curves(noisy, reference, 0.2, 0.2, False, None, resamples=10, **GRID)
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, PAPER_AGGREGATE, resamples=10, **GRID)
     assert by_ratio.unresampled == pytest.approx([1.0] * len(by_ratio.x))
     assert min(by_ratio.mean) < 0.9  # disagreeing prompts make the selection move
     assert all(lo <= m <= hi for lo, m, hi in zip(by_ratio.low, by_ratio.mean, by_ratio.high, strict=True))
     # Explicit weights follow each drawn rater (a rater drawn twice counts twice).
-    by_ratio, by_alpha = stability_curves(noisy, reference, 0.2, 0.2, False, {"a": 1.0, "b": 3.0}, resamples=3, **GRID)
+    weighted = replace(PAPER_AGGREGATE, weights={"a": 1.0, "b": 3.0})
+    by_ratio, by_alpha = stability_curves(noisy, reference, 0.2, weighted, resamples=3, **GRID)
     assert len(by_ratio.mean) == len(by_ratio.x)
     # The grids are the settings' plus the run's own R and alpha.
     assert by_ratio.x == [0.1, 0.2, 0.5] and by_alpha.x == [0.0, 0.2, 1.0]
+
+    # The run's token-level score is the one resampled: against the expected rating's own
+    # ranking the unresampled curve is exact, while the paper's score ranks otherwise.
+    expected = replace(PAPER_AGGREGATE, token_score="expected")
+    reference = aggregate(noisy, 0.2, False, None, "expected")[0]["example_id"].to_pylist()
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, expected, resamples=2, **GRID)
+    assert by_ratio.unresampled == pytest.approx([1.0] * len(by_ratio.x))
+    by_ratio, _ = stability_curves(noisy, reference, 0.2, PAPER_AGGREGATE, resamples=2, **GRID)
+    assert min(by_ratio.unresampled) < 1.0
 
 
 def test_dvc_draws_the_loss_curves_as_one_line_per_variant():

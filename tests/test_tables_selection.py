@@ -111,6 +111,26 @@ def test_explicit_weights_naming_wrong_raters_rejected():
         aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights={"small": 1.0, "huge": 1.0})
 
 
+def test_expected_rating_as_token_score_by_hand():
+    # A one-hot rating's expected rating is its digit, as its paper score is: the same scores.
+    paper, _ = aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights=None)
+    expected, _ = aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights=None, token_score="expected")
+    assert expected.equals(paper)
+    # A spread rating tells them apart: P' = (0.5, 0, 0, 0, 0.5) has expected rating
+    # 1*0.5 + 5*0.5 = 3, while the paper's score is 1 * (0 + 0.5 + 0.5 + 0.5 + 0) / 4 = 0.375
+    # (the argmax tie goes to the lower rating).
+    rows = [rating_row("e", model, p, [0.4, 0, 0, 0, 0.4]) for model in PARAMS for p in range(3)]
+    by_paper, _ = aggregate(table(rows), alpha=0.2, authors_softmax=False, weights=None)
+    by_expected, _ = aggregate(table(rows), alpha=0.2, authors_softmax=False, weights=None, token_score="expected")
+    assert scores_by_id(by_paper) == pytest.approx({"e": 0.375})
+    assert scores_by_id(by_expected) == pytest.approx({"e": 3.0})
+
+
+def test_unknown_token_score_is_rejected():
+    with pytest.raises(ValueError, match="token-level score must be one of"):
+        aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights=None, token_score="mean")
+
+
 def test_alpha_zero_gives_plain_means():
     scores, _ = aggregate(hand_table(), alpha=0.0, authors_softmax=False, weights=None)
     # e3 small: mean of 5, 3, 1 = 3

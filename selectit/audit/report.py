@@ -14,6 +14,7 @@ MLflow metrics and DVC metrics.
       "weights": {"<rater>": 0.33, ...},
       "calibration": {"<rater>.<prompt>": [q_1, ..., q_K], ...},
       "generators": {"text_davinci_003 vs falcon-7b-instruct": 100, ...},
+      "headline": "model",
       "scorers": [{"name": "model", "level": "model", "description": "...", "rater": null, "prompt": null,
                    "variant": "paper",
                    "all": {"agreement": 0.46, "low": 0.41, "high": 0.52, "n": 200, "wins": 92, "losses": 108,
@@ -51,7 +52,6 @@ from selectit.ingest.records import Reject
 
 FORMAT = "selectit.audit/1"
 CHANCE = 0.5  # a scorer that orders each pair by a coin flip
-HEADLINE = MODEL  # the scorer whose numbers are `audit.agreement`, ...: the score the selection ranks by
 
 RELATION_LABELS = {
     LONGER_WINS: "preferred is longer",
@@ -115,6 +115,9 @@ class AuditReport:
     generators: dict[str, int] = field(default_factory=dict)  # pairs per generator pair, when named
     # "<rater>.<prompt>" -> the normalised digit distribution on content-free inputs (calibration)
     calibration: dict[str, list[float]] = field(default_factory=dict)
+    # the scorer whose numbers are `audit.agreement`, ...: the model level the selection ranks by
+    # (`model`, or `expected.model` under aggregate.token_score: expected)
+    headline: str = MODEL
 
     @property
     def pairs(self) -> int:
@@ -142,6 +145,7 @@ class AuditReport:
             "weights": self.weights,
             "calibration": self.calibration,
             "generators": self.generators,
+            "headline": self.headline,
             "scorers": [r.to_dict() for r in self.results],
             "validity": [v.to_dict() for v in self.validity],
             "seconds": self.seconds,
@@ -149,8 +153,8 @@ class AuditReport:
         }
 
     def mlflow_metrics(self) -> dict[str, float | None]:
-        """Flat metrics for the stage's and the pipeline's MLflow runs: the model level as
-        `audit.agreement`, `audit.agreement_shorter_wins`, ...; every other scorer as
+        """Flat metrics for the stage's and the pipeline's MLflow runs: the headline (the selection's
+        model level) as `audit.agreement`, `audit.agreement_shorter_wins`, ...; every other scorer as
         `audit.<scorer>.agreement`, ...; rating validity as `audit.digit_mass.<rater>.<prompt>`."""
         metrics: dict[str, float | None] = {
             "audit.pairs": self.pairs,
@@ -159,7 +163,7 @@ class AuditReport:
             "audit.longer_wins_share": self.length_relations.get(LONGER_WINS, 0) / self.pairs if self.pairs else None,
         }
         for result in self.results:
-            prefix = "audit." if result.scorer.name == HEADLINE else f"audit.{result.scorer.name}."
+            prefix = "audit." if result.scorer.name == self.headline else f"audit.{result.scorer.name}."
             metrics.update({prefix + k: v for k, v in result.metrics().items()})
         for v in self.validity:
             metrics[f"audit.digit_mass.{v.rater}.{v.prompt}"] = v.digit_mass
@@ -193,8 +197,8 @@ class AuditReport:
         ]
         for result in self.results:
             label = f"`{result.scorer.name}`: {result.scorer.description}"
-            if result.scorer.name == HEADLINE:
-                label = f"**{label}**"
+            if result.scorer.name == self.headline:
+                label = f"**{label} (the selection's ranking)**"
             cells = [_cell(result.by_length.get(r)) for r in relations]
             lines.append(f"| {label} | {_cell(result.overall)} | {result.overall.ties} | " + " | ".join(cells))
         lines.append("| chance | 50.0% | | " + " | ".join("50.0%" for _ in relations))

@@ -27,6 +27,7 @@ from selectit.audit.scorers import (
     length_adjusted,
     length_scorer,
     rank_mean,
+    selection_scorer_name,
     selectit_scorers,
 )
 from selectit.audit.validity import rating_validity
@@ -99,13 +100,12 @@ def audit_pairs(
     rated_examples = [e for e in examples if e.id in rated_ids]
     scorers, weights, lean = _rating_scorers(run.ratings, score, aggregate, cache_root, progress)
     lengths = {e.id: len(e.output) for e in examples}
-    selectit_model = next(s for s in scorers if s.name == MODEL)
+    headline = selection_scorer_name(aggregate.token_score)
+    selection = next(s for s in scorers if s.name == headline)
     scorers += [length_adjusted(s, lengths) for s in scorers if s.level == MODEL]
     length = length_scorer(examples)
     for spec in ifd_raters:
-        scorers += _ifd_scorers(
-            rated_examples, spec, score, cache_root, ifd_max_tokens, selectit_model, length, progress
-        )
+        scorers += _ifd_scorers(rated_examples, spec, score, cache_root, ifd_max_tokens, selection, length, progress)
     scorers.append(length)
     results, relations = judge_scorers(rated, scorers, resamples=resamples, level=level, seed=seed)
     return AuditReport(
@@ -124,6 +124,7 @@ def audit_pairs(
         seed=seed,
         seconds=round(time.perf_counter() - started, 1),
         generators=dict(Counter(pair.generators for pair in rated if pair.generators)),
+        headline=headline,
     )
 
 

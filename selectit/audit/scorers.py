@@ -3,7 +3,8 @@
 Each scorer is a score per example id; the audit asks of each whether it ranks
 the judge's preferred response higher.
 
-- `model`:                 the model-level score (what `select` ranks by), via `aggregate`
+- `model`:                 the model-level score, via `aggregate` (what `select` ranks by under
+                           aggregate.token_score: paper; under `expected`, `expected.model` is)
 - `sentence.<rater>`:      one rater's sentence-level score: SelectIT with that rater alone
 - `prompt.<p>`:            the raters' token scores under prompt p alone, weighted as at model
                            level (one prompt has no spread, so this is SelectIT with that prompt alone)
@@ -69,6 +70,13 @@ class Scorer:
     variant: str = PAPER  # which token-level score, or length_adjusted, ifd, rank_mean
 
 
+def selection_scorer_name(token_score: str) -> str:
+    """The audit's name for the model level that the aggregate stage ranks by under
+    aggregate.token_score `token_score` (uncalibrated: the stage does not calibrate)."""
+    (variant,) = [v for v, (score, calibrated) in TOKEN_VARIANTS.items() if score == token_score and not calibrated]
+    return MODEL if variant == PAPER else f"{variant}.{MODEL}"
+
+
 def selectit_scorers(
     ratings: pa.Table,
     alpha: float,
@@ -99,7 +107,7 @@ def selectit_scorers(
 
     ids = table["example_id"].to_pylist()
     raters = [name[len(SENTENCE_PREFIX) :] for name in table.column_names if name.startswith(SENTENCE_PREFIX)]
-    description = "SelectIT model level (the selection's ranking)" if variant == PAPER else "model level"
+    description = "SelectIT model level, the paper's" if variant == PAPER else "model level"
     scorers = [scorer(MODEL, MODEL, description, _by_id(ids, table["model_score"]))]
     for rater in raters:
         scores = _by_id(ids, table[SENTENCE_PREFIX + rater])

@@ -185,8 +185,8 @@ def _ratings_table(examples, keys, texts, digits, rater, prompts: RatingPrompts)
             "probs": pa.FixedSizeListArray.from_arrays(probs.reshape(-1), prompts.k).cast(pa.list_(pa.float64())),
             "mass": probs.sum(axis=1),
             "top_is_digit": digits.top_is_digit,
-            # The paper's token-level score; `aggregate` recomputes it if the
-            # authors' extra softmax is switched on.
+            # The paper's token-level score, as rated; `aggregate` recomputes the token
+            # level from `probs` as aggregate.token_score and authors_softmax say.
             "token_score": scoring.token_scores(probs),
             "n_tokens": np.array([len(t.ids) for t in texts], dtype=np.int32),
             "truncated": np.array([t.truncated for t in texts], dtype=bool),

@@ -21,6 +21,7 @@ from selectit.layout import Layout
 from selectit.report import analysis, figures, stability
 from selectit.report.page import Section, render, status_html, table_html
 from selectit.report.rundata import RunData, load_run
+from selectit.scoring.names import EXPECTED, PAPER
 from selectit.scoring.tables import SENTENCE_PREFIX, without_examples
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,7 @@ def _stability(run: RunData) -> tuple[stability.Curve, stability.Curve] | None:
         ratings,
         run.scores["example_id"].tolist(),
         run.ratio,
-        cfg.alpha,
-        cfg.authors_softmax,
-        cfg.weights,
+        cfg,
         resamples=settings.stability_resamples,
         seed=settings.stability_seed,
         ratios=settings.stability_ratios,
@@ -151,6 +150,7 @@ def _overview(run: RunData) -> Section:
         "select.ratio": run.ratio,
         "lowest kept model score": run.select.lowest_kept_score,
         "aggregate.alpha": run.params.aggregate.alpha,
+        "aggregate.token_score": run.params.aggregate.token_score,
         "rating prompts": run.params.score.num_prompts,
         "K (rating scale)": run.params.score.k,
     }
@@ -170,17 +170,26 @@ def _overview(run: RunData) -> Section:
     return section
 
 
+# What each aggregate.token_score reads from a rater's digit distribution.
+TOKEN_LEVEL_WORDS = {
+    PAPER: "the peak of the digit distribution scaled by how sure it is, the paper's score",
+    EXPECTED: "the expected rating, the sum of each digit times its probability (aggregate.token_score: expected)",
+}
+
+
 def _scores(run: RunData, frame: pd.DataFrame, chosen: np.ndarray, plots: _Plots) -> Section:
     section = Section("scores", "Score distributions")
+    token_score = run.params.aggregate.token_score
+    token_level = TOKEN_LEVEL_WORDS[token_score]
     section.text(
-        "The three levels of SelectIT: token (one rater, one prompt: the peak of the digit distribution "
-        "scaled by how sure it is), sentence (one rater: mean over prompts shrunk by their spread, alpha "
-        f"= {run.params.aggregate.alpha}), model (raters weighted). Orange: selected; blue: dropped."
+        f"The three levels of SelectIT: token (one rater, one prompt: {token_level}), sentence (one rater: "
+        f"mean over prompts shrunk by their spread, alpha = {run.params.aggregate.alpha}), model (raters "
+        "weighted). Orange: selected; blue: dropped."
     )
     plots.add(
         section,
         "token-scores",
-        figures.token_levels(analysis.token_scores(frame), run.raters),
+        figures.token_levels(analysis.token_scores(frame), run.raters, f"token-level score ({token_score})"),
         "Token-level scores per rater, one outline per rating prompt.",
     )
     columns = {r: SENTENCE_PREFIX + r for r in run.raters}
@@ -354,11 +363,12 @@ def _finetuning(run: RunData, plots: _Plots) -> Section:
 
 def _audit_table(audit: Mapping) -> pd.DataFrame:
     rows = []
+    headline = audit.get("headline", "model")  # audits written before the field was added: the paper's
     for scorer in audit["scorers"]:
         overall = scorer.get("all") or {}
         rows.append(
             {
-                "scorer": scorer["name"],
+                "scorer": scorer["name"] + (" (the selection's ranking)" if scorer["name"] == headline else ""),
                 "agreement": overall.get("agreement"),
                 "interval": "" if overall.get("low") is None else f"[{overall['low']:.3g}, {overall['high']:.3g}]",
                 "pairs": overall.get("n"),

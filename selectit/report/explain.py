@@ -18,7 +18,7 @@ from selectit.errors import InputError
 from selectit.ingest.records import Example, read_example_records
 from selectit.layout import Layout
 from selectit.rating.models import rater_name
-from selectit.scoring.tables import SENTENCE_PREFIX, read_ratings, read_scores
+from selectit.scoring.tables import SENTENCE_PREFIX, read_ratings, read_scores, with_token_scores
 
 
 @dataclass
@@ -90,7 +90,7 @@ def explain(params: Params, layout: Layout, example_id: str, with_texts: bool = 
     k = params.score.k
     for spec in params.score.raters:
         name = rater_name(spec)
-        ratings = read_ratings(layout.ratings_table(name))
+        ratings = with_token_scores(read_ratings(layout.ratings_table(name)), params.aggregate)
         mine = ratings.filter(pc.equal(ratings["example_id"], example_id)).to_pylist()
         texts = rating_texts(spec, params.score) if with_texts else None
         yield ""
@@ -107,7 +107,7 @@ def explain(params: Params, layout: Layout, example_id: str, with_texts: bool = 
                 yield f"  {digit}: {p:.4f}  {q:.4f}  {'#' * round(q * 40)}"
             yield (
                 f"digit mass {row['mass']:.4f}; most likely next token a digit: {row['top_is_digit']}; "
-                f"token-level score {row['token_score']:.4f}"
+                f"token-level score ({params.aggregate.token_score}) {row['token_score']:.4f}"
             )
         if not mine:
             yield "no stored rating (the rater could not read this example; see its rejects.jsonl)"

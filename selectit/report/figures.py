@@ -57,7 +57,7 @@ def _split_hist(axes, values: np.ndarray, selected: np.ndarray, label: str) -> N
     axes.set_ylabel("examples")
 
 
-def token_levels(token: pd.DataFrame, raters: Sequence[str]) -> bytes:
+def token_levels(token: pd.DataFrame, raters: Sequence[str], label: str = "token-level score") -> bytes:
     """Token-level scores, one panel per rater, one outline per prompt."""
     figure, axes = _figure(4.2 * len(raters), 3.4, ncols=len(raters))
     for ax, rater in zip(axes, raters, strict=True):
@@ -73,7 +73,7 @@ def token_levels(token: pd.DataFrame, raters: Sequence[str]) -> bytes:
                 label=f"prompt {prompt}",
             )
         ax.set_title(rater, fontsize=10)
-        ax.set_xlabel("token-level score")
+        ax.set_xlabel(label)
         ax.set_ylabel("examples")
         ax.legend(fontsize=8)
     return _png(figure)

@@ -19,7 +19,7 @@ from selectit.finetune.train import LOSS_HISTORY
 from selectit.ingest.records import Example, Reject, read_example_records, read_rejects
 from selectit.layout import Layout
 from selectit.rating.models import rater_name
-from selectit.scoring.tables import read_ratings, read_scores
+from selectit.scoring.tables import read_ratings, read_scores, with_token_scores
 from selectit.summaries import (
     AggregateSummary,
     FinetuneSummary,
@@ -77,7 +77,10 @@ def load_run(params: Params, layout: Layout) -> RunData:
     score = {r: ScoreSummary.load(layout.rater_scores(r), f"score@{r}") for r in raters}
     aggregate = AggregateSummary.load(layout.aggregated, "aggregate")
     select = SelectSummary.load(layout.selected, "select")
-    ratings = pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters])
+    # The figures and tables show the token-level score the selection was made from.
+    ratings = with_token_scores(
+        pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters]), params.aggregate
+    )
     scores = read_scores(layout.scores_table).to_pandas().sort_values("rank").reset_index(drop=True)
     examples = {e.id: e for e in read_example_records(layout.examples(layout.validated))}
     selected = layout.selected_ids.read_text(encoding="utf-8").split()

@@ -10,13 +10,14 @@ compared with the run's own ranking by the Jaccard overlap of their top R%.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from selectit.config import AggregateConfig
 from selectit.report.analysis import jaccard
 from selectit.scoring.tables import aggregate
 from selectit.selection.top import n_to_keep
@@ -67,12 +68,11 @@ def _resample(ratings: pa.Table, rng: np.random.Generator) -> tuple[pa.Table, li
     return pa.concat_tables(parts), slots
 
 
-def _ranking(
-    ratings: pa.Table, alpha: float, authors_softmax: bool, weights: Mapping[str, float] | None, slots=None
-) -> list[str]:
+def _ranking(ratings: pa.Table, cfg: AggregateConfig, alpha: float, slots=None) -> list[str]:
+    weights = cfg.weights
     if weights is not None and slots is not None:  # explicit weights follow each drawn rater
         weights = {name: weights[original] for name, original in slots}
-    scores, _ = aggregate(ratings, alpha, authors_softmax, weights)
+    scores, _ = aggregate(ratings, alpha, cfg.authors_softmax, weights, cfg.token_score)
     return _ranked_ids(scores)
 
 
@@ -85,9 +85,7 @@ def stability_curves(
     ratings: pa.Table,
     reference: Sequence[str],
     ratio: float,
-    alpha: float,
-    authors_softmax: bool,
-    weights: Mapping[str, float] | None,
+    cfg: AggregateConfig,
     *,
     resamples: int,
     seed: int,
@@ -96,8 +94,10 @@ def stability_curves(
 ) -> tuple[Curve, Curve]:
     """(over `ratios` at the run's alpha, over `alphas` at the run's R); the run's own R and
     alpha are added to their grids. `reference` is the run's ranking (scores.parquet, best
-    first); its top `ratio` is the selection. The settings are params.yaml's `report` section."""
+    first); its top `ratio` is the selection, scored with the run's aggregate settings `cfg`.
+    The grids and resamples are params.yaml's `report` section."""
     rng = np.random.default_rng(seed)
+    alpha = cfg.alpha
     ratios = sorted(set(ratios) | {ratio})
     alphas = sorted(set(alphas) | {alpha})
     draws = [_resample(ratings, rng) for _ in range(resamples)]
@@ -105,17 +105,14 @@ def stability_curves(
     by_ratio = np.array(
         [
             [_overlap(ranked, reference, r) for r in ratios]
-            for ranked in (_ranking(t, alpha, authors_softmax, weights, slots) for t, slots in draws)
+            for ranked in (_ranking(t, cfg, alpha, slots) for t, slots in draws)
         ]
     )
     by_alpha = np.array(
-        [
-            [_overlap(_ranking(t, a, authors_softmax, weights, slots), reference, ratio) for a in alphas]
-            for t, slots in draws
-        ]
+        [[_overlap(_ranking(t, cfg, a, slots), reference, ratio) for a in alphas] for t, slots in draws]
     )
-    exact_alpha = [_overlap(_ranking(ratings, a, authors_softmax, weights), reference, ratio) for a in alphas]
-    exact_ratio = [_overlap(_ranking(ratings, alpha, authors_softmax, weights), reference, r) for r in ratios]
+    exact_alpha = [_overlap(_ranking(ratings, cfg, a), reference, ratio) for a in alphas]
+    exact_ratio = [_overlap(_ranking(ratings, cfg, alpha), reference, r) for r in ratios]
     return _curve("ratio", ratios, by_ratio, exact_ratio), _curve("alpha", alphas, by_alpha, exact_alpha)
 
 

@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from selectit.scoring.names import EXPECTED, PAPER, TOKEN_LEVEL_SCORES
+
 
 def normalise_digit_probs(probs: np.ndarray, authors_softmax: bool = False) -> np.ndarray:
     """P'_k = P_k / sum_j P_j over the last axis.
@@ -65,11 +67,6 @@ def expected_ratings(probs: np.ndarray, authors_softmax: bool = False) -> np.nda
     """E = sum_k k * P'_k for each distribution over K digits (last axis); NaN where no digit mass."""
     p = normalise_digit_probs(probs, authors_softmax)
     return (p * np.arange(1, p.shape[-1] + 1)).sum(axis=-1)
-
-
-# The token-level scores: the paper's, and the expected rating.
-PAPER, EXPECTED = "paper", "expected"
-TOKEN_LEVEL_SCORES = (PAPER, EXPECTED)
 
 
 def token_level(probs: np.ndarray, score: str = PAPER, authors_softmax: bool = False) -> np.ndarray:

@@ -101,16 +101,40 @@ def probs_matrix(ratings: pa.Table) -> np.ndarray:
 
 
 def aggregate(
-    ratings: pa.Table, alpha: float, authors_softmax: bool, weights: Mapping[str, float] | None
+    ratings: pa.Table,
+    alpha: float,
+    authors_softmax: bool,
+    weights: Mapping[str, float] | None,
+    token_score: str = scoring.PAPER,
 ) -> tuple[pa.Table, dict[str, float]]:
-    """Sentence score per rater and the weighted model score for every example.
+    """Sentence score per rater and the weighted model score for every example, from the
+    token-level score `token_score` names (the paper's, or the expected rating).
 
     Returns the per-example table, ranked best first, and the normalised weights.
     Fails if any example lacks a rating from any (rater, prompt): a score built
     from part of the ratings would not be comparable with the others.
     """
     check_ratings(ratings)
-    return aggregate_token_scores(ratings, scoring.token_scores(probs_matrix(ratings), authors_softmax), alpha, weights)
+    token = token_level_scores(ratings, token_score, authors_softmax)
+    return aggregate_token_scores(ratings, token, alpha, weights)
+
+
+def token_level_scores(ratings: pa.Table, token_score: str, authors_softmax: bool) -> np.ndarray:
+    """One token-level score per row of `ratings`, recomputed from its digit distribution.
+
+    The stored `token_score` column is the paper's score as rated; whatever the
+    aggregate settings name is computed here, so changing them needs no new inference."""
+    if ratings.num_rows == 0:
+        return np.empty(0)
+    return scoring.token_level(probs_matrix(ratings), token_score, authors_softmax)
+
+
+def with_token_scores(ratings: pa.Table, settings) -> pa.Table:
+    """`ratings` with its token_score column (the paper's, as rated) replaced by the token-level
+    score that `settings` (an AggregateConfig: token_score, authors_softmax) name."""
+    token = token_level_scores(ratings, settings.token_score, settings.authors_softmax)
+    column = ratings.schema.get_field_index("token_score")
+    return ratings.set_column(column, "token_score", pa.array(token, pa.float64()))
 
 
 def check_ratings(ratings: pa.Table) -> None:

@@ -66,7 +66,7 @@ format: setup
 bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64
 
-# Everything the pipeline wrote under data/ (see selectit/layout.py), and the environment.
+# Everything the pipeline wrote under data/ (see selectit/core/layout.py), and the environment.
 clean:
 	rm -rf $(VENV)
 	find data -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

@@ -40,7 +40,7 @@ from scipy.stats import spearmanr
 
 import selectit.rating.engine as engine_module
 from selectit.config import load_params
-from selectit.ingest.records import read_examples
+from selectit.ingest.formats import read_examples
 from selectit.rating.batching import shared_prefix_groups
 from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, config_context_length, resolve_device
 from selectit.rating.models import load_tokenizer, resolve

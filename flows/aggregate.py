@@ -10,9 +10,9 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
+from selectit.core.catalog import rater_name
 from selectit.plots import histogram_png
 from selectit.provenance import code_version
-from selectit.rating.models import rater_name
 from selectit.scoring.tables import read_scores
 from selectit.summaries import AggregateSummary, ScoreSummary
 from selectit.tracking import lineage

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from selectit.context import RunContext
-from selectit.errors import SelectitError
+from selectit.core.errors import SelectitError
 from selectit.provenance import code_version, git_commit, record_stages
 from selectit.tracking.runs import StageLogger
 
@@ -126,7 +126,7 @@ def prefect_server_that_outlives_ctrl_c() -> Iterator[None]:
 
 def kept_work(data_dir: Path) -> str:
     """What an interrupted run leaves for the next one, and how to resume."""
-    from selectit.layout import Layout
+    from selectit.core.layout import Layout
 
     layout = Layout(data_dir)
     shards = sum(1 for _ in layout.shard_cache.rglob("*.parquet")) if layout.shard_cache.is_dir() else 0

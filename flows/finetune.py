@@ -9,7 +9,7 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
-from selectit.errors import ParamsError
+from selectit.core.errors import ParamsError
 from selectit.finetune.train import mlflow_environment
 from selectit.provenance import code_version
 from selectit.summaries import FinetuneSummary

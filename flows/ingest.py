@@ -11,7 +11,7 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
-from selectit.ingest.records import iter_example_records
+from selectit.core.records import iter_example_records
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
 from selectit.tracking import lineage

@@ -17,9 +17,9 @@ from tqdm.auto import tqdm
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
-from selectit.errors import ParamsError
+from selectit.core.catalog import rater_name
+from selectit.core.errors import ParamsError
 from selectit.provenance import code_version
-from selectit.rating.models import rater_name
 from selectit.rating.rate import RaterSession
 from selectit.rating.shards import rater_cache
 from selectit.summaries import ScoreSummary, ValidateSummary

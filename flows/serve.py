@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from flows.pipeline import pipeline_flow
     from selectit.config import load_params
-    from selectit.errors import SelectitError
+    from selectit.core.errors import SelectitError
 
     try:
         load_params(args.params)  # a broken params.yaml fails now, not at 03:00

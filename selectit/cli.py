@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from selectit.config import DTYPE_NAMES, load_params
-from selectit.errors import InputError, SelectitError
-from selectit.ingest.records import read_examples, write_examples, write_rejects
-from selectit.io import write_json, write_text
-from selectit.scoring.names import TOKEN_LEVEL_SCORES
+from selectit.config import load_params
+from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
+from selectit.core.errors import InputError, SelectitError
+from selectit.core.io import write_json, write_text
+from selectit.core.records import write_examples, write_rejects
+from selectit.ingest.formats import read_examples
 
 log = logging.getLogger("selectit")
 
@@ -200,7 +201,7 @@ def cmd_show_prompts(args) -> None:
 
 def cmd_report(args) -> None:
     """The run report of a data folder (what the report stage writes, without MLflow)."""
-    from selectit.layout import Layout
+    from selectit.core.layout import Layout
     from selectit.report import build_report
 
     params = _params(args)
@@ -211,7 +212,7 @@ def cmd_report(args) -> None:
 
 def cmd_explain(args) -> None:
     """What each rater read and answered for one example of a run."""
-    from selectit.layout import Layout
+    from selectit.core.layout import Layout
     from selectit.report.explain import explain
 
     params = _params(args)

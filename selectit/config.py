@@ -17,13 +17,16 @@ from typing import Any
 
 import yaml
 
-from selectit.errors import ParamsError
-from selectit.rating.prompts import LAYOUTS, TEMPLATES, is_packaged_prompt_set, load_prompt_set
-from selectit.scoring.names import TOKEN_LEVEL_SCORES
-
-# Compute precisions a rater can run in; `auto` picks per device and rater size
-# (see selectit/rating/engine.py and selectit/rating/placement.py).
-DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16", "bfloat16-weights")
+from selectit.core.catalog import (
+    DTYPE_NAMES,
+    LAYOUTS,
+    TEMPLATES,
+    TOKEN_LEVEL_SCORES,
+    is_packaged_prompt_set,
+    load_prompt_set,
+    rater_name,
+)
+from selectit.core.errors import ParamsError
 
 
 def is_remote(source: str) -> bool:
@@ -88,8 +91,6 @@ class ScoreConfig:
     def validate(self, where: str) -> None:
         if not self.raters:
             raise ParamsError(f"{where}.raters: expected at least one rater model")
-        from selectit.rating.models import rater_name
-
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
@@ -153,8 +154,6 @@ class AuditConfig:
         if not self.pairs.strip():
             raise ParamsError(f"{where}.pairs: expected a JSON lines file of judged pairs")
         _positive(self.limit, f"{where}.limit", allow_none=True)
-        from selectit.rating.models import rater_name
-
         names = [rater_name(r) for r in self.ifd_raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.ifd_raters: two models share a name: {names}")
@@ -416,8 +415,6 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
 
 
 def _check_across_sections(params: Params, path: Path) -> None:
-    from selectit.rating.models import rater_name
-
     weights = params.aggregate.weights
     names = sorted(rater_name(r) for r in params.score.raters)
     if weights is not None and sorted(weights) != names:

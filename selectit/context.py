@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selectit.config import Params, load_params
-from selectit.layout import Layout
+from selectit.core.layout import Layout
 from selectit.tracking.runs import PipelineTracker, default_tracking_uri
 
 

@@ -290,7 +290,7 @@ def project_modules(
     package on the way is included: importing ``a.b.c`` runs ``a/__init__.py``
     and ``a/b/__init__.py`` first. Not seen: imports whose module name is
     computed at run time, and data files the code reads (such as
-    ``selectit/rating/prompt_sets/*.yaml``). An import under
+    ``selectit/core/prompt_sets/*.yaml``). An import under
     ``if TYPE_CHECKING:`` is left out, since it never runs.
 
     ``"__main__"`` stands for the module that this process runs as a script
@@ -326,6 +326,36 @@ def project_modules(
             files[module] = path
             pending.extend(_imports(path, module))
     return sorted((path.relative_to(root) for path in files.values()), key=Path.as_posix)
+
+
+def project_imports(
+    module_name: str,
+    *,
+    root: Path = PROJECT_ROOT,
+    packages: Sequence[str] = PROJECT_PACKAGES,
+) -> dict[str, int]:
+    """The project modules that `module_name` imports itself (not transitively), each
+    with the line of its first import. ``from pkg import name`` counts as ``pkg.name``
+    where that is a module, else as ``pkg`` (a name its ``__init__.py`` defines)."""
+    root = Path(root).resolve()
+    path = _module_file(root, module_name)
+    if path is None:
+        raise ModuleNotFoundError(f"{module_name}: no source file under {root}", name=module_name)
+    package = module_name if path.name == "__init__.py" else module_name.rpartition(".")[0]
+    found: dict[str, int] = {}
+    for stmt in _statements(ast.parse(path.read_bytes(), filename=str(path)).body):
+        if isinstance(stmt, ast.Import):
+            targets = [alias.name for alias in stmt.names]
+        elif isinstance(stmt, ast.ImportFrom) and (base := _absolute_base(stmt, package)):
+            targets = [
+                f"{base}.{alias.name}" if _module_file(root, f"{base}.{alias.name}") else base for alias in stmt.names
+            ]
+        else:
+            continue
+        for target in targets:
+            if target.split(".")[0] in packages and target != module_name and _module_file(root, target):
+                found.setdefault(target, stmt.lineno)
+    return found
 
 
 @functools.cache

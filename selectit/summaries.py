@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-from selectit.errors import InputError
-from selectit.io import file_sha256, write_json
+from selectit.core.errors import InputError
+from selectit.core.io import file_sha256, write_json
 
 T = TypeVar("T", bound="StageSummary")
 

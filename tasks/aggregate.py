@@ -11,8 +11,8 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.checks.ratings import check_ratings
 from selectit.config import AggregateConfig
-from selectit.ingest.records import iter_example_records, read_rejects, write_rejects
-from selectit.layout import Layout
+from selectit.core.layout import Layout
+from selectit.core.records import iter_example_records, read_rejects, write_rejects
 from selectit.provenance import code_version
 from selectit.scoring.tables import aggregate, read_ratings, reject_unreadable, write_parquet
 from selectit.summaries import AggregateSummary

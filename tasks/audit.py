@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.audit.run import audit_pairs, write_audit, write_switched_off
 from selectit.config import Params
-from selectit.layout import Layout
+from selectit.core.layout import Layout
 from selectit.provenance import code_version
 from selectit.summaries import AuditSummary
 

@@ -7,10 +7,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
+from selectit.core.io import write_json, write_text
+from selectit.core.layout import Layout
 from selectit.evaluation.compare import Comparison, compare_variants
 from selectit.evaluation.metrics import ordered_specs, read_questions
-from selectit.io import write_json, write_text
-from selectit.layout import Layout
 from selectit.provenance import code_version
 
 MARKDOWN_FILE = "comparison.md"

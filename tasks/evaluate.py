@@ -10,12 +10,12 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
+from selectit.core.layout import Layout
+from selectit.core.records import read_example_records
 from selectit.evaluation.measure import means, measure
 from selectit.evaluation.metrics import write_questions
 from selectit.finetune.models import load_variant
 from selectit.finetune.train import training_dtype
-from selectit.ingest.records import read_example_records
-from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.rating.models import resolve
 from selectit.summaries import EvaluateSummary, FinetuneSummary

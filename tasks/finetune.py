@@ -12,11 +12,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
+from selectit.core.io import file_sha256
+from selectit.core.layout import Layout
+from selectit.core.records import read_example_records
 from selectit.finetune.train import checkpoint_key, finetune
 from selectit.finetune.variants import variant_examples
-from selectit.ingest.records import read_example_records
-from selectit.io import file_sha256
-from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.rating.models import resolve
 from selectit.scoring.tables import read_scores

@@ -8,8 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import IngestConfig
+from selectit.core.layout import Layout
 from selectit.ingest.sources import DownloadLimits, ingest_into
-from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
 

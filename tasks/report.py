@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
-from selectit.layout import Layout
+from selectit.core.layout import Layout
 from selectit.provenance import code_version
 from selectit.report import ReportResult, build_report
 

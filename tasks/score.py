@@ -13,8 +13,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import ScoreConfig
-from selectit.ingest.records import Example, write_rejects
-from selectit.layout import Layout
+from selectit.core.layout import Layout
+from selectit.core.records import Example, write_rejects
 from selectit.provenance import code_version
 from selectit.rating.rate import STATS_COLUMNS, RaterReport, RaterSession, rating_stats
 from selectit.rating.shards import ShardCache, ShardRef, plan_shard_refs

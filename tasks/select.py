@@ -9,11 +9,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import Params
-from selectit.ingest.records import iter_example_records, write_json_list
-from selectit.io import write_text
-from selectit.layout import Layout
+from selectit.core.catalog import rater_name
+from selectit.core.io import write_text
+from selectit.core.layout import Layout
+from selectit.core.records import iter_example_records, write_json_list
 from selectit.provenance import code_version
-from selectit.rating.models import rater_name
 from selectit.scoring.tables import read_scores
 from selectit.selection.card import dataset_card
 from selectit.selection.top import select_top

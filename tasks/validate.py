@@ -9,10 +9,10 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.checks.examples import validate_record_file
 from selectit.config import ValidateConfig
-from selectit.ingest.records import example_record_line, iter_example_records, write_rejects
+from selectit.core.io import atomic_write
+from selectit.core.layout import Layout
+from selectit.core.records import example_record_line, iter_example_records, write_rejects
 from selectit.ingest.split import heldout_ids
-from selectit.io import atomic_write
-from selectit.layout import Layout
 from selectit.provenance import code_version
 from selectit.summaries import ValidateSummary
 

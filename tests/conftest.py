@@ -84,7 +84,7 @@ TINY_ROWS = [
 
 def tiny_examples(rows=TINY_ROWS) -> list:
     """The rows as the examples `read_examples` makes of them, from a file `tiny.json`."""
-    from selectit.ingest.records import Example, example_id
+    from selectit.core.records import Example, example_id
 
     return [
         Example(

@@ -27,8 +27,9 @@ from selectit.audit.scorers import (
 )
 from selectit.audit.validity import rating_validity
 from selectit.config import ParamsError, load_params
-from selectit.errors import InputError
-from selectit.scoring import formulas, ifd
+from selectit.core.errors import InputError
+from selectit.rating import ifd
+from selectit.scoring import formulas
 from selectit.scoring.tables import RATINGS_SCHEMA
 
 BOOTSTRAP = {"resamples": 2000, "level": 0.95, "seed": 0}
@@ -580,7 +581,7 @@ def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selectit.ingest.records import Example
+    from selectit.core.records import Example
 
     examples = [
         Example(str(i), row["instruction"], row["input"], row["output"], "t", i, "alpaca", {})

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, tiny_llama
 
-from selectit.errors import ParamsError
+from selectit.core.errors import ParamsError
 from selectit.evaluation import benchmarks as bm
 from selectit.evaluation.benchmarks import BENCHMARKS, QuestionScores, run_benchmarks
 

@@ -11,7 +11,7 @@ from conftest import TINY_ROWS, write_params
 
 from selectit.cli import main
 from selectit.config import load_params
-from selectit.ingest.records import read_examples
+from selectit.ingest.formats import read_examples
 from selectit.scoring.tables import SENTENCE_PREFIX
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from selectit.core.records import Example
 from selectit.finetune.variants import variant_examples
-from selectit.ingest.records import Example
 from selectit.ingest.split import split_heldout
 
 
@@ -65,7 +65,7 @@ def test_appended_rows_move_no_old_example_in_or_out_of_the_heldout_set():
 
 
 def test_heldout_split_of_tiny_data_holds_one_out_and_refuses_to_hold_all():
-    from selectit.errors import ParamsError
+    from selectit.core.errors import ParamsError
 
     kept, heldout = split_heldout([_example(i) for i in range(3)], 0.01, seed=0)
     assert len(heldout) == 1 and len(kept) == 2
@@ -74,7 +74,7 @@ def test_heldout_split_of_tiny_data_holds_one_out_and_refuses_to_hold_all():
 
 
 def test_a_selection_from_another_run_is_an_input_error():
-    from selectit.errors import InputError
+    from selectit.core.errors import InputError
 
     with pytest.raises(InputError, match="not in the training pool"):
         variant_examples("selectit", POOL[:10], RANKED, ["nope"], seed=0)

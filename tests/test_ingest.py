@@ -10,9 +10,9 @@ import threading
 import pytest
 from conftest import TINY_ROWS
 
-from selectit.ingest.records import InputError
+from selectit.core.errors import InputError
+from selectit.core.io import file_sha256
 from selectit.ingest.sources import ingest
-from selectit.io import file_sha256
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from conftest import SHARED_DATA, free_port
 
 from selectit.config import JudgeConfig
-from selectit.errors import InputError
+from selectit.core.errors import InputError
 from selectit.evaluation.judge import ANSWERS_FILE, _preference, _score, judge_win_rate, load_questions
 
 BENCHMARKS = SHARED_DATA / "benchmarks"
@@ -75,7 +75,7 @@ def test_an_unreachable_judge_is_one_clear_error(variant, tmp_path):
 
 
 def test_judge_settings_are_checked_when_read(monkeypatch):
-    from selectit.errors import ParamsError
+    from selectit.core.errors import ParamsError
     from selectit.evaluation.judge import _api_key
 
     with pytest.raises(ParamsError, match="evaluate.judge.model: a judge endpoint needs"):

@@ -171,7 +171,7 @@ def test_aggregate_stage_scores_with_the_configured_token_level(project):
 def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
     from flows.ingest import ingest_flow
     from selectit.config import ParamsError
-    from selectit.ingest.records import InputError
+    from selectit.core.errors import InputError
 
     params, data, source = project
     source.write_text("")
@@ -186,7 +186,7 @@ def test_bad_source_and_bad_params_fail_with_a_clear_message(project, tmp_path):
 def test_a_stage_refuses_the_outputs_of_a_failed_or_different_upstream_run(project):
     from flows.ingest import ingest_flow
     from flows.validate import validate_flow
-    from selectit.ingest.records import InputError
+    from selectit.core.errors import InputError
 
     params, data, source = project
     ingest_flow(stage_context(params, data))

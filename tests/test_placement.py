@@ -9,7 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-from selectit.errors import ModelLoadError
+from selectit.core.errors import ModelLoadError
 from selectit.rating import engine
 from selectit.rating.models import ModelSource
 from selectit.rating.placement import Placement, count_parameters, gpus_per_replica, plan_placement

@@ -7,8 +7,9 @@ import yaml
 from conftest import write_params
 
 from selectit.config import load_params
-from selectit.errors import ParamsError
-from selectit.rating.prompts import TEMPLATES, RatingPrompts, load_prompt_set, request_parts
+from selectit.core.catalog import TEMPLATES, load_prompt_set
+from selectit.core.errors import ParamsError
+from selectit.rating.prompts import RatingPrompts, request_parts
 
 CUE = "\n\nRating: "
 
@@ -207,7 +208,7 @@ def test_example_first_puts_the_rating_prompt_after_the_example():
 def test_example_first_texts_of_one_example_share_its_tokens(tiny_model):
     from transformers import AutoTokenizer
 
-    from selectit.ingest.records import Example
+    from selectit.core.records import Example
     from selectit.rating.batching import shared_prefix_groups
     from selectit.rating.prompts import example_parts
     from selectit.rating.texts import RatingTextEncoder

@@ -36,7 +36,7 @@ def test_smollm2_scores_real_examples(tmp_path, smollm2_folder):
     # The engine's first rating equals a plain fp32 forward pass over the same ids.
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from selectit.ingest.records import read_examples
+    from selectit.ingest.formats import read_examples
     from selectit.rating.prompts import RatingPrompts
     from selectit.rating.texts import RatingTextEncoder
 

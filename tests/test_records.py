@@ -4,15 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from selectit.ingest.records import (
-    Example,
-    InputError,
-    Reject,
-    example_id,
-    read_examples,
-    write_examples,
-    write_rejects,
-)
+from selectit.core.errors import InputError
+from selectit.core.records import Example, Reject, example_id, write_examples, write_rejects
+from selectit.ingest.formats import read_examples
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/instructions/alpaca_gpt4_sample.json"
 

@@ -340,7 +340,7 @@ def test_dvc_draws_the_loss_curves_as_one_line_per_variant():
 
 
 def test_task_type_and_calculation_are_read_from_the_text():
-    from selectit.ingest.records import Example
+    from selectit.core.records import Example
     from selectit.report.analysis import is_calculation, leading_verb
 
     def example(instruction, output, input=""):

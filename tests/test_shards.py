@@ -15,8 +15,8 @@ import pytest
 from conftest import tiny_examples, write_params
 
 from selectit.config import load_params
-from selectit.errors import ModelLoadError
-from selectit.ingest.records import Example
+from selectit.core.errors import ModelLoadError
+from selectit.core.records import Example
 from selectit.rating import engine, models
 from selectit.rating.shards import plan_shards, rater_cache
 from selectit.scoring.tables import RATINGS_SCHEMA

@@ -9,18 +9,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from selectit.ingest.records import (
+from selectit.core.errors import InputError
+from selectit.core.records import (
     Example,
-    InputError,
     Reject,
     example_id,
     iter_example_record_shards,
-    iter_examples,
     read_example_records,
     read_rejects,
     write_example_records,
     write_json_list,
 )
+from selectit.ingest.formats import iter_examples
 from selectit.ingest.sources import ingest, ingest_into
 from selectit.rating.shards import ShardCache, plan_shard_refs, plan_shards
 from selectit.scoring.tables import RATINGS_SCHEMA

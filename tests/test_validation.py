@@ -9,8 +9,9 @@ import pytest
 from selectit.checks.examples import SUITE_NAME, ValidationFailed, validate_examples
 from selectit.checks.suite import DATASET, Expectation, run_suite
 from selectit.config import ValidateConfig
-from selectit.errors import ParamsError
-from selectit.ingest.records import Example, example_id, read_examples
+from selectit.core.errors import ParamsError
+from selectit.core.records import Example, example_id
+from selectit.ingest.formats import read_examples
 
 SETTINGS = ValidateConfig(min_chars=3, max_chars=200, max_reject_fraction=0.5, heldout=0.0, seed=0)
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from selectit.ingest.records import Example, example_id
+from selectit.core.records import Example, example_id
 from selectit.scoring import formulas
 from selectit.scoring.tables import probs_matrix
 

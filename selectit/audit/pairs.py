@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selectit.errors import InputError
-from selectit.ingest.records import Example, Reject, example_id
-from selectit.io import decode_line, read_input_bytes
+from selectit.core.errors import InputError
+from selectit.core.io import decode_line, read_input_bytes
+from selectit.core.records import Example, Reject, example_id
 
 SIDES = ("a", "b")
 EXPECTED_FORM = '{"instruction", "input" (optional), "response_a", "response_b", "preferred": "a" or "b"}'

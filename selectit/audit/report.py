@@ -48,7 +48,7 @@ from selectit.audit.agreement import (
 from selectit.audit.pairs import JudgedPair
 from selectit.audit.scorers import MODEL, Scorer
 from selectit.audit.validity import Validity
-from selectit.ingest.records import Reject
+from selectit.core.records import Reject
 
 FORMAT = "selectit.audit/1"
 CHANCE = 0.5  # a scorer that orders each pair by a coin flip

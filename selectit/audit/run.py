@@ -5,7 +5,7 @@ Both responses of each pair are rated like any example, through the score
 stage's engine and shard cache (`rate_examples`: one rater in memory at a time,
 finished shards re-used), and scored with the aggregate stage's formulas; so
 are a few content-free inputs, which calibrate the digit distributions. With
-`ifd_raters`, the responses' losses give the IFD scorers (selectit/scoring/ifd.py).
+`ifd_raters`, the responses' losses give the IFD scorers (selectit/rating/ifd.py).
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from selectit.audit.scorers import (
 )
 from selectit.audit.validity import rating_validity
 from selectit.config import AggregateConfig, ScoreConfig
-from selectit.errors import InputError
-from selectit.ingest.records import write_rejects
-from selectit.io import file_sha256, write_json, write_text
+from selectit.core.errors import InputError
+from selectit.core.io import file_sha256, write_json, write_text
+from selectit.core.records import write_rejects
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _ifd_scorers(
     examples, spec: str, score: ScoreConfig, cache_root, max_tokens: int, model: Scorer, length: Scorer, progress
 ):
     """IFD, its inverse, and each combined by mean rank with SelectIT's model level and with length."""
-    from selectit.scoring.ifd import response_losses
+    from selectit.rating.ifd import response_losses
 
     run = response_losses(
         examples,

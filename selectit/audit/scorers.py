@@ -22,7 +22,7 @@ and, as options that are labelled as such:
 
 - `length_adjusted.<s>`:   scorer s minus what log response length predicts of it (least squares
                            over the audited responses): the part of the score length does not explain
-- `ifd.<rater>`, `ifd_inverse.<rater>`: instruction-following difficulty (selectit/scoring/ifd.py)
+- `ifd.<rater>`, `ifd_inverse.<rater>`: instruction-following difficulty (selectit/rating/ifd.py)
 - `rank_mean.<a>.with.<b>`: the mean of two scorers' ranks over the audited responses
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from selectit.ingest.records import Example
+from selectit.core.records import Example
 from selectit.scoring import formulas
 from selectit.scoring.tables import SENTENCE_PREFIX, aggregate_token_scores, check_ratings, probs_matrix
 

@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 from selectit.checks.suite import DATASET, ROW, Expectation, Outcome, SuiteRun, failed_rows, rows_text, run_suite
 from selectit.config import ValidateConfig
-from selectit.errors import ValidationFailed
-from selectit.ingest.records import Example, Reject, iter_example_records
+from selectit.core.errors import ValidationFailed
+from selectit.core.records import Example, Reject, iter_example_records
 
 if TYPE_CHECKING:
     import pandas as pd

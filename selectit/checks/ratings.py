@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from selectit.checks.suite import DATASET, Expectation, Outcome, failed_rows, rows_text, run_suite
-from selectit.errors import RatingCheckFailed
+from selectit.core.errors import RatingCheckFailed
 
 if TYPE_CHECKING:
     import pandas as pd

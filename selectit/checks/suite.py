@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from selectit.errors import SuiteFailed
+from selectit.core.errors import SuiteFailed
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from selectit.config import BENCHMARKS
-from selectit.errors import InputError, ParamsError
+from selectit.core.errors import InputError, ParamsError
 
 if TYPE_CHECKING:
     from lm_eval.api.model import LM

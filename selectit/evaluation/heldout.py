@@ -10,8 +10,8 @@ from collections.abc import Sequence
 
 from tqdm.auto import tqdm
 
+from selectit.core.records import Example
 from selectit.finetune.format import alpaca_prompt
-from selectit.ingest.records import Example
 
 
 def heldout_nll(

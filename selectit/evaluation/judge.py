@@ -19,8 +19,8 @@ from pathlib import Path
 import yaml
 
 from selectit.config import JudgeConfig
-from selectit.errors import InputError
-from selectit.io import write_json
+from selectit.core.errors import InputError
+from selectit.core.io import write_json
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selectit.config import EvaluateConfig
+from selectit.core.records import Example
 from selectit.evaluation.metrics import HELDOUT_NLL, JUDGE_WIN_RATE, benchmark_metric
-from selectit.ingest.records import Example
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from selectit.errors import InputError
+from selectit.core.errors import InputError
+from selectit.core.io import write_json
 from selectit.evaluation.compare import MetricSpec
-from selectit.io import write_json
 
 HELDOUT_NLL = "heldout_nll"
 JUDGE_WIN_RATE = "alpaca_eval_win_rate"  # share of questions the judge prefers the variant over text-davinci-003

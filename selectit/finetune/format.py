@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from selectit.ingest.records import Example
+from selectit.core.records import Example
 
 # Stanford Alpaca's two templates: with and without an input field.
 _WITH_INPUT = (

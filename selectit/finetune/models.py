@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from selectit.errors import InputError, ModelLoadError
+from selectit.core.errors import InputError, ModelLoadError
 
 
 def load_variant(model_folder: Path | None, base_location: str, device, trust_remote_code: bool = False):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selectit.config import FinetuneConfig
-from selectit.errors import ModelLoadError
-from selectit.ingest.records import Example
-from selectit.io import write_json
+from selectit.core.errors import ModelLoadError
+from selectit.core.io import write_json
+from selectit.core.records import Example
 
 # Beside the saved model: [{"step": ..., "loss": ...}] of every logged training loss.
 LOSS_HISTORY = "loss_history.json"

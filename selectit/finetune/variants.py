@@ -21,8 +21,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selectit.errors import InputError
-from selectit.ingest.records import Example
+from selectit.core.errors import InputError
+from selectit.core.records import Example
 
 
 @dataclass(frozen=True)

@@ -11,17 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selectit.ingest.records import (
-    Example,
-    InputError,
-    ReadCounts,
-    Reject,
-    example_record_line,
-    iter_examples,
-    read_examples,
-    reject_line,
-)
-from selectit.io import atomic_write, file_sha256
+from selectit.core.errors import InputError
+from selectit.core.io import atomic_write, file_sha256
+from selectit.core.records import Example, Reject, example_record_line, reject_line
+from selectit.ingest.formats import ReadCounts, iter_examples, read_examples
 
 DOWNLOAD_ATTEMPTS = 3
 CHUNK = 1 << 20

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from selectit.errors import ParamsError
-from selectit.ingest.records import Example
+from selectit.core.errors import ParamsError
+from selectit.core.records import Example
 
 _SCALE = float(1 << 64)
 

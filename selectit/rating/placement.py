@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from selectit.errors import ModelLoadError
+from selectit.core.errors import ModelLoadError
 
 GB = 1e9  # sizes in messages are decimal GB, as GPU makers count them
 

@@ -13,41 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 
-import yaml
-
-from selectit.errors import ParamsError
-
-TEMPLATES = ("plain", "chat")
-# Where the rating prompt sits: before the example (the paper's), or after it, so that
-# all prompts of one example share the example's tokens and the engine runs them once.
-PROMPT_FIRST, EXAMPLE_FIRST = "prompt-first", "example-first"
-LAYOUTS = (PROMPT_FIRST, EXAMPLE_FIRST)
-
-
-def _packaged(name: str):
-    return resources.files("selectit.rating") / "prompt_sets" / f"{name}.yaml"
-
-
-def is_packaged_prompt_set(name: str) -> bool:
-    return "/" not in name and _packaged(name).is_file()
-
-
-def load_prompt_set(name_or_path: str) -> list[str]:
-    """Prompts of a packaged set (`default`) or of a YAML file with a `prompts:` list."""
-    source = _packaged(name_or_path) if is_packaged_prompt_set(name_or_path) else Path(name_or_path)
-    if not source.is_file():
-        raise ParamsError(f"prompt set {name_or_path!r} is neither a packaged set nor a YAML file")
-    try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ParamsError(f"{source}: not valid YAML: {exc}") from exc
-    prompts = data.get("prompts") if isinstance(data, dict) else None
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) and p.strip() for p in prompts):
-        raise ParamsError(f"{source}: expected a mapping with a non-empty `prompts:` list of strings")
-    return prompts
+from selectit.core.catalog import EXAMPLE_FIRST, PROMPT_FIRST, load_prompt_set
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,10 @@ import numpy as np
 import pyarrow as pa
 
 from selectit.config import ScoreConfig
-from selectit.ingest.records import Example, Reject
+from selectit.core.catalog import rater_name
+from selectit.core.records import Example, Reject
 from selectit.rating.engine import TransformersRater
-from selectit.rating.models import rater_name, resolve
+from selectit.rating.models import resolve
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.shards import ShardCache, plan_shards, rater_cache
 from selectit.rating.texts import RatingTextEncoder, RatingTextError

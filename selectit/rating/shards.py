@@ -24,7 +24,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from selectit.config import ScoreConfig
-from selectit.ingest.records import Example, Reject, atomic_write, iter_example_record_shards
+from selectit.core.io import atomic_write
+from selectit.core.records import Example, Reject, iter_example_record_shards
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
 
 # Examples per batch when ratings are collected as a stream, and finished shards kept parsed.

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from selectit.errors import DigitTokenError
-from selectit.ingest.records import Example
+from selectit.core.errors import DigitTokenError
+from selectit.core.records import Example
 from selectit.rating.prompts import RatingPrompts
 
 # A stand-in pair used only to tokenise the cue in its real surroundings.

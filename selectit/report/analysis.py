@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from selectit.ingest.records import Example
+from selectit.core.records import Example
 from selectit.scoring.tables import SENTENCE_PREFIX
 from selectit.selection.top import n_to_keep
 

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 
 from selectit.config import Params
-from selectit.io import write_text
-from selectit.layout import Layout
+from selectit.core.catalog import EXPECTED, PAPER
+from selectit.core.io import write_text
+from selectit.core.layout import Layout
 from selectit.report import analysis, figures, stability
 from selectit.report.page import Section, render, status_html, table_html
 from selectit.report.rundata import RunData, load_run
-from selectit.scoring.names import EXPECTED, PAPER
 from selectit.scoring.tables import SENTENCE_PREFIX, without_examples
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 import pyarrow.compute as pc
 
 from selectit.config import Params, ScoreConfig
-from selectit.errors import InputError
-from selectit.ingest.records import Example, read_example_records
-from selectit.layout import Layout
-from selectit.rating.models import rater_name
+from selectit.core.catalog import rater_name
+from selectit.core.errors import InputError
+from selectit.core.layout import Layout
+from selectit.core.records import Example, read_example_records
 from selectit.scoring.tables import SENTENCE_PREFIX, read_ratings, read_scores, with_token_scores
 
 

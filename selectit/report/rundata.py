@@ -14,11 +14,11 @@ import pandas as pd
 import pyarrow as pa
 
 from selectit.config import Params
-from selectit.errors import InputError
+from selectit.core.catalog import rater_name
+from selectit.core.errors import InputError
+from selectit.core.layout import Layout
+from selectit.core.records import Example, Reject, read_example_records, read_rejects
 from selectit.finetune.train import LOSS_HISTORY
-from selectit.ingest.records import Example, Reject, read_example_records, read_rejects
-from selectit.layout import Layout
-from selectit.rating.models import rater_name
 from selectit.scoring.tables import read_ratings, read_scores, with_token_scores
 from selectit.summaries import (
     AggregateSummary,

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from selectit.scoring.names import EXPECTED, PAPER, TOKEN_LEVEL_SCORES
+from selectit.core.catalog import EXPECTED, PAPER, TOKEN_LEVEL_SCORES
 
 
 def normalise_digit_probs(probs: np.ndarray, authors_softmax: bool = False) -> np.ndarray:

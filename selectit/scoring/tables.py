@@ -15,9 +15,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selectit.errors import InputError, RatingsError
-from selectit.ingest.records import Example, Reject
-from selectit.io import atomic_write
+from selectit.core.errors import InputError, RatingsError
+from selectit.core.io import atomic_write
+from selectit.core.records import Example, Reject
 from selectit.scoring import formulas as scoring
 
 RATINGS_SCHEMA = pa.schema(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from selectit.io import file_sha256
+from selectit.core.io import file_sha256
 from selectit.tracking.runs import STAGE_TAG, StageLogger
 
 # Tag names; values are sha256 hex digests of files, or MLflow run ids.

@@ -33,8 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selectit.ingest.records import Example
-from selectit.io import atomic_write
+from selectit.core.io import atomic_write
+from selectit.core.records import Example
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +246,9 @@ def response_losses(
     """Both response losses of every example with rater model `spec`, through the loss cache
     (the model loads only when some example is not cached)."""
 
+    from selectit.core.catalog import rater_name
     from selectit.rating.engine import resolve_device
-    from selectit.rating.models import load_model, load_tokenizer, rater_name, resolve
+    from selectit.rating.models import load_model, load_tokenizer, resolve
 
     source = resolve(spec, trust_remote_code)
     torch_device = resolve_device(device)

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from selectit.errors import InputError
+from selectit.core.errors import InputError
 
 
 def atomic_write(path: str | Path, write) -> None:

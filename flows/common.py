@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from flows.prefect_runtime import server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core.errors import SelectitError
+from selectit.core.layout import Layout
 from selectit.provenance import code_version, git_commit, record_stages
 from selectit.tracking.runs import StageLogger
 
@@ -100,34 +101,8 @@ def quiet_user_errors() -> None:
             handler.addFilter(_not_a_user_error)
 
 
-@contextlib.contextmanager
-def prefect_server_that_outlives_ctrl_c() -> Iterator[None]:
-    """Start Prefect's temporary server (when no server is configured) with SIGINT blocked.
-
-    Ctrl-C in a terminal goes to the whole process group: the temporary server, a
-    child of this process, stopped at once, and the interrupted run then spent over
-    a minute retrying it before ending in a connection error. A blocked signal stays
-    blocked in the child (uvicorn installs handlers but keeps the mask), so the
-    server lives until this process stops it at exit, and the run records how it
-    ended. Prefect's client finds the server already running and uses it."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
-            # default 20 s on a busy 2-core machine.
-            SubprocessASGIServer().start(timeout=120)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    yield
-
-
 def kept_work(data_dir: Path) -> str:
     """What an interrupted run leaves for the next one, and how to resume."""
-    from selectit.core.layout import Layout
-
     layout = Layout(data_dir)
     shards = sum(1 for _ in layout.shard_cache.rglob("*.parquet")) if layout.shard_cache.is_dir() else 0
     checkpoints = len(list((layout.root / "cache" / "finetune").glob("*/*/checkpoint-*")))
@@ -179,7 +154,7 @@ def stage_main(
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
         context = open_context(args.params, args.data)
-        with prefect_server_that_outlives_ctrl_c():
+        with server_that_outlives_ctrl_c():
             (runner or flow)(context, **flow_args)
 
     command_main(flow.name, description, run, extra)

@@ -17,11 +17,12 @@ from prefect import flow
 
 from flows.aggregate import aggregate_flow
 from flows.audit import audit_flow
-from flows.common import command_main, open_context, prefect_server_that_outlives_ctrl_c, provenance_tags
+from flows.common import command_main, open_context, provenance_tags
 from flows.compare import compare_flow
 from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
 from flows.ingest import ingest_flow
+from flows.prefect_runtime import server_that_outlives_ctrl_c
 from flows.report import report_flow
 from flows.score import score_raters
 from flows.select import select_flow
@@ -79,7 +80,7 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
 def main() -> None:
     def run(args):
         open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
-        with prefect_server_that_outlives_ctrl_c():
+        with server_that_outlives_ctrl_c():
             pipeline_flow(args.params, args.data, progress=not args.no_progress)
 
     command_main(

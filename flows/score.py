@@ -6,6 +6,7 @@ cluster or `local` (README "Scoring on Ray"): the same shard cache and tables ei
 # No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
+import contextlib
 import contextvars
 import dataclasses
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,7 @@ from prefect.futures import PrefectFuture
 from tqdm.auto import tqdm
 
 from flows.common import stage_main, tracked_stage
+from flows.prefect_runtime import api_url_for_workers, record_crash
 from selectit.context import RunContext
 from selectit.core.catalog import rater_name
 from selectit.core.errors import ParamsError
@@ -65,9 +67,9 @@ def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> Sco
 def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     """Shards as Prefect tasks on Ray workers (prefect-ray), each handing its shard to one
     of the rater's replicas (Ray actors that keep the model loaded)."""
-    from prefect_ray.context import remote_options
+    from prefect_ray.context import remote_options  # imports ray
 
-    from selectit.rating.distributed import RaterPool
+    from selectit.rating.distributed import RaterPool  # imports torch
 
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
     pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
@@ -103,12 +105,8 @@ def _result_recorded(future: PrefectFuture) -> int:
     """The task's result; if Ray gave up on it (its worker lost more often than Ray
     retries), its Prefect task run is marked Crashed rather than left Running."""
     future.wait()
-    state = future.state
-    if state.is_crashed():
-        from prefect import get_client
-
-        with get_client(sync_client=True) as client:
-            client.set_task_run_state(future.task_run_id, state, force=True)
+    if future.state.is_crashed():
+        record_crash(future)
     return future.result()
 
 
@@ -118,12 +116,10 @@ def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
     raters = context.params.score.raters
     if not context.params.ray.enabled:
         return {rater: score_flow(context, rater) for rater in raters}
-    from prefect_ray import RayTaskRunner
-
-    from selectit.rating.distributed import ray_runtime
+    from prefect_ray import RayTaskRunner  # imports ray
 
     on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # joins the Ray that ray_runtime connects
-    with ray_runtime(context.params.ray, context.project_root), ThreadPoolExecutor(len(raters)) as pool:
+    with _ray(context), ThreadPoolExecutor(len(raters)) as pool:
         # Each thread runs its flow in a copy of this context, so it nests under the pipeline's run.
         futures = {r: pool.submit(contextvars.copy_context().run, on_ray, context, r) for r in raters}
         return {rater: future.result() for rater, future in futures.items()}
@@ -133,12 +129,18 @@ def score_stage(context: RunContext, rater: str) -> ScoreSummary:
     """One rater's score stage, on Ray when params ask for it (`python -m flows.score`)."""
     if not context.params.ray.enabled:
         return score_flow(context, rater)
-    from prefect_ray import RayTaskRunner
+    from prefect_ray import RayTaskRunner  # imports ray
 
-    from selectit.rating.distributed import ray_runtime
-
-    with ray_runtime(context.params.ray, context.project_root):
+    with _ray(context):
         return score_flow.with_options(task_runner=RayTaskRunner())(context, rater)
+
+
+def _ray(context: RunContext) -> contextlib.AbstractContextManager[None]:
+    """Ray for this run; its workers report task states to the Prefect server this run uses."""
+    from selectit.rating.distributed import ray_runtime  # imports torch
+
+    ray_cfg = context.params.ray
+    return ray_runtime(ray_cfg, context.project_root, api_url_for_workers(ray_cfg.prefect_api_url))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,9 @@ import sys
 from pathlib import Path
 
 from flows.common import DEFAULT_DATA, DEFAULT_PARAMS
+from flows.prefect_runtime import configured_api_url
+from selectit.config import load_params
+from selectit.core.errors import SelectitError
 
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_NAME = "selectit-nightly"
@@ -38,9 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=DEFAULT_NAME, help=f"deployment name (default: {DEFAULT_NAME})")
     args = parser.parse_args(argv)
 
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
+    if not configured_api_url():
         print(
             "flows.serve: error: no Prefect server configured; start one with "
             "`prefect server start --host 127.0.0.1` and set PREFECT_API_URL=http://127.0.0.1:4200/api",
@@ -48,9 +49,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(2)
 
-    from flows.pipeline import pipeline_flow
-    from selectit.config import load_params
-    from selectit.core.errors import SelectitError
+    from flows.pipeline import pipeline_flow  # imports torch: after the quick checks above
 
     try:
         load_params(args.params)  # a broken params.yaml fails now, not at 03:00

@@ -56,10 +56,11 @@ RATERS = ("tiny", "tiny-b")
 # Every rater's score stage, as the pipeline runs them (at the same time, on Ray).
 SCORE_RATERS = """
 import sys
-from flows.common import open_context, prefect_server_that_outlives_ctrl_c
+from flows.common import open_context
+from flows.prefect_runtime import server_that_outlives_ctrl_c
 from flows.score import score_raters
 context = open_context("params.yaml", sys.argv[1], progress=False)
-with prefect_server_that_outlives_ctrl_c():
+with server_that_outlives_ctrl_c():
     summaries = score_raters(context)
 print("scored:", ", ".join(summaries))
 """

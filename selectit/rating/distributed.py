@@ -71,40 +71,26 @@ def _ensure_local_bootstrap_config() -> None:
         log.info("wrote %s (a local-provider config, so that Ray probes no cloud metadata address)", path)
 
 
-def prefect_api_url(cfg: RayConfig) -> str | None:
-    """The Prefect server Ray workers report task states to.
-
-    Without one, each worker would start a temporary Prefect server of its own."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    if cfg.prefect_api_url:
-        return cfg.prefect_api_url
-    if PREFECT_API_URL.value():
-        return PREFECT_API_URL.value()
-    server = SubprocessASGIServer()  # the run's temporary server, when flows.common started one
-    return server.api_url if server.running else None
-
-
-def worker_env(cfg: RayConfig, project_root: Path) -> dict[str, str]:
+def worker_env(cfg: RayConfig, project_root: Path, prefect_api_url: str | None) -> dict[str, str]:
+    """`prefect_api_url`: the Prefect server workers report task states to (the flow picks it);
+    None: each worker would start a temporary Prefect server of its own."""
     env = dict(QUIET_ENV)
     env.update({name: os.environ[name] for name in PASSED_ON if name in os.environ})
     # The flows and tasks packages are imported from the project folder (only selectit is installed).
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(project_root), os.environ.get("PYTHONPATH")) if p)
-    url = prefect_api_url(cfg)
-    if url:
-        env["PREFECT_API_URL"] = url
-        if cfg.address != "local" and any(h in url for h in ("//127.0.0.1", "//localhost")):
+    if prefect_api_url:
+        env["PREFECT_API_URL"] = prefect_api_url
+        if cfg.address != "local" and any(h in prefect_api_url for h in ("//127.0.0.1", "//localhost")):
             log.warning(
                 "Ray workers report to the Prefect server at %s: only workers on this machine reach it; "
                 "set ray.prefect_api_url (or PREFECT_API_URL) to a server every node reaches",
-                url,
+                prefect_api_url,
             )
     return env
 
 
 @contextlib.contextmanager
-def ray_runtime(cfg: RayConfig, project_root: Path) -> Iterator[None]:
+def ray_runtime(cfg: RayConfig, project_root: Path, prefect_api_url: str | None) -> Iterator[None]:
     """Ray, connected for the length of the block: started here for `address: local`,
     joined for a cluster address. A Ray already connected in this process is used as it is."""
     # Set before ray is imported: it reads some of these once, at import.
@@ -118,7 +104,7 @@ def ray_runtime(cfg: RayConfig, project_root: Path) -> Iterator[None]:
         return
     kwargs: dict = {
         "namespace": NAMESPACE,
-        "runtime_env": {"env_vars": worker_env(cfg, project_root)},
+        "runtime_env": {"env_vars": worker_env(cfg, project_root, prefect_api_url)},
         "configure_logging": False,
         "log_to_driver": True,
     }

@@ -1,0 +1,71 @@
+"""Every use of Prefect beyond flows, tasks and their futures: the run's temporary
+server, the server address Ray workers report to, and a crashed task's state.
+
+Some of these are Prefect internals, with no public equivalent; each says why it
+is needed, so that a Prefect upgrade has one module to check."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+from collections.abc import Iterator
+
+from prefect import get_client
+from prefect.futures import PrefectFuture
+
+# Internal: the temporary ("ephemeral") server Prefect starts when no PREFECT_API_URL is
+# set. Prefect has no public handle on it; this one starts it (see
+# server_that_outlives_ctrl_c) and gives its address to Ray workers. It is a singleton
+# per port, so the instance made here is the one Prefect's client uses.
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_API_URL
+
+
+def configured_api_url() -> str | None:
+    """The Prefect server that PREFECT_API_URL (or the active Prefect profile) names."""
+    return PREFECT_API_URL.value() or None
+
+
+@contextlib.contextmanager
+def server_that_outlives_ctrl_c() -> Iterator[None]:
+    """Start Prefect's temporary server (when no server is configured) with SIGINT blocked.
+
+    Ctrl-C in a terminal goes to the whole process group: the temporary server, a
+    child of this process, stopped at once, and the interrupted run then spent over
+    a minute retrying it before ending in a connection error. A blocked signal stays
+    blocked in the child (uvicorn installs handlers but keeps the mask), so the
+    server lives until this process stops it at exit, and the run records how it
+    ended. Prefect's client finds the server already running and uses it."""
+    if not configured_api_url():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
+            # default 20 s on a busy 2-core machine.
+            SubprocessASGIServer().start(timeout=120)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    yield
+
+
+def api_url_for_workers(chosen: str | None) -> str | None:
+    """The Prefect server Ray workers report task states to: `chosen` (ray.prefect_api_url),
+    else the configured server, else this run's temporary server when it runs.
+
+    Without one, each worker would start a temporary Prefect server of its own."""
+    if chosen:
+        return chosen
+    if configured := configured_api_url():
+        return configured
+    server = SubprocessASGIServer()  # the run's temporary server, when server_that_outlives_ctrl_c started one
+    return server.api_url if server.running else None
+
+
+def record_crash(future: PrefectFuture) -> None:
+    """Mark a task run Crashed on the server when Ray gave up on it.
+
+    The task's own engine, on the lost worker, never reported its end, so the server
+    still has it Running. `force=True` (a client option, not part of Prefect's flow and
+    task API) lets the state move past the orchestration rules that refuse a Running
+    task run a terminal state set from outside its engine."""
+    with get_client(sync_client=True) as client:
+        client.set_task_run_state(future.task_run_id, future.state, force=True)

@@ -13,6 +13,7 @@ from flows.prefect_runtime import server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core.errors import SelectitError
 from selectit.core.layout import Layout
+from selectit.core.telemetry import switch_off_telemetry
 from selectit.provenance import code_version, git_commit, record_stages
 from selectit.tracking.runs import StageLogger
 
@@ -122,6 +123,7 @@ def command_main(
 
     An error the user can fix (SelectitError) is one line and exit status 2;
     anything else is a bug and keeps its traceback."""
+    switch_off_telemetry()
     parser = argparse.ArgumentParser(prog=f"python -m flows.{name}", description=description)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
     parser.add_argument("--data", default=str(DEFAULT_DATA), help="data folder (default: data/)")

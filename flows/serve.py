@@ -26,12 +26,14 @@ from flows.common import DEFAULT_DATA, DEFAULT_PARAMS
 from flows.prefect_runtime import configured_api_url
 from selectit.config import load_params
 from selectit.core.errors import SelectitError
+from selectit.core.telemetry import switch_off_telemetry
 
 DEFAULT_CRON = "0 3 * * *"
 DEFAULT_NAME = "selectit-nightly"
 
 
 def main(argv: list[str] | None = None) -> None:
+    switch_off_telemetry()
     parser = argparse.ArgumentParser(
         prog="python -m flows.serve", description="Serve the SelectIT pipeline on a cron schedule."
     )

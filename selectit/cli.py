@@ -16,6 +16,7 @@ from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
 from selectit.core.errors import InputError, SelectitError
 from selectit.core.io import write_json, write_text
 from selectit.core.records import write_examples, write_rejects
+from selectit.core.telemetry import switch_off_telemetry
 from selectit.ingest.formats import read_examples
 
 log = logging.getLogger("selectit")
@@ -478,6 +479,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    switch_off_telemetry()
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

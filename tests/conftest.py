@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
-# No internet here: keep Prefect's test server from trying to send telemetry.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("DO_NOT_TRACK", "1")
+from selectit.core.telemetry import switch_off_telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 ALPACA_SAMPLE = SHARED_DATA / "instructions" / "alpaca_gpt4_sample.json"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # No internet here: nothing the tests start (Prefect's test server, MLflow) reports usage.
+    switch_off_telemetry()
 
 
 @pytest.fixture(scope="session")

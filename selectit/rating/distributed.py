@@ -26,6 +26,7 @@ from pathlib import Path
 from selectit.config import RayConfig, ScoreConfig
 from selectit.core.errors import ParamsError, SelectitError
 from selectit.core.records import Example
+from selectit.core.telemetry import TELEMETRY_OFF
 from selectit.rating.rate import RaterReport, RaterSession
 from selectit.rating.shards import ShardCache, rater_cache
 
@@ -34,12 +35,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "selectit"
 
 # Environment for Ray's own processes and for its workers.
-QUIET_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-}
+QUIET_ENV = {"RAY_USAGE_STATS_ENABLED": "0", **TELEMETRY_OFF}  # no usage reports
 # Only for a Ray started here: its node address is taken as loopback instead of
 # being found by opening a socket towards 8.8.8.8 (Ray's switch for single-machine use).
 LOCAL_ONLY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}

@@ -517,13 +517,20 @@ def test_rank_mean_of_two_scorers():
     combined = rank_mean(first, second)
     # first: a lowest, b and c tied (mean rank 1.5 of 0..2); second: d, b, c, a (ranks 0..3).
     assert combined.name == "rank_mean.f.with.s"
-    from mlflow.utils.validation import _validate_metric_name
-
-    _validate_metric_name("audit.rank_mean.model.with.ifd_inverse.gemma3-270m.agreement")  # a name MLflow takes
     assert {k: combined.scores[k] for k in "abc"} == pytest.approx(
         {"a": (0 + 1) / 2, "b": (0.75 + 1 / 3) / 2, "c": (0.75 + 2 / 3) / 2}
     )
     assert np.isnan(combined.scores["d"])
+
+
+def test_mlflow_takes_a_combined_scorers_metric_name(tmp_path):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("names")).info.run_id
+    name = "audit.rank_mean.model.with.ifd_inverse.gemma3-270m.agreement"
+    client.log_metric(run_id, name, 0.5)
+    assert client.get_run(run_id).data.metrics == {name: 0.5}
 
 
 def test_agreement_by_generator_pair(tmp_path):

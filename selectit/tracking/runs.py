@@ -1,8 +1,9 @@
 """MLflow runs of the pipeline: one parent run per pipeline run, one nested run per stage.
 
-Everything goes through an ``MlflowClient`` bound to the tracker's URI (public
-API only; no global tracking URI and no fluent "active run" stack), so two
-stores used in one process never mix their runs.
+Everything goes through an ``MlflowClient`` bound to the tracker's URI (no global
+tracking URI and no fluent "active run" stack), so two stores used in one process
+never mix their runs. The few MLflow internals the project needs are here, each
+with its reason.
 
 Who owns the parent run:
 - the pipeline flow opens it with ``PipelineTracker.pipeline()`` and hands its
@@ -32,6 +33,13 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
+
+# MLflow internals, kept to this module (check them on an MLflow upgrade):
+# - digest_utils: head_digest must give the digest MLflow gives the whole table, so it uses
+#   MLflow's row sample size and hash; no public function takes a digest of part of a table.
+# - mlflow_tags: the system tags MLflow's UI reads (nesting under a parent run, run name,
+#   source, user, a dataset's role); a client-made run gets them only by setting them.
+from mlflow.data import digest_utils
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import (
@@ -230,14 +238,13 @@ def head_digest(head, num_rows: int) -> str:
     when every column holds text) or numbers."""
     import numpy as np
     import pandas as pd
-    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
 
-    trimmed = head.head(MAX_ROWS)
+    trimmed = head.head(digest_utils.MAX_ROWS)
     string_columns = trimmed.columns[(head.map(type) == str).all(axis=0)]  # noqa: E721 (as MLflow does)
     numeric_columns = trimmed.select_dtypes(include=[np.number]).columns
     trimmed = trimmed[string_columns.union(numeric_columns)]
     hashed = [pd.util.hash_pandas_object(trimmed).values, np.int64(num_rows)]
-    return get_normalized_md5_digest(hashed + [str(column).encode() for column in head.columns])
+    return digest_utils.get_normalized_md5_digest(hashed + [str(column).encode() for column in head.columns])
 
 
 class PipelineTracker:

@@ -99,12 +99,14 @@ class SuiteRun:
         raise error(message + "".join(f"; {text}" for text in advice) + report, self.summaries, self.docs_index)
 
 
-def import_gx():
-    """Import GX quietly (it costs seconds, so only when a check runs)."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # never send usage statistics
+def _load_gx():
+    """Import GX quietly (it costs seconds, so only when a check runs), with the
+    settings the suites need applied here, where GX is loaded, and nowhere else."""
+    # Set before GX loads: without it, GX sends usage statistics.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     import great_expectations as gx
 
-    # GX fingerprints every pandas batch, hashing every value (the texts encoded once more:
+    # Internal: GX fingerprints every pandas batch, hashing every value (the texts encoded once more:
     # about 1.5x the frame at peak, 46 MB at 52K examples), only to list the hash among the
     # batch's markers. The pipeline identifies its data by DVC's hashes, so it is skipped:
     # GX hashes only frames below this size in bytes.
@@ -139,13 +141,15 @@ def run_suite(
     docs_dir: Path | None,
 ) -> SuiteRun:
     """Run the table's expectations over the frame, which has a ``position`` column."""
+    # Not exported at GX's top level: a run name for the Data Docs page, and the switch
+    # for GX's progress bars (one per metric, hundreds of lines in a log otherwise).
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     by_key = {entry.key: entry for entry in table}
     if len(by_key) != len(table):
         raise ValueError(f"suite {suite_name} uses a key twice")
-    gx = import_gx()
+    gx = _load_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     for site in list(context.list_data_docs_sites()):  # GX's default site points into /tmp

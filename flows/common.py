@@ -14,7 +14,7 @@ from selectit.context import RunContext
 from selectit.core.errors import SelectitError
 from selectit.core.layout import Layout
 from selectit.core.telemetry import switch_off_telemetry
-from selectit.provenance import code_version, git_commit, record_stages
+from selectit.provenance import code_version, record_stages
 from selectit.tracking.runs import StageLogger
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +28,6 @@ def open_context(params_path: str | Path, data_dir: str | Path, progress: bool =
     return RunContext.open(params_path, data_dir, PROJECT_ROOT, progress)
 
 
-def provenance_tags(context: RunContext) -> dict[str, str]:
-    """Tags on every MLflow run: which commit of the code made it."""
-    return {"git_commit": git_commit(context.project_root) or "unknown"}
-
-
 @contextlib.contextmanager
 def tracked_stage(
     context: RunContext, name: str, settings: dict, flow_module: str, dvc_stage: str | None = None
@@ -42,14 +37,10 @@ def tracked_stage(
     Under the pipeline flow, the finished stage is then recorded in DVC (dvc.lock
     and the DVC cache, as `dvc repro` would have) and its stage hash tagged on the
     run. `dvc_stage` is its name in dvc.yaml (default: `name`)."""
-    tracker = context.tracker(provenance_tags(context))
-    # A stage on its own (DVC runs one process per stage) starts a new pipeline run at
-    # ingest; later stages nest under the run that ingest recorded.
-    with tracker.stage(
-        name,
-        settings,
-        parent_run_id=context.parent_run_id,
-        new_parent=name == "ingest" and context.parent_run_id is None,
+    if context.parent_run_id is None:
+        raise ValueError(f"stage {name}: the run context has no MLflow parent run (see RunContext.on_its_own)")
+    with context.tracker().stage(
+        name, settings, parent_run_id=context.parent_run_id, parent_takes_status=context.parent_takes_stage_status
     ) as stage_log:
         stage_log.tags({"code_version": code_version(flow_module)})
         yield stage_log
@@ -155,7 +146,8 @@ def stage_main(
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
-        context = open_context(args.params, args.data)
+        # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.
+        context = open_context(args.params, args.data).on_its_own(new_pipeline_run=flow.name == "ingest")
         with server_that_outlives_ctrl_c():
             (runner or flow)(context, **flow_args)
 

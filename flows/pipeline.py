@@ -17,7 +17,7 @@ from prefect import flow
 
 from flows.aggregate import aggregate_flow
 from flows.audit import audit_flow
-from flows.common import command_main, open_context, provenance_tags
+from flows.common import command_main, open_context
 from flows.compare import compare_flow
 from flows.evaluate import evaluate_flow
 from flows.finetune import finetune_flow
@@ -44,8 +44,9 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
     """`run_audit=False` skips the audit stage even where audit.enabled is on (the scheduled deployment)."""
     context = open_context(params_path, data_dir, progress)
     started = time.perf_counter()
-    tracker = context.tracker(provenance_tags(context))
-    with tracker.pipeline(f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}", dataclasses.asdict(context.params)) as run_id:
+    tracker = context.tracker()
+    run_name = f"pipeline-{time.strftime('%Y%m%d-%H%M%S')}"
+    with tracker.pipeline(run_name, dataclasses.asdict(context.params), context.layout.root) as run_id:
         context = context.under_pipeline_run(run_id)
         if not context.record_in_dvc:
             logging.getLogger(__name__).info(

@@ -1,8 +1,9 @@
 """One run's context: its settings, where its data lives, and its MLflow parent run.
 
 The pipeline flow opens one context, opens the MLflow parent run, and hands the
-context to every stage flow; a stage flow run on its own (as DVC runs it) opens
-its own. The context is plain data, so Prefect can record it as a flow parameter.
+context to every stage flow (`under_pipeline_run`). A stage flow run on its own
+(as DVC runs it) opens its own and finds its parent run then (`on_its_own`). The
+context is plain data, so Prefect can record it as a flow parameter.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from selectit.config import Params, load_params
 from selectit.core.layout import Layout
+from selectit.provenance import git_commit
 from selectit.tracking.runs import PipelineTracker, default_tracking_uri
 
 
@@ -23,7 +25,8 @@ class RunContext:
     layout: Layout
     project_root: Path  # the checkout: its git commit, dvc.yaml and default MLflow store
     progress: bool = True  # progress bars (off for scheduled runs, whose output goes to logs)
-    parent_run_id: str | None = None  # the pipeline's MLflow run; None: a stage on its own
+    parent_run_id: str | None = None  # the pipeline's MLflow run; None until under_pipeline_run or on_its_own
+    parent_takes_stage_status: bool = False  # a stage on its own: its parent run ends as the stage ends
     record_in_dvc: bool = False  # record each finished stage in dvc.lock (the pipeline flow's runs)
 
     @classmethod
@@ -37,12 +40,24 @@ class RunContext:
         recording where this run writes the data that dvc.yaml versions."""
         return dataclasses.replace(self, parent_run_id=run_id, record_in_dvc=self.is_dvc_workspace)
 
+    def on_its_own(self, new_pipeline_run: bool) -> RunContext:
+        """The context of a stage run in its own process (DVC runs one a stage), with its
+        MLflow parent: a new pipeline run when `new_pipeline_run` (the first stage, ingest),
+        else the newest pipeline run of this data folder (a new one where there is none).
+        The stage's status passes on to that run."""
+        tracker = self.tracker()
+        run_id = None if new_pipeline_run else tracker.find_pipeline_run(self.layout.root)
+        run_id = run_id or tracker.open_pipeline_run("pipeline", self.layout.root)
+        return dataclasses.replace(self, parent_run_id=run_id, parent_takes_stage_status=True)
+
     @property
     def tracking_uri(self) -> str:
         return self.params.tracking.tracking_uri or default_tracking_uri(self.project_root)
 
-    def tracker(self, run_tags: dict[str, str]) -> PipelineTracker:
-        return PipelineTracker(self.tracking_uri, self.params.tracking.experiment, self.layout.mlflow_run_id, run_tags)
+    def tracker(self) -> PipelineTracker:
+        """The MLflow tracker; its runs are tagged with the commit of the code that made them."""
+        provenance = {"git_commit": git_commit(self.project_root) or "unknown"}
+        return PipelineTracker(self.tracking_uri, self.params.tracking.experiment, provenance)
 
     @property
     def is_dvc_workspace(self) -> bool:

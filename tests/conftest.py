@@ -179,10 +179,11 @@ def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) ->
 
 
 def stage_context(params: Path, data: Path, progress: bool = False):
-    """The run context a stage flow gets when it runs on its own (as DVC runs it)."""
+    """The run context a stage flow gets when it runs on its own (as DVC runs it), in the
+    newest pipeline run of this data folder."""
     from flows.common import open_context
 
-    return open_context(params, data, progress)
+    return open_context(params, data, progress).on_its_own(new_pipeline_run=False)
 
 
 class ProjectCopy:

@@ -59,7 +59,7 @@ import sys
 from flows.common import open_context
 from flows.prefect_runtime import server_that_outlives_ctrl_c
 from flows.score import score_raters
-context = open_context("params.yaml", sys.argv[1], progress=False)
+context = open_context("params.yaml", sys.argv[1], progress=False).on_its_own(new_pipeline_run=False)
 with server_that_outlives_ctrl_c():
     summaries = score_raters(context)
 print("scored:", ", ".join(summaries))

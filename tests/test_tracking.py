@@ -24,7 +24,7 @@ def store(tmp_path_factory) -> str:
 
 @pytest.fixture
 def tracker(store, tmp_path, request) -> PipelineTracker:
-    return PipelineTracker(store, f"exp-{request.node.name}", tmp_path / "data" / ".mlflow_run_id")
+    return PipelineTracker(store, f"exp-{request.node.name}")
 
 
 def children(client, parent_id: str, experiment_id: str) -> dict[str, object]:
@@ -87,8 +87,7 @@ def test_pipeline_with_two_stages(tracker, tmp_path):
     frame = pd.DataFrame({"example_id": [f"e{i}" for i in range(4)], "mass": [0.1, 0.9, 0.5, 0.7]})
     params = {"score": {"k": 5, "raters": ["a", "b"]}, "select": {"ratio": 0.2}}
 
-    with tracker.pipeline("run-1", params) as pid:
-        assert tracker.run_id_file.read_text().strip() == pid
+    with tracker.pipeline("run-1", params, tmp_path / "data") as pid:
         tracker.client.set_tag(pid, "dvc.score_a", "123")
         with tracker.stage("ingest", {"data": {"limit": 10}}, parent_run_id=pid) as st:
             st.metrics({"rows": 4, "rejects": 0, "nan": float("nan"), "none": None}, headline=True)
@@ -135,13 +134,16 @@ def test_pipeline_with_two_stages(tracker, tmp_path):
     assert json.loads(inputs[0].dataset.profile)["num_rows"] == 4
 
 
-def test_stage_in_separate_process_attaches_to_parent(tracker, store):
-    with tracker.pipeline("run-2", {"a": 1}) as pid, tracker.stage("ingest"):
+def test_stage_in_separate_process_joins_the_newest_pipeline_run_of_its_data_folder(tracker, store, tmp_path):
+    data, elsewhere = tmp_path / "data", tmp_path / "elsewhere"
+    with tracker.pipeline("run-2", {"a": 1}, data) as pid, tracker.stage("ingest", parent_run_id=pid):
         pass
-    # a fresh tracker, as `python -m flows.select` would build it, reads run_id_file
-    other = PipelineTracker(store, tracker.experiment, tracker.run_id_file)
-    with other.stage("select", {"select": {"ratio": 0.1}}) as st:
-        assert st.parent_run_id == pid
+    tracker.open_pipeline_run("other-data", elsewhere)
+    # a fresh tracker, as `python -m flows.select` builds it, finds the run by its data folder
+    other = PipelineTracker(store, tracker.experiment)
+    assert other.find_pipeline_run(data) == pid
+    with other.stage("select", {"select": {"ratio": 0.1}}, parent_run_id=pid, parent_takes_status=True) as st:
+        assert other.client.get_run(pid).info.status == "RUNNING"
         st.metrics({"selected": 3})
 
     client = other.client
@@ -150,38 +152,30 @@ def test_stage_in_separate_process_attaches_to_parent(tracker, store):
     assert set(kids) == {"ingest", "select"}
     assert kids["select"].data.metrics == {"selected": 3.0}
     assert parent.info.status == "FINISHED"
-    assert tracker.run_id_file.read_text().strip() == pid
 
 
-def test_stage_given_the_pipeline_run_leaves_its_status_to_the_pipeline(tracker, store):
-    with tracker.pipeline("run-3", {}) as pid:
-        other = PipelineTracker(store, tracker.experiment, tracker.run_id_file)
+def test_find_pipeline_run_takes_the_newest_and_skips_deleted_runs(tracker, tmp_path):
+    data = tmp_path / "data"
+    assert tracker.find_pipeline_run(data) is None
+    first = tracker.open_pipeline_run("pipeline", data)
+    second = tracker.open_pipeline_run("pipeline", data)
+    assert tracker.find_pipeline_run(data) == second
+    assert tracker.client.get_run(second).data.tags["selectit.data"] == data.resolve().as_posix()
+    tracker.client.delete_run(second)
+    assert tracker.find_pipeline_run(data) == first
+
+
+def test_stage_given_the_pipeline_run_leaves_its_status_to_the_pipeline(tracker, store, tmp_path):
+    with tracker.pipeline("run-3", {}, tmp_path / "data") as pid:
+        other = PipelineTracker(store, tracker.experiment)
         with other.stage("validate", parent_run_id=pid) as st:
             assert st.parent_run_id == pid
         assert other.client.get_run(pid).info.status == "RUNNING"
     assert tracker.client.get_run(pid).info.status == "FINISHED"
 
 
-def test_missing_or_stale_run_id_file_starts_new_parent(tracker):
-    assert not tracker.run_id_file.exists()
-    with tracker.stage("aggregate") as st:
-        first = st.parent_run_id
-    assert tracker.run_id_file.read_text().strip() == first
-    client = tracker.client
-    parent = client.get_run(first)
-    assert parent.info.run_name == "pipeline"
-    assert parent.info.status == "FINISHED"
-    assert client.get_run(st.run_id).data.tags["mlflow.parentRunId"] == first
-
-    tracker.run_id_file.write_text("0123456789abcdef0123456789abcdef\n")  # no such run
-    with tracker.stage("aggregate") as st:
-        second = st.parent_run_id
-    assert second != first
-    assert tracker.run_id_file.read_text().strip() == second
-
-
-def test_exception_in_stage_marks_failed_and_reraises(tracker):
-    with pytest.raises(ZeroDivisionError), tracker.pipeline("run-4", {}) as pid:  # noqa: SIM117 (pid is needed)
+def test_exception_in_stage_marks_failed_and_reraises(tracker, tmp_path):
+    with pytest.raises(ZeroDivisionError), tracker.pipeline("run-4", {}, tmp_path / "data") as pid:  # noqa: SIM117 (pid is needed)
         with tracker.stage("score@b", parent_run_id=pid) as st:
             failed_id = st.run_id
             _ = 1 / 0
@@ -189,20 +183,45 @@ def test_exception_in_stage_marks_failed_and_reraises(tracker):
     assert client.get_run(failed_id).info.status == "FAILED"
     assert client.get_run(pid).info.status == "FAILED"
 
-    # outside pipeline(): the failed stage fails its parent too; a rerun that works finishes it
-    with pytest.raises(RuntimeError, match="boom"), tracker.stage("select") as st:
+    # a stage on its own fails its parent too; a rerun that works finishes it
+    own = tracker.open_pipeline_run("pipeline", tmp_path / "data")
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        tracker.stage("select", parent_run_id=own, parent_takes_status=True) as st,
+    ):
         raise RuntimeError("boom")
     assert client.get_run(st.run_id).info.status == "FAILED"
-    assert client.get_run(st.parent_run_id).info.status == "FAILED"
+    assert client.get_run(own).info.status == "FAILED"
+    with tracker.stage("select", parent_run_id=own, parent_takes_status=True):
+        pass
+    assert client.get_run(own).info.status == "FINISHED"
 
 
 def test_two_stores_in_one_process_stay_apart(tmp_path, tracker):
     other_store = f"sqlite:///{(tmp_path / 'other.db').as_posix()}"
-    other = PipelineTracker(other_store, tracker.experiment, tmp_path / "other_id")
-    with tracker.pipeline("a", {"x": 1}) as a_id, other.stage("select", new_parent=True) as st:
-        b_id = st.parent_run_id
+    other = PipelineTracker(other_store, tracker.experiment)
+    b_id = other.open_pipeline_run("pipeline", tmp_path / "data")
+    with tracker.pipeline("a", {"x": 1}, tmp_path / "data") as a_id, other.stage("select", parent_run_id=b_id):
+        pass
     assert a_id != b_id
     assert tracker.client.get_run(a_id).data.params == {"x": "1"}
     with pytest.raises(mlflow.exceptions.MlflowException):
         tracker.client.get_run(b_id)
     assert other.client.get_run(b_id).info.run_name == "pipeline"
+
+
+def test_a_stage_on_its_own_opens_or_joins_the_pipeline_run_of_its_data_folder(store, tmp_path, monkeypatch):
+    from selectit.context import RunContext
+
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    opened = RunContext.open(root / "params.yaml", tmp_path / "data", root)
+    assert opened.parent_run_id is None
+    first = opened.on_its_own(new_pipeline_run=False)  # no pipeline run of this folder yet: a new one
+    ingest = opened.on_its_own(new_pipeline_run=True)
+    later = opened.on_its_own(new_pipeline_run=False)
+    assert first.parent_run_id != ingest.parent_run_id == later.parent_run_id
+    assert later.parent_takes_stage_status and not later.record_in_dvc
+    tags = later.tracker().client.get_run(later.parent_run_id).data.tags
+    assert tags["selectit.role"] == "pipeline" and tags["selectit.data"] == (tmp_path / "data").resolve().as_posix()
+    assert tags["git_commit"]

@@ -147,11 +147,6 @@ class Layout:
     def reports(self) -> Path:
         return self.root / "reports"
 
-    @property
-    def mlflow_run_id(self) -> Path:
-        """The open MLflow pipeline run, for stages that run in their own process (DVC)."""
-        return self.root / ".mlflow_run_id"
-
     @staticmethod
     def examples(stage_folder: Path) -> Path:
         return stage_folder / EXAMPLES

@@ -5,13 +5,13 @@ tracking URI and no fluent "active run" stack), so two stores used in one proces
 never mix their runs. The few MLflow internals the project needs are here, each
 with its reason.
 
-Who owns the parent run:
-- the pipeline flow opens it with ``PipelineTracker.pipeline()`` and hands its
-  id to every stage it runs (``stage(..., parent_run_id=...)``);
+Who owns the parent run (the caller always names it: ``stage(..., parent_run_id=...)``):
+- the pipeline flow opens it with ``PipelineTracker.pipeline()`` and ends it;
 - a stage run on its own (DVC runs ``python -m flows.<stage>``, one process a
-  stage) finds the parent through a small file (``data/.mlflow_run_id``): the
-  first stage (``new_parent=True``) opens a parent and writes the file, later
-  stages nest under the run it names and pass their status on to it.
+  stage) is given a parent opened with ``open_pipeline_run`` (ingest) or found
+  with ``find_pipeline_run`` (later stages), and passes its status on to it
+  (``parent_takes_status=True``). Pipeline runs are tagged with the data folder
+  they write, so that a later stage finds the run of its own data folder.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ BATCH_METRICS = 1000
 
 ROLE_TAG = "selectit.role"
 STAGE_TAG = "selectit.stage"
+DATA_TAG = "selectit.data"  # on pipeline runs: the data folder the run writes
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
@@ -140,6 +141,10 @@ def _quiet() -> Iterator[None]:
     finally:
         for logger, level in zip(loggers, levels, strict=True):
             logger.setLevel(level)
+
+
+def _folder_tag(folder: Path) -> str:
+    return Path(folder).resolve().as_posix()
 
 
 def _end_status(error: BaseException | None) -> str:
@@ -250,13 +255,10 @@ def head_digest(head, num_rows: int) -> str:
 class PipelineTracker:
     """Creates the parent run of a pipeline run and the nested run of each stage."""
 
-    def __init__(
-        self, tracking_uri: str, experiment: str, run_id_file: Path, run_tags: Mapping[str, str] | None = None
-    ):
+    def __init__(self, tracking_uri: str, experiment: str, run_tags: Mapping[str, str] | None = None):
         """`run_tags` go on every run this tracker creates (provenance: git commit, code version)."""
         self.tracking_uri = str(tracking_uri)
         self.experiment = experiment
-        self.run_id_file = Path(run_id_file)
         self.run_tags = {safe_key(k): str(v) for k, v in (run_tags or {}).items()}
         with _quiet():
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
@@ -295,58 +297,54 @@ class PipelineTracker:
             )
         return run.info.run_id
 
-    def _open_parent(self, run_name: str) -> str:
-        run_id = self._create_run(run_name, {ROLE_TAG: "pipeline"})
-        self.run_id_file.parent.mkdir(parents=True, exist_ok=True)
-        staging = self.run_id_file.with_name(f".{self.run_id_file.name}.{os.getpid()}.tmp")
-        staging.write_text(run_id + "\n", encoding="utf-8")
-        os.replace(staging, self.run_id_file)
-        return run_id
+    def open_pipeline_run(self, run_name: str, data_dir: Path) -> str:
+        """A new parent run for a pipeline run that writes `data_dir`; its id."""
+        return self._create_run(run_name, {ROLE_TAG: "pipeline", DATA_TAG: _folder_tag(data_dir)})
 
-    def recorded_run_id(self) -> str | None:
-        """The parent run named in run_id_file, if this store has it and it is not deleted."""
-        try:
-            run_id = self.run_id_file.read_text(encoding="utf-8").strip()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not run_id:
-            return None
-        try:
-            with _quiet():
-                run = self.client.get_run(run_id)
-        except MlflowException:
-            log.info("%s names run %s, which this store does not have", self.run_id_file, run_id)
-            return None
-        return run_id if run.info.lifecycle_stage == "active" else None
+    def find_pipeline_run(self, data_dir: Path) -> str | None:
+        """The newest pipeline run of this experiment that wrote `data_dir` and is not deleted."""
+        wanted, page_token = _folder_tag(data_dir), None
+        with _quiet():
+            while True:
+                # Filtered on the role only: a folder's path may hold quotes, which a filter cannot.
+                page = self.client.search_runs(
+                    [self.experiment_id()],
+                    filter_string=f"tags.`{ROLE_TAG}` = 'pipeline'",
+                    order_by=["attributes.start_time DESC"],
+                    page_token=page_token,
+                )
+                found = next((run for run in page if run.data.tags.get(DATA_TAG) == wanted), None)
+                if found is not None or not page.token:
+                    return found.info.run_id if found else None
+                page_token = page.token
 
     @contextlib.contextmanager
-    def pipeline(self, run_name: str, settings: Mapping) -> Iterator[str]:
-        """The parent run of one pipeline run; yields its id (also written to run_id_file)."""
-        run_id = self._open_parent(run_name)
+    def pipeline(self, run_name: str, settings: Mapping, data_dir: Path) -> Iterator[str]:
+        """The parent run of one pipeline run, which writes `data_dir`; yields its id."""
+        run_id = self.open_pipeline_run(run_name, data_dir)
         with self._terminated([run_id]):
             StageLogger(self.client, run_id, "pipeline").params(settings)
             yield run_id
 
     @contextlib.contextmanager
     def stage(
-        self, name: str, settings: Mapping | None = None, *, parent_run_id: str | None = None, new_parent: bool = False
+        self,
+        name: str,
+        settings: Mapping | None = None,
+        *,
+        parent_run_id: str,
+        parent_takes_status: bool = False,
     ) -> Iterator[StageLogger]:
-        """A nested run for one stage; yields its StageLogger.
+        """A run for one stage, nested under ``parent_run_id``; yields its StageLogger.
 
-        The parent is ``parent_run_id`` (the pipeline flow's run, whose status
-        the pipeline owns); else, for a stage in its own process, the run named
-        in run_id_file, or a new one when there is none or ``new_parent`` is
-        set. Such a parent takes the stage's status when the stage ends."""
-        owns_parent_status = parent_run_id is None
-        if parent_run_id is None and not new_parent:
-            parent_run_id = self.recorded_run_id()
-        if parent_run_id is None:
-            parent_run_id = self._open_parent("pipeline")
+        Under the pipeline flow, the pipeline owns its run's status. A stage on its
+        own passes its status on to its parent (``parent_takes_status``): the parent
+        runs while the stage does, and ends as the stage ends."""
         experiment_id = self.client.get_run(parent_run_id).info.experiment_id
         run_id = self._create_run(name, {MLFLOW_PARENT_RUN_ID: parent_run_id, STAGE_TAG: name}, experiment_id)
-        if owns_parent_status:
+        if parent_takes_status:
             self.client.update_run(parent_run_id, status="RUNNING")
-        with self._terminated([run_id, parent_run_id] if owns_parent_status else [run_id]):
+        with self._terminated([run_id, parent_run_id] if parent_takes_status else [run_id]):
             logger = StageLogger(self.client, run_id, name, parent_run_id)
             if settings:
                 logger.params(settings)

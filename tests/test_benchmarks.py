@@ -24,11 +24,15 @@ from pathlib import Path
 import pytest
 from conftest import SHARED_DATA, tiny_llama
 
+from selectit.config import load_params
 from selectit.core.errors import ParamsError
 from selectit.evaluation import benchmarks as bm
-from selectit.evaluation.benchmarks import BENCHMARKS, QuestionScores, run_benchmarks
+from selectit.evaluation.benchmarks import BENCHMARKS, QuestionScores
 
 BENCHMARKS_DIR = SHARED_DATA / "benchmarks"
+# The project's settings, as the evaluate stage passes them; a test overrides one by name.
+EVALUATE = load_params(Path(__file__).resolve().parents[1] / "params.yaml").evaluate
+SETTINGS = {"run_code": EVALUATE.run_code, "max_new_tokens": EVALUATE.max_new_tokens}
 SMALL_MMLU = ("abstract_algebra", "anatomy", "world_religions")
 SMALL_BBH = ("boolean_expressions", "date_understanding", "dyck_languages")
 
@@ -127,9 +131,16 @@ def oracle_lm(correct: bool):
     return Oracle()
 
 
-def evaluate_with(lm, limits: dict, folder: Path, work: Path, **kwargs) -> dict[str, QuestionScores]:
+def run_benchmarks(model, tokenizer, limits: dict, folder: Path, work: Path, **settings) -> dict[str, QuestionScores]:
+    return bm.run_benchmarks(
+        model, tokenizer, limits, folder, work, **SETTINGS | {"batch_size": EVALUATE.batch_size} | settings
+    )
+
+
+def evaluate_with(lm, limits: dict, folder: Path, work: Path, **settings) -> dict[str, QuestionScores]:
+    settings = SETTINGS | settings
     return bm._evaluate(
-        lm, bm._check_request(limits, folder, kwargs.get("run_code", False)), folder, work, progress=False, **kwargs
+        lm, bm._check_request(limits, folder, settings["run_code"]), folder, work, progress=False, **settings
     )
 
 
@@ -295,7 +306,7 @@ def test_humaneval_is_refused_without_run_code(tmp_path):
         run_benchmarks(None, None, {"humaneval": 1}, BENCHMARKS_DIR, tmp_path)
     # and lm-eval's own gate holds should the check above be bypassed
     with pytest.raises(ValueError, match="unsafe"):
-        bm._evaluate(oracle_lm(True), {"humaneval": 1}, BENCHMARKS_DIR, tmp_path, progress=False)
+        bm._evaluate(oracle_lm(True), {"humaneval": 1}, BENCHMARKS_DIR, tmp_path, progress=False, **SETTINGS)
 
 
 @pytest.mark.parametrize("correct", [True, False])

@@ -6,20 +6,32 @@ import itertools
 import json
 import random
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from selectit.evaluation.compare import (
-    BETTER,
-    NO_CLEAR_DIFFERENCE,
-    WORSE,
-    MetricSpec,
-    compare_variants,
-    metric_key,
-    verdict,
-)
-from selectit.evaluation.stats import Interval, bootstrap_ci, paired_bootstrap
+from selectit.config import load_params
+from selectit.evaluation import compare, stats
+from selectit.evaluation.compare import BETTER, NO_CLEAR_DIFFERENCE, WORSE, MetricSpec, metric_key, verdict
+from selectit.evaluation.stats import Interval
+
+# The project's settings, as the compare stage passes them; a test overrides one by name.
+EVALUATE = load_params(Path(__file__).resolve().parents[1] / "params.yaml").evaluate
+BOOTSTRAP = {"resamples": EVALUATE.bootstrap_resamples, "level": EVALUATE.confidence, "seed": EVALUATE.seed}
+
+
+def bootstrap_ci(scores, **settings) -> Interval:
+    return stats.bootstrap_ci(scores, **BOOTSTRAP | settings)
+
+
+def paired_bootstrap(a, b, **settings) -> Interval:
+    return stats.paired_bootstrap(a, b, **BOOTSTRAP | settings)
+
+
+def compare_variants(results, metrics, **settings) -> compare.Comparison:
+    return compare.compare_variants(results, metrics, **{"reference": EVALUATE.reference} | BOOTSTRAP | settings)
+
 
 NLL = MetricSpec("heldout_nll", higher_is_better=False, label="held-out NLL ↓")
 ACC = MetricSpec("mmlu/acc", higher_is_better=True, label="MMLU acc ↑")

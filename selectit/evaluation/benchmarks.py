@@ -81,9 +81,9 @@ def run_benchmarks(
     benchmarks_dir: Path,
     work_dir: Path,
     *,
-    run_code: bool = False,
-    max_new_tokens: int = 256,
-    batch_size: int = 1,
+    run_code: bool,
+    max_new_tokens: int,
+    batch_size: int,
     progress: bool = True,
 ) -> dict[str, QuestionScores]:
     """Score `model` (a loaded transformers causal LM, possibly peft-wrapped) on the benchmarks in `limits`.
@@ -187,8 +187,8 @@ def _evaluate(
     benchmarks_dir: Path,
     work_dir: Path,
     *,
-    run_code: bool = False,
-    max_new_tokens: int = 256,
+    run_code: bool,
+    max_new_tokens: int,
     progress: bool = True,
 ) -> dict[str, QuestionScores]:
     """Run each benchmark through lm-eval with any lm-eval `LM` (the seam the tests use).

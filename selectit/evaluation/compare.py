@@ -209,10 +209,10 @@ def compare_variants(
     results: Results,
     metrics: Sequence[MetricSpec],
     *,
-    reference: str = "random",
-    resamples: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
+    reference: str,
+    resamples: int,
+    level: float,
+    seed: int,
 ) -> Comparison:
     """Means with bootstrap intervals for every variant and metric, and paired differences vs `reference`.
 

@@ -15,7 +15,7 @@ def generate_answers(
     instructions: Sequence[str],
     *,
     max_new_tokens: int,
-    batch_size: int = 8,
+    batch_size: int,
     max_prompt_tokens: int = 1024,
     progress: bool = True,
 ) -> list[str]:

@@ -35,9 +35,9 @@ class Interval:
 def bootstrap_ci(
     scores: Sequence[float] | np.ndarray,
     *,
-    resamples: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
+    resamples: int,
+    level: float,
+    seed: int,
 ) -> Interval:
     """Mean of `scores` with a percentile bootstrap interval (questions resampled with replacement)."""
     values = _as_scores(scores, "scores")
@@ -48,9 +48,9 @@ def paired_bootstrap(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
     *,
-    resamples: int = 2000,
-    level: float = 0.95,
-    seed: int = 0,
+    resamples: int,
+    level: float,
+    seed: int,
 ) -> Interval:
     """Mean of (a - b) over the same questions, with a paired percentile bootstrap interval.
 

@@ -148,6 +148,11 @@ def _bad_character(example: Example, column: str, first: Example | None) -> str:
 
 def examples_suite(cfg: ValidateConfig) -> list[Expectation]:
     """The validate stage's expectations, in the order their results are reported."""
+    return _schema_checks() + _content_checks(cfg)
+
+
+def _schema_checks() -> list[Expectation]:
+    """Dataset-level: the frame's columns, and a string in every text and id field."""
     return [
         # Schema: the frame has exactly the columns the checks below read.
         Expectation(
@@ -182,6 +187,13 @@ def examples_suite(cfg: ValidateConfig) -> list[Expectation]:
                 ),
             )
         ),
+    ]
+
+
+def _content_checks(cfg: ValidateConfig) -> list[Expectation]:
+    """Row-level: each example long enough, unique (by id and by content), within the
+    length budget and cleanly encoded; a row that fails one is rejected."""
+    return [
         *(
             Expectation(
                 f"min_chars:{column}",

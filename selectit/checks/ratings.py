@@ -221,7 +221,11 @@ def _wrong_row_count(expected: ExpectedRatings, outcome: Outcome) -> str:
 
 def ratings_suite(expected: ExpectedRatings, counts: dict[str, int]) -> list[Expectation]:
     """The aggregate stage's expectations, in the order their results are reported."""
-    incomplete = "every validated example needs exactly one rating per rater and prompt: re-run the score stage"
+    return _probability_checks() + _mass_and_score_checks() + _completeness_checks(expected, counts)
+
+
+def _probability_checks() -> list[Expectation]:
+    """Each rating's digit probabilities: in [0, 1], none missing, one per digit of the scale."""
     return [
         Expectation(
             "prob_min",
@@ -257,6 +261,12 @@ def ratings_suite(expected: ExpectedRatings, counts: dict[str, int]) -> list[Exp
             "Guards that probs has one probability per digit 1..k (n_probs is its length).",
             _failed_ratings,
         ),
+    ]
+
+
+def _mass_and_score_checks() -> list[Expectation]:
+    """Each rating's digit mass and token-level score: present, and the mass in (0, 1]."""
+    return [
         # Digit mass: not NaN, which the range check would skip.
         Expectation(
             "not_null:mass",
@@ -284,6 +294,13 @@ def ratings_suite(expected: ExpectedRatings, counts: dict[str, int]) -> list[Exp
             "which fails the mass check too).",
             _failed_ratings,
         ),
+    ]
+
+
+def _completeness_checks(expected: ExpectedRatings, counts: dict[str, int]) -> list[Expectation]:
+    """Exactly one rating per expected (example, rater, prompt): no duplicate, none unexpected, none missing."""
+    incomplete = "every validated example needs exactly one rating per rater and prompt: re-run the score stage"
+    return [
         Expectation(
             "unique:key",
             DATASET,

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from flows.prefect_runtime import server_that_outlives_ctrl_c
+from flows.prefect_runtime import quiet_user_errors, server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core.errors import SelectitError
 from selectit.core.layout import Layout
@@ -20,8 +20,6 @@ from selectit.tracking.runs import StageLogger
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PARAMS = PROJECT_ROOT / "params.yaml"
 DEFAULT_DATA = PROJECT_ROOT / "data"
-
-log = logging.getLogger(__name__)
 
 
 def open_context(params_path: str | Path, data_dir: str | Path, progress: bool = True) -> RunContext:
@@ -47,50 +45,6 @@ def tracked_stage(
         if context.record_in_dvc:
             hashes = record_stages(context.project_root, [dvc_stage or name])
             stage_log.tags(hashes)
-
-
-def _user_error_names() -> tuple[str, ...]:
-    found, todo = [], [SelectitError]
-    while todo:
-        cls = todo.pop()
-        found.append(cls.__name__)
-        todo += cls.__subclasses__()
-    return tuple(found)
-
-
-class _UserErrorsToDebug(logging.Filter):
-    """Prefect logs a failed task's and flow's exception with its traceback at ERROR
-    (about 80 lines for one bad file). For an error the user can fix, the command
-    prints one line instead: these records drop to DEBUG in Prefect's own log and
-    stay off the console. A bug keeps its traceback."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, SelectitError) or (
-            exc is None
-            and "Failed(" in (message := record.getMessage())
-            # "Finished in state Failed('... InputError: ...')": the same error, once more
-            and any(f"{name}: " in message for name in _user_error_names())
-        ):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            record.selectit_user_error = True
-        return True
-
-
-def _not_a_user_error(record: logging.LogRecord) -> bool:
-    return not getattr(record, "selectit_user_error", False)
-
-
-def quiet_user_errors() -> None:
-    """Install the filter on Prefect's run loggers, and keep what it marks off the
-    console handlers (Prefect puts its console handler on the root logger)."""
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, _UserErrorsToDebug) for f in logger.filters):
-            logger.addFilter(_UserErrorsToDebug())
-    for handler in logging.getLogger().handlers:
-        if _not_a_user_error not in handler.filters:
-            handler.addFilter(_not_a_user_error)
 
 
 def kept_work(data_dir: Path) -> str:

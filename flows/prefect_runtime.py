@@ -1,5 +1,6 @@
 """Every use of Prefect beyond flows, tasks and their futures: the run's temporary
-server, the server address Ray workers report to, and a crashed task's state.
+server, the server address Ray workers report to, a crashed task's state, and
+Prefect's log lines for errors a user can fix.
 
 Some of these are Prefect internals, with no public equivalent; each says why it
 is needed, so that a Prefect upgrade has one module to check."""
@@ -7,6 +8,7 @@ is needed, so that a Prefect upgrade has one module to check."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import signal
 from collections.abc import Iterator
 
@@ -19,6 +21,8 @@ from prefect.futures import PrefectFuture
 # per port, so the instance made here is the one Prefect's client uses.
 from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL
+
+from selectit.core.errors import SelectitError
 
 
 def configured_api_url() -> str | None:
@@ -69,3 +73,50 @@ def record_crash(future: PrefectFuture) -> None:
     task run a terminal state set from outside its engine."""
     with get_client(sync_client=True) as client:
         client.set_task_run_state(future.task_run_id, future.state, force=True)
+
+
+def _user_error_names() -> tuple[str, ...]:
+    found, todo = [], [SelectitError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls.__name__)
+        todo += cls.__subclasses__()
+    return tuple(found)
+
+
+class _UserErrorsToDebug(logging.Filter):
+    """Prefect logs a failed task's and flow's exception with its traceback at ERROR
+    (about 80 lines for one bad file). For an error the user can fix, the command
+    prints one line instead: these records drop to DEBUG in Prefect's own log and
+    stay off the console. A bug keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, SelectitError) or (
+            exc is None
+            and "Failed(" in (message := record.getMessage())
+            # "Finished in state Failed('... InputError: ...')": the same error, once more
+            and any(f"{name}: " in message for name in _user_error_names())
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.selectit_user_error = True
+        return True
+
+
+def _not_a_user_error(record: logging.LogRecord) -> bool:
+    return not getattr(record, "selectit_user_error", False)
+
+
+def quiet_user_errors() -> None:
+    """Install the filter on Prefect's run loggers, and keep what it marks off the
+    console handlers (Prefect puts its console handler on the root logger).
+
+    The logger names and the "Finished in state Failed(...)" line are Prefect's own
+    (not an API): a Prefect upgrade that renames them brings the tracebacks back."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _UserErrorsToDebug) for f in logger.filters):
+            logger.addFilter(_UserErrorsToDebug())
+    for handler in logging.getLogger().handlers:
+        if _not_a_user_error not in handler.filters:
+            handler.addFilter(_not_a_user_error)

@@ -387,6 +387,7 @@ def code_version(
 
 
 # --------------------------------------------------------------------------- DVC
+# Every use of DVC's Python API is below, each internal with its reason.
 
 
 def _import_dvc_repo():
@@ -502,6 +503,9 @@ def record_stages(project_root: Path, stages: Sequence[str]) -> dict[str, str]:
     if not names:
         return {}
 
+    # Not DVC's documented Python API (dvc.api only reads): Repo.commit is what `dvc commit`
+    # runs. In this process it records the stages without a `dvc` subprocess per stage, and
+    # DVC's errors arrive as exceptions, not as exit statuses and text.
     Repo = _import_dvc_repo()
     with _RECORDING, _quiet_dvc(), contextlib.chdir(root), Repo(os.fspath(root)) as repo:
         for name in names:

@@ -23,7 +23,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("selectit.core", "selectit.__init__"),  # the data model, record files, paths, errors, the catalog of names
     ("selectit.config",),  # params.yaml, typed and checked
     ("selectit.summaries",),  # what each stage wrote, typed
-    ("selectit.scoring", "selectit.ingest", "selectit.checks", "selectit.selection", "selectit.plots"),  # no model
+    (
+        "selectit.scoring",
+        "selectit.ingest",
+        "selectit.checks",
+        "selectit.selection",
+        "selectit.hygiene",
+        "selectit.plots",
+    ),
     ("selectit.rating", "selectit.finetune", "selectit.evaluation"),  # models
     ("selectit.audit", "selectit.report", "selectit.tracking", "selectit.provenance"),  # studies and records of runs
     ("selectit.context", "selectit.stages"),  # one run: settings, data layout, MLflow parent run, the stage registry

@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from conftest import TINY_ROWS
+from helpers import TINY_ROWS
 
 from selectit.core.errors import InputError
 from selectit.core.io import file_sha256

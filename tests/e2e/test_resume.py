@@ -12,7 +12,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_ROWS, pipeline_params, stage_context
+from helpers import ROOT, TINY_ROWS, pipeline_params, stage_context
 from test_pipeline import MORE_ROWS
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from conftest import tiny_examples, write_params
+from helpers import tiny_examples, write_params
 
 from selectit.config import load_params
 from selectit.core.errors import ModelLoadError
@@ -25,11 +25,7 @@ from selectit.scoring.tables import RATINGS_SCHEMA
 LONG_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    """The file-digest memo and any conversion go to tmp_path; the hub is never asked."""
-    monkeypatch.setenv("SELECTIT_CACHE", str(tmp_path / "selectit-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from selectit.provenance import PROJECT_PACKAGES, project_imports
 

@@ -8,7 +8,7 @@ import os
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TINY_ROWS, lineage_chain, pipeline_params, stage_context
+from helpers import TINY_ROWS, lineage_chain, pipeline_params, stage_context
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -213,7 +213,7 @@ def _stage_command(module: str, params, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     return subprocess.run(
         [sys.executable, "-m", f"flows.{module}", "--params", str(params), "--data", str(tmp_path / "data")],

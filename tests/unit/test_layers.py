@@ -45,7 +45,7 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and prefix.count(".") > depth:
                 best, depth = index, prefix.count(".")
     if best is None:
-        raise KeyError(f"{module}: in no layer of tests/test_layers.py LAYERS; add it where it belongs")
+        raise KeyError(f"{module}: in no layer of tests/unit/test_layers.py LAYERS; add it where it belongs")
     return best
 
 

@@ -8,7 +8,10 @@ import json
 import os
 from pathlib import Path
 
+import pyarrow as pa
+
 from selectit.config import JudgeConfig
+from selectit.scoring.tables import RATINGS_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTS = ROOT / "tests"
@@ -74,6 +77,31 @@ def tiny_examples(rows=TINY_ROWS) -> list:
         )
         for i, r in enumerate(rows)
     ]
+
+
+def uniform_ratings(examples: list, prompts: int = 2, score: float = 1.0) -> pa.Table:
+    """A ratings table of the same rating for every example and prompt (token score `score` + prompt
+    number), the prompts of each example stored last first: collecting sorts them."""
+    rows = [
+        {
+            "example_id": e.id,
+            "model": "tiny",
+            "model_params": 1,
+            "prompt_id": p,
+            "prompt_version": "v",
+            "template": "plain",
+            "k": 5,
+            "probs": [0.2] * 5,
+            "mass": 1.0,
+            "top_is_digit": True,
+            "token_score": score + p,
+            "n_tokens": 10,
+            "truncated": False,
+        }
+        for e in examples
+        for p in reversed(range(prompts))
+    ]
+    return pa.Table.from_pylist(rows, schema=RATINGS_SCHEMA)
 
 
 def write_pairs(path, rows) -> str:
@@ -163,6 +191,14 @@ def stage_context(params: Path, data: Path, progress: bool = False):
     return open_context(params, data, progress)
 
 
+def command_env(prefect_home: Path) -> dict[str, str]:
+    """The environment of a project command run as a child process: this one's, with a Prefect
+    home of its own, no Prefect API inherited from the tests and no telemetry."""
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
 class ProjectCopy:
     """A git-initialised copy of this project (tests left out) whose params use the
     tiny rater (as `tiny`, a short folder name: DVC names stages and folders by the
@@ -195,13 +231,7 @@ class ProjectCopy:
         # The benchmark files sit beside the real project, not beside this copy.
         self.params["evaluate"]["benchmarks_dir"] = str(SHARED_DATA / "benchmarks")
         self.write_params()
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        }
-        self.env.pop("PREFECT_API_URL", None)
+        self.env = {**command_env(tmp_path / "prefect"), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
         git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
         self.run("git", "init", "-q")
         self.run(*git, "add", "-A")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import TINY_ROWS, lineage_chain, pipeline_params, stage_context
+from helpers import TINY_ROWS, command_env, lineage_chain, pipeline_params, stage_context
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -221,7 +220,7 @@ def _stage_command(module: str, params, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+        env=command_env(tmp_path / "prefect"),
     )
 
 

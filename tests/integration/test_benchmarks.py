@@ -35,10 +35,7 @@ SMALL_BBH = ("boolean_expressions", "date_understanding", "dyck_languages")
 pytestmark = pytest.mark.skipif(not BENCHMARKS_DIR.is_dir(), reason=f"no benchmark data at {BENCHMARKS_DIR}")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 @pytest.fixture(scope="session")

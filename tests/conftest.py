@@ -15,6 +15,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
 TIERS = ("unit", "integration", "e2e")
+# The fixtures below that load a model; the e2e tier's servers and project copies are
+# defined in e2e/conftest.py, so no other tier can ask for them.
+MODEL_FIXTURES = {"smollm2_folder", "tiny_model"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -22,6 +25,8 @@ def pytest_collection_modifyitems(config, items):
         tier = item.path.relative_to(TESTS).parts[0]
         if tier not in TIERS:
             raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(TIERS)}}}/")
+        if tier == "unit" and MODEL_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid}: a unit test loads no model; it belongs in tests/integration/")
         item.add_marker(tier)
 
 

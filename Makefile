@@ -47,12 +47,14 @@ browser:
 		$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
 	fi
 
-# --durations lists the slowest tests, to keep the suite's time in view.
+# Every tier (tests/unit, tests/integration, tests/e2e); --durations lists the slowest
+# tests, to keep the suite's time in view.
 test: setup browser
 	$(PY) -m pytest --durations=15
 
+# The unit tier alone: no model, no subprocess, no server (under two minutes).
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m unit
 
 # ruff, configured in pyproject.toml: lint rules and formatting (CI runs `make lint`).
 lint: setup

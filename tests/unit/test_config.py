@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import ROOT
 
 from selectit.config import Params, ParamsError, load_params
 
-REPO_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+REPO_PARAMS = ROOT / "params.yaml"
 
 # The structure of the repository's params.yaml, written out so these tests do not
 # depend on its current values.

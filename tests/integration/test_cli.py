@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_ROWS, write_params
+from helpers import TINY_ROWS, write_params
 
 from selectit.cli import main
 from selectit.config import load_params

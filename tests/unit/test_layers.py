@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from selectit.provenance import PROJECT_PACKAGES, project_imports
 
@@ -52,7 +52,7 @@ def layer_of(module: str) -> int:
             if (module == prefix or module.startswith(prefix + ".")) and prefix.count(".") > depth:
                 best, depth = index, prefix.count(".")
     if best is None:
-        raise KeyError(f"{module}: in no layer of tests/test_layers.py LAYERS; add it where it belongs")
+        raise KeyError(f"{module}: in no layer of tests/unit/test_layers.py LAYERS; add it where it belongs")
     return best
 
 

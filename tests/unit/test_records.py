@@ -3,12 +3,11 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import ALPACA_SAMPLE as SAMPLE
 
 from selectit.core.errors import InputError
 from selectit.core.records import Example, Reject, example_id, write_examples, write_rejects
 from selectit.ingest.formats import read_examples
-
-SAMPLE = Path(__file__).resolve().parents[2] / "shared/data/instructions/alpaca_gpt4_sample.json"
 
 ALPACA_ROWS = [
     {"instruction": "Name a colour.", "input": "", "output": "Blue."},

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, free_port
+from helpers import SHARED_DATA, free_port, judge_config
 
 from selectit.config import JudgeConfig
 from selectit.core.errors import InputError
-from selectit.evaluation.judge import ANSWERS_FILE, _preference, _score, judge_win_rate, load_questions
+from selectit.evaluation.judge import ANSWERS_FILE, judge_win_rate, load_questions
 
 BENCHMARKS = SHARED_DATA / "benchmarks"
 
@@ -23,10 +23,6 @@ def variant(tiny_model):
     from selectit.finetune.models import load_variant
 
     return load_variant(None, str(tiny_model), torch.device("cpu"))
-
-
-def _judge(base_url: str, model: str | None, questions: int = 3) -> JudgeConfig:
-    return JudgeConfig(base_url=base_url, model=model, api_key_env=None, questions=questions, annotator="chatgpt")
 
 
 def _win_rate(cfg: JudgeConfig, variant, tmp_path: Path):
@@ -49,7 +45,7 @@ def _win_rate(cfg: JudgeConfig, variant, tmp_path: Path):
 @pytest.mark.slow
 def test_win_rate_from_a_judge_served_on_loopback_and_its_cache(judge_server, variant, tmp_path):
     base_url, model = judge_server
-    ids, scores = _win_rate(_judge(base_url, model), variant, tmp_path)
+    ids, scores = _win_rate(judge_config(base_url, model), variant, tmp_path)
 
     questions = load_questions(BENCHMARKS, 3, seed=0)
     assert ids == [q.id for q in questions]
@@ -65,38 +61,10 @@ def test_win_rate_from_a_judge_served_on_loopback_and_its_cache(judge_server, va
 
     # The same answers again: every verdict comes from the cache, with no judge listening.
     closed = f"http://127.0.0.1:{free_port()}/v1"
-    assert _win_rate(_judge(closed, model), variant, tmp_path) == (ids, scores)
+    assert _win_rate(judge_config(closed, model), variant, tmp_path) == (ids, scores)
 
 
 def test_an_unreachable_judge_is_one_clear_error(variant, tmp_path):
     closed = f"http://127.0.0.1:{free_port()}/v1"
     with pytest.raises(InputError, match=f"the judge at {closed} failed"):
-        _win_rate(_judge(closed, "judge", questions=1), variant, tmp_path)
-
-
-def test_judge_settings_are_checked_when_read(monkeypatch):
-    from selectit.core.errors import ParamsError
-    from selectit.evaluation.judge import _api_key
-
-    with pytest.raises(ParamsError, match="evaluate.judge.model: a judge endpoint needs"):
-        _judge("http://127.0.0.1:1/v1", None).validate("evaluate.judge")
-    with pytest.raises(ParamsError, match="evaluate.judge.base_url: expected an http"):
-        _judge("127.0.0.1:1", "m").validate("evaluate.judge")
-    _judge(None, None).validate("evaluate.judge")  # no judge: nothing to check
-    monkeypatch.delenv("SELECTIT_TEST_JUDGE_KEY", raising=False)
-    keyed = JudgeConfig("https://api.example/v1", "gpt-4", "SELECTIT_TEST_JUDGE_KEY", 5, "chatgpt")
-    with pytest.raises(InputError, match="SELECTIT_TEST_JUDGE_KEY is not set"):
-        _api_key(keyed)
-
-
-def test_preferences_become_scores_for_the_variant():
-    # alpaca-eval: 1 = output_1 (the reference) preferred, 2 = output_2 (the variant), 1.5 = identical.
-    assert [_score(_preference(p)) for p in (2, 1, 1.5, None, "x", 7)] == [1.0, 0.0, 0.5, 0.5, 0.5, 0.5]
-
-
-def test_questions_are_a_seeded_sample_of_the_alpaca_eval_set():
-    first = load_questions(BENCHMARKS, 5, seed=1)
-    assert first == load_questions(BENCHMARKS, 5, seed=1) != load_questions(BENCHMARKS, 5, seed=2)
-    assert len(load_questions(BENCHMARKS, None, seed=1)) == 805
-    with pytest.raises(InputError, match="the AlpacaEval set is missing"):
-        load_questions(Path("/nonexistent"), 5, seed=1)
+        _win_rate(judge_config(closed, "judge", questions=1), variant, tmp_path)

@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from conftest import TINY_ROWS
+from helpers import TINY_ROWS
 
 from selectit.core.errors import InputError
 from selectit.core.io import file_sha256
@@ -56,10 +56,8 @@ def test_missing_url_and_missing_file_name_the_source(served, tmp_path, monkeypa
         ingest([str(tmp_path / "missing.json")], limit=None, download_dir=tmp_path / "dl")
 
 
-def test_hub_source_offline_is_a_clear_error(tmp_path, monkeypatch):
+def test_hub_source_offline_is_a_clear_error(tmp_path, monkeypatch, hf_offline):
     pytest.importorskip("datasets")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     with pytest.raises(InputError, match="hf:someone/absent: could not load the dataset"):
         ingest(["hf:someone/absent"], limit=None, download_dir=tmp_path / "dl")

@@ -22,7 +22,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_DATA, tiny_llama
+from helpers import SHARED_DATA, tiny_llama
 
 from selectit.core.errors import ParamsError
 from selectit.evaluation import benchmarks as bm
@@ -35,10 +35,7 @@ SMALL_BBH = ("boolean_expressions", "date_understanding", "dyck_languages")
 pytestmark = pytest.mark.skipif(not BENCHMARKS_DIR.is_dir(), reason=f"no benchmark data at {BENCHMARKS_DIR}")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("hf_offline")
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +73,7 @@ def tokenizer(smollm2_folder):
 
 
 def small_llama(tokenizer, seed: int):
-    """conftest's tiny Llama, narrower, with a context long enough for the 5-shot and 8-shot prompts."""
+    """helpers' tiny Llama, narrower, with a context long enough for the 5-shot and 8-shot prompts."""
     return tiny_llama(tokenizer, seed, hidden_size=32, intermediate_size=64, max_position_embeddings=4096).eval()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_ROWS, tiny_examples
+from helpers import TINY_ROWS, tiny_examples
 
 from selectit.rating import engine as transformers_rater
 from selectit.rating.batching import shared_prefix_groups

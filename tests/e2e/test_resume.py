@@ -12,7 +12,7 @@ import time
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import ROOT, TINY_ROWS, pipeline_params, stage_context
+from helpers import ROOT, TINY_ROWS, command_env, pipeline_params, stage_context
 from test_pipeline import MORE_ROWS
 
 pytestmark = pytest.mark.slow
@@ -40,14 +40,12 @@ _AS_A_TERMINAL_JOB = (
 
 def _start_scoring(tmp_path, params, data, log):
     """`python -m flows.score` in its own session, as a terminal's foreground job."""
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
-    env.pop("PREFECT_API_URL", None)
     with log.open("w") as output:
         return subprocess.Popen(
             [sys.executable, "-c", _AS_A_TERMINAL_JOB, "flows.score"]
             + ["--params", str(params), "--data", str(data), "--rater", RATER],
             cwd=ROOT,
-            env=env,
+            env=command_env(tmp_path / "prefect"),
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -15,7 +15,7 @@ def test_the_pipeline_under_dvc_with_a_real_base_model_a_benchmark_and_a_judge(p
     """`dvc repro` end to end with SmolLM2 as the base model, GSM8K through lm-eval and the
     AlpacaEval win rate from a judge on loopback: the DVC metrics, the MLflow runs and the
     lineage; then a change re-runs only the stages it touches."""
-    from conftest import lineage_chain
+    from helpers import lineage_chain
     from mlflow.tracking import MlflowClient
 
     project = project_copy

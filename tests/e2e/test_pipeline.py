@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import TINY_ROWS, lineage_chain, pipeline_params, stage_context
+from helpers import TINY_ROWS, command_env, lineage_chain, pipeline_params, stage_context
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -213,7 +212,7 @@ def _stage_command(module: str, params, tmp_path):
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     return subprocess.run(
         [sys.executable, "-m", f"flows.{module}", "--params", str(params), "--data", str(tmp_path / "data")],
@@ -221,7 +220,7 @@ def _stage_command(module: str, params, tmp_path):
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")},
+        env=command_env(tmp_path / "prefect"),
     )
 
 

@@ -10,26 +10,20 @@ import shutil
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
-from conftest import tiny_examples, write_params
+from helpers import tiny_examples, uniform_ratings, write_params
 
 from selectit.config import load_params
 from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example
 from selectit.rating import engine, models
 from selectit.rating.shards import plan_shards, rater_cache
-from selectit.scoring.tables import RATINGS_SCHEMA
 
 # An mtime safely older than the memo's settle time, so digests get memoised.
 LONG_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
 
 
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    """The file-digest memo and any conversion go to tmp_path; the hub is never asked."""
-    monkeypatch.setenv("SELECTIT_CACHE", str(tmp_path / "selectit-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture
@@ -38,27 +32,9 @@ def cfg(tmp_path, tiny_model):
     return load_params(params).score
 
 
-def _ratings(examples: list[Example]) -> pa.Table:
-    row = dict(
-        model="tiny",
-        model_params=1,
-        prompt_id=0,
-        prompt_version="v",
-        template="plain",
-        k=5,
-        probs=[0.2] * 5,
-        mass=1.0,
-        top_is_digit=True,
-        token_score=3.0,
-        n_tokens=10,
-        truncated=False,
-    )
-    return pa.Table.from_pylist([{"example_id": e.id, **row} for e in examples], schema=RATINGS_SCHEMA)
-
-
 def _rate_all(cache, examples: list[Example]) -> None:
     for shard in plan_shards(examples, cache.done_ids(), 2):
-        cache.write(shard, _ratings(shard), {})
+        cache.write(shard, uniform_ratings(shard, prompts=1, score=3.0), {})
 
 
 def _copy_with_old_mtimes(source: Path, target: Path) -> Path:

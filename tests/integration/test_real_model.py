@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from conftest import ALPACA_SAMPLE, write_params
+from helpers import ALPACA_SAMPLE, write_params
 
 from selectit.cli import main
 

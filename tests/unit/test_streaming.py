@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import json
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import uniform_ratings
 
 from selectit.core.errors import InputError
 from selectit.core.records import (
@@ -23,7 +23,6 @@ from selectit.core.records import (
 from selectit.ingest.formats import iter_examples
 from selectit.ingest.sources import ingest, ingest_into
 from selectit.rating.shards import ShardCache, plan_shard_refs, plan_shards
-from selectit.scoring.tables import RATINGS_SCHEMA
 
 ROWS = [{"instruction": f"Question {i}?", "input": "", "output": f"Answer {i}."} for i in range(7)]
 
@@ -94,40 +93,17 @@ def test_record_shards_and_shard_refs_cut_the_file_as_plan_shards_does(tmp_path)
     assert [len(ref) for ref in plan.shards] == [2, 2, 1]
 
 
-def _ratings(examples: list[Example], prompts: int = 2, score: float = 1.0) -> pa.Table:
-    rows = [
-        {
-            "example_id": e.id,
-            "model": "tiny",
-            "model_params": 1,
-            "prompt_id": p,
-            "prompt_version": "v",
-            "template": "plain",
-            "k": 5,
-            "probs": [0.2] * 5,
-            "mass": 1.0,
-            "top_is_digit": True,
-            "token_score": score + p,
-            "n_tokens": 10,
-            "truncated": False,
-        }
-        for e in examples
-        for p in reversed(range(prompts))  # stored out of order: collecting sorts them
-    ]
-    return pa.Table.from_pylist(rows, schema=RATINGS_SCHEMA)
-
-
 def test_collect_into_writes_what_collect_returns(tmp_path, monkeypatch):
     monkeypatch.setattr("selectit.rating.shards.COLLECT_BATCH", 3)  # several batches
     monkeypatch.setattr("selectit.rating.shards.OPEN_SHARDS", 1)  # shards read again
     examples = _examples(9)
     cache = ShardCache(tmp_path / "cache", "tiny", {"model": "m"})
     # Shards of earlier runs overlap (examples 4 and 5 twice, rated differently); one example is unreadable.
-    cache.write(examples[3:6], _ratings(examples[3:6], score=9.0), {})
-    cache.write(examples[4:6], _ratings(examples[4:6], score=5.0), {})
+    cache.write(examples[3:6], uniform_ratings(examples[3:6], score=9.0), {})
+    cache.write(examples[4:6], uniform_ratings(examples[4:6], score=5.0), {})
     for shard in plan_shards(examples, cache.done_ids(), 2):
         unfit = {e.id: "too long" for e in shard if e is examples[6]}
-        cache.write(shard, _ratings([e for e in shard if e.id not in unfit]), unfit)
+        cache.write(shard, uniform_ratings([e for e in shard if e.id not in unfit]), unfit)
     wanted = examples[1:]  # one cached example is not asked for
     records = tmp_path / "examples.jsonl"
     write_example_records(wanted, records)

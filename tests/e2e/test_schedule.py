@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,7 @@ import pytest
 
 os.environ.setdefault("DO_NOT_TRACK", "1")  # this process talks to Prefect too
 
-from conftest import ROOT, TINY_ROWS, pipeline_params  # noqa: E402
+from helpers import ROOT, TINY_ROWS, free_port, pipeline_params  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -39,12 +38,6 @@ OFFLINE_ENV = {
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(what: str, check, timeout: float, procs: dict[str, tuple[subprocess.Popen, Path]], every: float = 1.0):

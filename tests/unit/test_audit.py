@@ -8,9 +8,8 @@ import json
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
-from conftest import TINY_ROWS, pipeline_params, stage_context
+from helpers import write_pairs
 from test_config import write_params as write_config
 
 from selectit.audit.agreement import LONGER_WINS, SAME_LENGTH, SHORTER_WINS, agreement, outcomes
@@ -238,11 +237,6 @@ def test_the_headline_follows_the_aggregate_token_score():
 # --- the pairs file ------------------------------------------------------------------------------
 
 
-def write_pairs(path, rows) -> str:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return str(path)
-
-
 GOOD = {"instruction": "Name a colour.", "response_a": "Red.", "response_b": "A colour.", "preferred": "a"}
 
 
@@ -293,151 +287,6 @@ def test_audit_settings_are_checked_and_the_pairs_path_is_relative_to_params(tmp
         load_params(write_config(tmp_path, {"audit.limit": 0}))
     with pytest.raises(ParamsError, match="audit.pairs: expected a JSON lines file"):
         load_params(write_config(tmp_path, {"audit.pairs": " "}))
-
-
-# --- one audit on the tiny model ------------------------------------------------------------------
-
-TINY_PAIRS = [
-    {"instruction": "Name a primary colour.", "response_a": "Red.", "response_b": "Purple, I think.", "preferred": "a"},
-    {
-        "pair_id": "sum",
-        "instruction": "Add the numbers.",
-        "input": "2 and 3",
-        "response_a": "5",
-        "response_b": "2 + 3 = 5, so the answer is 5.",
-        "preferred": "b",
-    },
-    {"instruction": "Is 17 prime?", "response_a": "Yes, it is prime.", "response_b": "No.", "preferred": "a"},
-    {"instruction": "Translate to French.", "input": "Good morning", "response_a": "Bonjour.", "preferred": "b"},
-    {"instruction": "Say hi.", "response_a": "Hello there!", "response_b": "Hi.", "preferred": "b"},
-]
-
-
-def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
-    from conftest import write_params
-
-    from selectit.cli import main
-
-    params = write_params(tmp_path / "params.yaml", str(tiny_alpaca), [str(tiny_model)])
-    pairs = write_pairs(tmp_path / "pairs.jsonl", TINY_PAIRS)
-    out = tmp_path / "audit"
-    command = ["--params", str(params), "audit", pairs, "--out", str(out), "--limit", "10", "--no-progress"]
-    command += ["--ifd-raters", str(tiny_model)]
-    assert main(command) == 0
-    report = json.loads((out / "audit.json").read_text())
-    # Pair 4 has no response_b: rejected with its line, the other four audited.
-    assert report["rejects"] == [{"line": 4, "reason": "missing field 'response_b'"}]
-    assert json.loads((out / "rejects.jsonl").read_text())["line"] == 4
-    assert report["pairs"] == 4 and report["unrated"] == []
-    assert report["length_relations"] == {LONGER_WINS: 2, SHORTER_WINS: 2}
-    scorers = {s["name"]: s for s in report["scorers"]}
-    levels = ["model", "sentence.tiny-llama", "prompt.0", "prompt.1", "token.tiny-llama.0", "token.tiny-llama.1"]
-    variants = ["", "expected.", "calibrated.", "calibrated_expected."]
-    assert list(scorers) == [v + name for v in variants for name in levels] + [
-        *(f"length_adjusted.{v}model" for v in variants),
-        "ifd.tiny-llama",
-        "ifd_inverse.tiny-llama",
-        "rank_mean.model.with.ifd.tiny-llama",
-        "rank_mean.model.with.ifd_inverse.tiny-llama",
-        "rank_mean.length.with.ifd.tiny-llama",
-        "rank_mean.length.with.ifd_inverse.tiny-llama",
-        "length",
-    ]
-    # The inverse of IFD orders every pair the other way (no IFD is missing: every response has tokens).
-    ifd, inverse = scorers["ifd.tiny-llama"]["all"], scorers["ifd_inverse.tiny-llama"]["all"]
-    assert (ifd["wins"], ifd["losses"]) == (inverse["losses"], inverse["wins"])
-    # Calibration read each rater's and prompt's lean from the content-free inputs.
-    assert set(report["calibration"]) == {"tiny-llama.0", "tiny-llama.1"}
-    assert all(sum(q) == pytest.approx(1.0) for q in report["calibration"].values())
-    assert scorers["length"]["all"] | {"low": None, "high": None} == {
-        "agreement": 0.5,
-        "low": None,
-        "high": None,
-        "n": 4,
-        "wins": 2,
-        "losses": 2,
-        "ties": 0,
-        "tie_share": 0.0,
-    }
-    assert all(s["all"]["wins"] + s["all"]["losses"] + s["all"]["ties"] == 4 for s in report["scorers"])
-    assert [(v["rater"], v["prompt"], v["texts"]) for v in report["validity"]] == [
-        ("tiny-llama", 0, 8),
-        ("tiny-llama", 1, 8),
-    ]
-    assert json.loads((out / "metrics.json").read_text())["model"]["agreement"] == scorers["model"]["all"]["agreement"]
-    assert (
-        "| **`model`: SelectIT model level, the paper's (the selection's ranking)**" in (out / "audit.md").read_text()
-    )
-    assert report["headline"] == "model"
-
-    # The same responses through `selectit score`: the audit's model level is that score.
-    responses = tmp_path / "responses.json"
-    read = read_pairs(pairs)
-    rows = [{"instruction": e.instruction, "input": e.input, "output": e.output} for e in pair_examples(read.pairs, "")]
-    responses.write_text(json.dumps(rows))
-    assert main(["--params", str(params), "score", str(responses), "--out", str(tmp_path / "s"), "--no-progress"]) == 0
-    scores = pq.read_table(tmp_path / "s" / "scores.parquet").to_pydict()
-    by_id = dict(zip(scores["example_id"], scores["model_score"], strict=True))
-    wins = sum(by_id[p.example_id(p.preferred)] > by_id[p.example_id(p.other)] for p in read.pairs)
-    assert scorers["model"]["all"]["wins"] == wins
-
-    # A second run takes every rating from the audit's shard cache and reports the same.
-    assert any((out / "cache").rglob("*.parquet"))
-    assert main(command) == 0
-    again = json.loads((out / "audit.json").read_text())
-    assert again["scorers"] == report["scorers"]
-
-    # Under aggregate.token_score: expected the selection ranks by the expected rating: its model
-    # level is the headline (audit.agreement), and IFD is combined with it.
-    assert main([*command, "--token-score", "expected"]) == 0
-    expected = json.loads((out / "audit.json").read_text())
-    assert expected["headline"] == "expected.model"
-    names = [s["name"] for s in expected["scorers"]]
-    assert (
-        "rank_mean.expected.model.with.ifd.tiny-llama" in names and "rank_mean.model.with.ifd.tiny-llama" not in names
-    )
-    assert (
-        "| **`expected.model`: expected rating: model level (the selection's ranking)**"
-        in (out / "audit.md").read_text()
-    )
-
-
-@pytest.mark.slow
-def test_audit_stage_logs_its_metrics_on_the_stage_and_pipeline_runs(tmp_path, tiny_model, prefect_harness):
-    from mlflow import MlflowClient
-
-    from flows.audit import audit_flow
-
-    source = tmp_path / "source.json"
-    source.write_text(json.dumps(TINY_ROWS))
-    pairs = write_pairs(tmp_path / "pairs.jsonl", [p for p in TINY_PAIRS if "response_b" in p])
-    params = pipeline_params(
-        tmp_path, source, [str(tiny_model)], audit__enabled=True, audit__pairs=pairs, audit__limit=3
-    )
-    data = tmp_path / "data"
-    summary = audit_flow(stage_context(params, data))
-    assert summary.enabled and summary.pairs == 3 and summary.rejects == 0
-    report = json.loads((data / "reports" / "audit" / "audit.json").read_text())
-    assert report["pairs"] == 3 and report["settings"]["audit"]["limit"] == 3
-    assert (data / "cache" / "audit" / "tiny-llama").is_dir()  # its own shard cache, not the score stage's
-
-    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    (experiment,) = [e for e in client.search_experiments() if e.name == "selectit"]
-    runs = client.search_runs([experiment.experiment_id])
-    (stage,) = [r for r in runs if r.info.run_name == "audit"]
-    (parent,) = [r for r in runs if r.info.run_id == stage.data.tags["mlflow.parentRunId"]]
-    model = report["scorers"][0]["all"]
-    for run in (stage, parent):
-        assert run.data.metrics["audit.agreement"] == pytest.approx(model["agreement"])
-        assert run.data.metrics["audit.pairs"] == 3
-        assert "audit.agreement_shorter_wins" in run.data.metrics and "audit.length.agreement" in run.data.metrics
-    assert stage.data.tags["audit.pairs_sha256"] == report["pairs_sha256"]
-
-    # Switched off, the stage rates nothing and says so (DVC still finds its outputs).
-    off = pipeline_params(tmp_path, source, [str(tiny_model)], audit__enabled=False, audit__pairs=pairs)
-    assert not audit_flow(stage_context(off, data)).enabled
-    assert "Switched off" in (data / "reports" / "audit" / "audit.md").read_text()
-    assert json.loads((data / "reports" / "audit" / "metrics.json").read_text()) == {}
 
 
 # --- making small raters better: variants of the score from the same table ------------------------
@@ -575,49 +424,3 @@ def test_ifd_arithmetic_and_batches_under_both_budgets():
     assert ifd.pack_batches(items, token_budget=100, logit_budget=100) == [[0, 1, 2, 3]]
     assert "### Input:\nGood morning" in ifd.alpaca_prompt("Translate.", "Good morning")
     assert "### Input" not in ifd.alpaca_prompt("Translate.", "  ")
-
-
-def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from selectit.core.records import Example
-
-    examples = [
-        Example(str(i), row["instruction"], row["input"], row["output"], "t", i, "alpaca", {})
-        for i, row in enumerate(TINY_ROWS)
-    ]
-    run = ifd.response_losses(examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False)
-    assert run.computed == len(examples) and run.losses["example_id"].to_pylist() == [e.id for e in examples]
-
-    # The same losses computed one text at a time, with no padding and every logit.
-    model = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32).eval()
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-
-    def mean_loss(context: list[int], response: list[int]) -> float:
-        ids = torch.tensor([[start, *context, *response]])
-        with torch.no_grad():
-            log_probs = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)
-        at = len(context)  # the position that predicts the first response token
-        return float(-torch.stack([log_probs[at + j, t] for j, t in enumerate(response)]).mean())
-
-    rows = run.losses.to_pylist()
-    for example, row in zip(examples, rows, strict=True):
-        response = tokenizer(example.output, add_special_tokens=False)["input_ids"]
-        assert row["truncated"] == (len(response) > 6) and row["response_tokens"] == min(len(response), 6)
-        response = response[:6]
-        prompt = tokenizer(ifd.alpaca_prompt(example.instruction, example.input), add_special_tokens=False)
-        assert row["loss_conditioned"] == pytest.approx(mean_loss(prompt["input_ids"], response), rel=1e-4)
-        assert row["loss_alone"] == pytest.approx(mean_loss([], response), rel=1e-4)
-    assert run.scores()["0"] == pytest.approx(rows[0]["loss_conditioned"] / rows[0]["loss_alone"])
-
-    # A re-run computes nothing; another token limit is another cache entry.
-    again = ifd.response_losses(
-        examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False
-    )
-    assert again.computed == 0 and again.losses.equals(run.losses)
-    other = ifd.response_losses(
-        examples[:1], str(tiny_model), tmp_path, max_response_tokens=3, device="cpu", progress=False
-    )
-    assert other.computed == 1

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_examples, write_params
+from helpers import tiny_examples, write_params
 
 from selectit.config import load_params
 from selectit.rating.engine import TransformersRater
@@ -15,11 +15,7 @@ from selectit.rating.models import ModelSource
 from selectit.rating.rate import RaterSession
 from selectit.rating.shards import rater_cache
 
-
-@pytest.fixture(autouse=True)
-def isolated_caches(tmp_path, monkeypatch):
-    monkeypatch.setenv("SELECTIT_CACHE", str(tmp_path / "selectit-cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture

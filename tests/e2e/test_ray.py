@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-
-from tests.conftest import TINY_ROWS, ProjectCopy, stage_context
+from helpers import TINY_ROWS, ProjectCopy, stage_context
 
 pytestmark = pytest.mark.slow
 

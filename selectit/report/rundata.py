@@ -74,9 +74,9 @@ def _optional(load, *args):
 def load_run(params: Params, layout: Layout) -> RunData:
     """Read a run; a missing output of the selection stages names the stage to run."""
     raters = [rater_name(r) for r in params.score.raters]
-    score = {r: ScoreSummary.load(layout.rater_scores(r), f"score@{r}") for r in raters}
-    aggregate = AggregateSummary.load(layout.aggregated, "aggregate")
-    select = SelectSummary.load(layout.selected, "select")
+    score = {r: ScoreSummary.load(layout.rater_scores(r), r) for r in raters}
+    aggregate = AggregateSummary.load(layout.aggregated)
+    select = SelectSummary.load(layout.selected)
     # The figures and tables show the token-level score the selection was made from.
     ratings = with_token_scores(
         pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters]), params.aggregate
@@ -93,7 +93,7 @@ def load_run(params: Params, layout: Layout) -> RunData:
         ratings=ratings,
         scores=scores,
         selected=selected,
-        validate=_optional(ValidateSummary.load, layout.validated, "validate"),
+        validate=_optional(ValidateSummary.load, layout.validated),
         aggregate=aggregate,
         select=select,
         score=score,
@@ -105,7 +105,7 @@ def load_run(params: Params, layout: Layout) -> RunData:
     if layout.audit_report.is_file():
         run.audit = json.loads(layout.audit_report.read_text(encoding="utf-8"))
     for variant in params.finetune.variants:
-        summary = _optional(FinetuneSummary.load, layout.finetuned(variant))
+        summary = _optional(FinetuneSummary.load, layout.finetuned(variant), variant)
         if summary is not None:
             run.finetune[variant] = summary
             history = layout.finetuned_model(variant) / LOSS_HISTORY

@@ -79,8 +79,8 @@ class StageSpec:
 
     @property
     def sections(self) -> tuple[str, ...]:
-        """The whole params sections it depends on: a summary records its settings under
-        these, and a later stage takes its outputs only while they are unchanged."""
+        """The whole params sections it depends on: `load_current` takes its outputs only while
+        the settings its summary recorded for these are what params.yaml says now."""
         return tuple(p.value for p in self.params if "." not in p.value)
 
     def code_deps(self, root: Path = PROJECT_ROOT) -> list[str]:
@@ -88,6 +88,7 @@ class StageSpec:
 
 
 def _stage_folder(path: Callable[[Layout], Path]) -> Callable[[Layout, str | None], Path]:
+    """The summary folder of a stage that runs once (it has no item)."""
     return lambda layout, item: path(layout)
 
 
@@ -343,7 +344,7 @@ def check_ingested(layout: Layout, params: Params) -> IngestSummary:
     for source in summary.sources:
         path = Path(source["path"])
         if not is_remote(source["source"]) and path.is_file() and file_sha256(path) != source["sha256"]:
-            raise InputError(f"{path} changed since it was ingested: run the ingest stage again first")
+            raise InputError(f"{path} changed since it was ingested: run the {Stage.INGEST} stage again first")
     return summary
 
 

@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean
+.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean dvc-yaml
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -64,6 +64,10 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# dvc.yaml is generated from the stage registry (selectit/stages.py), code deps from the import graph.
+dvc-yaml: setup
+	$(PY) -m selectit.stages > dvc.yaml
 
 bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from selectit.context import RunContext
 from selectit.core.errors import SelectitError
+from selectit.core.stages import Stage
 from selectit.provenance import code_version, git_commit, record_stages
 from selectit.tracking.runs import StageLogger
 
@@ -47,7 +48,7 @@ def tracked_stage(
         name,
         settings,
         parent_run_id=context.parent_run_id,
-        new_parent=name == "ingest" and context.parent_run_id is None,
+        new_parent=name == Stage.INGEST and context.parent_run_id is None,
     ) as stage_log:
         stage_log.tags({"code_version": code_version(flow_module)})
         yield stage_log

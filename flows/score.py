@@ -19,14 +19,16 @@ from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.catalog import rater_name
 from selectit.core.errors import ParamsError
+from selectit.core.stages import Stage, stage_id
 from selectit.provenance import code_version
 from selectit.rating.rate import RaterSession
 from selectit.rating.shards import rater_cache
-from selectit.summaries import ScoreSummary, ValidateSummary
+from selectit.stages import load_current
+from selectit.summaries import ScoreSummary
 from tasks.score import collect, plan, score_shard, score_shard_on_replica
 
 
-@flow(name="score", flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.SCORE, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
 def score_flow(context: RunContext, rater: str) -> ScoreSummary:
     """`rater` is one entry of score.raters, as written there (DVC's stage is `score@<rater>`)."""
     cfg, layout = context.params.score, context.layout
@@ -34,9 +36,11 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         raise ParamsError(f"{context.params_path}: score.raters: {rater!r} is not one of {cfg.raters}")
     name = rater_name(rater)
     settings = {"score": dataclasses.asdict(cfg), "rater": rater}
-    with tracked_stage(context, f"score@{name}", settings, __name__, dvc_stage=f"score@{rater}") as log:
+    with tracked_stage(
+        context, stage_id(Stage.SCORE, name), settings, __name__, dvc_stage=stage_id(Stage.SCORE, rater)
+    ) as log:
         ScoreSummary.discard(layout.rater_scores(name))
-        ValidateSummary.load_current(layout.validated, "validate", "validate", context.params.validate)
+        load_current(Stage.VALIDATE, layout, context.params)
         # Read shard by shard: the stage holds a plan of byte offsets, never all examples.
         records = layout.examples(layout.validated)
         rate = _rate_on_ray if context.params.ray.enabled else _rate_here

@@ -16,6 +16,7 @@ from selectit.audit.agreement import LONGER_WINS, SAME_LENGTH, SHORTER_WINS, agr
 from selectit.audit.calibration import calibrated_probs, content_free_distributions
 from selectit.audit.pairs import JudgedPair, pair_examples, read_pairs
 from selectit.audit.report import AuditReport, judge_scorers
+from selectit.audit.run import write_audit, write_switched_off
 from selectit.audit.scorers import (
     Scorer,
     length_adjusted,
@@ -193,7 +194,7 @@ def test_rating_validity_per_rater_and_prompt():
     assert rows[("r2", 1)].texts == 2
 
 
-def test_report_metrics_and_tables_name_every_breakdown():
+def test_report_metrics_and_tables_name_every_breakdown(tmp_path):
     examples = pair_examples(PAIRS, "pairs.jsonl")
     ids = {e.id for e in examples}
     scorers, weights = selectit_scorers(
@@ -227,6 +228,13 @@ def test_report_metrics_and_tables_name_every_breakdown():
     other = dataclasses.replace(report, headline="prompt.0").mlflow_metrics()
     assert other["audit.agreement"] == report.result("prompt.0").overall.agreement
     assert other["audit.model.agreement"] == metrics["audit.agreement"] and "audit.prompt.0.agreement" not in other
+    # Read back as written (the report stage's way in): the same JSON; an audit switched off reads as None.
+    write_audit(report, tmp_path)
+    loaded = AuditReport.load(tmp_path / "audit.json", tmp_path / "rejects.jsonl")
+    assert loaded.to_json() == json.loads((tmp_path / "audit.json").read_text())
+    assert loaded.to_markdown() == report.to_markdown()
+    write_switched_off(tmp_path)
+    assert AuditReport.load(tmp_path / "audit.json", tmp_path / "rejects.jsonl") is None
 
 
 def test_the_headline_follows_the_aggregate_token_score():

@@ -10,10 +10,12 @@ import re
 import numpy as np
 import pytest
 
+from selectit.core.errors import InputError
 from selectit.evaluation.compare import (
     BETTER,
     NO_CLEAR_DIFFERENCE,
     WORSE,
+    Comparison,
     MetricSpec,
     compare_variants,
     metric_key,
@@ -168,6 +170,18 @@ def sample_results(n: int = 60) -> dict:
         "selectit": {"heldout_nll": (ids, list(nll - 0.2)), "mmlu/acc": (ids, list(better_acc))},
         "longest": {"heldout_nll": (ids, list(nll + rng.normal(0, 0.3, size=n))), "mmlu/acc": (ids, list(correct))},
     }
+
+
+def test_a_written_comparison_loads_as_it_was(tmp_path):
+    comparison = compare_variants(sample_results(), [NLL, ACC], resamples=200)
+    path = tmp_path / "comparison.json"
+    path.write_text(json.dumps(comparison.to_json()))
+    loaded = Comparison.load(path)
+    assert loaded.to_json() == json.loads(path.read_text())
+    assert loaded.to_markdown() == comparison.to_markdown()
+    path.write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(InputError, match="comparison.json: not a selectit.comparison/1 comparison"):
+        Comparison.load(path)
 
 
 def test_compare_means_differences_and_verdicts():

@@ -17,8 +17,9 @@ from conftest import tiny_examples, write_params
 from selectit.config import load_params
 from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example
-from selectit.rating import engine, models
-from selectit.rating.shards import plan_shards, rater_cache
+from selectit.rating import dtypes, models, placement
+from selectit.rating.keys import rater_cache
+from selectit.rating_params import rating_settings
 from selectit.scoring.tables import RATINGS_SCHEMA
 
 # An mtime safely older than the memo's settle time, so digests get memoised.
@@ -33,9 +34,14 @@ def isolated_caches(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def cfg(tmp_path, tiny_model):
+def score(tmp_path, tiny_model):
     params = write_params(tmp_path / "params.yaml", "tiny.json", [str(tiny_model)], shard_size=2)
     return load_params(params).score
+
+
+@pytest.fixture
+def cfg(score):
+    return rating_settings(score)
 
 
 def _ratings(examples: list[Example]) -> pa.Table:
@@ -57,8 +63,13 @@ def _ratings(examples: list[Example]) -> pa.Table:
 
 
 def _rate_all(cache, examples: list[Example]) -> None:
-    for shard in plan_shards(examples, cache.done_ids(), 2):
+    for start in range(0, len(examples), 2):
+        shard = examples[start : start + 2]
         cache.write(shard, _ratings(shard), {})
+
+
+def _all_done(cache, examples: list[Example]) -> bool:
+    return {e.id for e in examples} <= cache.done_ids()
 
 
 def _copy_with_old_mtimes(source: Path, target: Path) -> Path:
@@ -86,22 +97,22 @@ def counted_reads(monkeypatch) -> list[Path]:
 # (a) the resolved dtype and the device type are part of the key
 
 
-def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, monkeypatch):
-    root, spec, examples = tmp_path / "shards", cfg.raters[0], tiny_examples()
+def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, score, cfg, monkeypatch):
+    root, spec, examples = tmp_path / "shards", score.raters[0], tiny_examples()
     fp32 = rater_cache(root, spec, cfg)
     _rate_all(fp32, examples)
-    assert plan_shards(examples, fp32.done_ids(), 2) == []
+    assert _all_done(fp32, examples)
     assert json.loads((fp32.folder / "key.json").read_text())["dtype"] == "float32"
 
     bf16 = rater_cache(root, spec, dataclasses.replace(cfg, dtype="bfloat16"))
     assert bf16.folder != fp32.folder
-    assert sum(map(len, plan_shards(examples, bf16.done_ids(), 2))) == len(examples)
+    assert not bf16.done_ids()
 
     auto = dataclasses.replace(cfg, dtype="auto")
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: False)
     assert rater_cache(root, spec, auto).folder == fp32.folder  # auto meant fp32 here: reused
-    assert plan_shards(examples, rater_cache(root, spec, auto).done_ids(), 2) == []
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    assert _all_done(rater_cache(root, spec, auto), examples)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: True)
     assert rater_cache(root, spec, auto).folder == bf16.folder  # auto meant bf16 on this CPU
 
     # bf16 weights round differently from bf16 matmuls on fp32 weights.
@@ -109,12 +120,10 @@ def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, 
     assert weights.folder not in {fp32.folder, bf16.folder}
 
 
-def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg, monkeypatch):
-    from selectit.rating import placement
-
+def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, score, cfg, monkeypatch):
     # Two 80 GB GPUs, as the key sees them (none here): the key is formed without loading anything.
     monkeypatch.setattr(placement, "visible_gpu_memory", lambda: [80 * 10**9, 80 * 10**9])
-    root, spec = tmp_path / "shards", cfg.raters[0]
+    root, spec = tmp_path / "shards", score.raters[0]
     cpu = rater_cache(root, spec, cfg)
     gpu0 = rater_cache(root, spec, dataclasses.replace(cfg, device="cuda:0"))
     gpu1 = rater_cache(root, spec, dataclasses.replace(cfg, device="cuda:1"))
@@ -133,7 +142,7 @@ def test_the_same_model_folder_elsewhere_hits_the_cache(tmp_path, cfg, tiny_mode
     copy = _copy_with_old_mtimes(tiny_model, tmp_path / "another-node" / tiny_model.name)
     moved = rater_cache(root, str(copy), cfg)
     assert moved.folder == original.folder
-    assert plan_shards(examples, moved.done_ids(), 2) == []
+    assert _all_done(moved, examples)
 
     key_json = (original.folder / "key.json").read_text()
     assert str(tiny_model.parent) not in key_json and "location" not in key_json

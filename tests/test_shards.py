@@ -19,7 +19,7 @@ from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example
 from selectit.rating import dtypes, models, placement
 from selectit.rating.keys import rater_cache
-from selectit.rating_params import rating_settings
+from selectit.rating_params import rating_settings, ray_settings
 from selectit.scoring.tables import RATINGS_SCHEMA
 
 # An mtime safely older than the memo's settle time, so digests get memoised.
@@ -92,6 +92,33 @@ def counted_reads(monkeypatch) -> list[Path]:
 
     monkeypatch.setattr(models, "_file_digest", counting)
     return reads
+
+
+def test_rating_settings_carry_every_score_key_but_the_raters(score):
+    settings = dataclasses.asdict(rating_settings(score))
+    assert settings == {name: value for name, value in dataclasses.asdict(score).items() if name != "raters"}
+
+
+def test_ray_settings_carry_every_ray_key(tmp_path, tiny_model):
+    path = write_params(tmp_path / "ray.yaml", "tiny.json", [str(tiny_model)])
+    ray = dataclasses.replace(load_params(path).ray, address="local", replicas=3)
+    assert dataclasses.asdict(ray_settings(ray)) == dataclasses.asdict(ray)
+
+
+def test_the_key_hashes_what_changes_a_rating_as_earlier_caches_did(tmp_path, cfg, tiny_model):
+    cache = rater_cache(tmp_path / "shards", str(tiny_model), cfg)
+    prompts = cfg.prompts()
+    assert cache.key_fields == {
+        "model": models.resolve(str(tiny_model)).content_id,
+        "prompt_version": prompts.version,
+        "template": cfg.template,
+        "k": cfg.k,
+        "dtype": "float32",
+        "device": "cpu",
+        "max_length": cfg.max_length,
+    }
+    digest = hashlib.sha256(json.dumps(cache.key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    assert cache.folder == tmp_path / "shards" / "tiny-llama" / digest
 
 
 # (a) the resolved dtype and the device type are part of the key

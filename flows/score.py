@@ -21,11 +21,13 @@ from selectit.core.catalog import rater_name
 from selectit.core.errors import ParamsError
 from selectit.core.stages import Stage, stage_id
 from selectit.provenance import code_version
-from selectit.rating.rate import RaterSession
-from selectit.rating.shards import rater_cache
+from selectit.rating.distributed import RaterPool, ray_runtime
+from selectit.rating.keys import rater_cache
+from selectit.rating.rate import RaterSession, rate_records
+from selectit.rating_params import rating_settings, ray_settings
 from selectit.stages import load_current
 from selectit.summaries import ScoreSummary
-from tasks.score import collect, plan, score_shard, score_shard_on_replica
+from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
 
 
 @flow(name=Stage.SCORE, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
@@ -52,16 +54,18 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
 
 def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     cfg, layout = context.params.score, context.layout
-    # The session keeps the model loaded from the first shard to the last.
-    session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
+    rating = rating_settings(cfg)
+    # The session keeps the model loaded from the first shard to the last; each shard is a task.
+    session = RaterSession(rater, rating, rater_cache(layout.shard_cache, rater, rating))
     try:
-        shards = plan(session.cache, records, cfg.shard_size, name, "in this process")
-        texts_run = sum(
-            score_shard(session, shard, name, index, len(shards), context.progress)
-            for index, shard in enumerate(shards)
+        rated = rate_records(
+            session,
+            records,
+            layout.ratings_table(name),
+            context.progress,
+            lambda shard, index, n_shards: score_shard(session, shard, name, index, n_shards, context.progress),
         )
-        report = session.loaded.report if session.loaded else None
-        return collect(session.cache, cfg, report, records, layout, name, texts_run, len(shards))
+        return summarise(session.cache, cfg, rated, layout, name)
     finally:
         session.close()
 
@@ -71,10 +75,8 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
     of the rater's replicas (Ray actors that keep the model loaded)."""
     from prefect_ray.context import remote_options
 
-    from selectit.rating.distributed import RaterPool
-
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
-    pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
+    pool = RaterPool.start(rater, name, rating_settings(cfg), ray_settings(ray_cfg), layout.shard_cache)
     try:
         shards = plan(pool.cache, records, cfg.shard_size, name, f"on {len(pool.replicas)} replica(s)")
         # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
@@ -124,10 +126,8 @@ def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
         return {rater: score_flow(context, rater) for rater in raters}
     from prefect_ray import RayTaskRunner
 
-    from selectit.rating.distributed import ray_runtime
-
     on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # joins the Ray that ray_runtime connects
-    with ray_runtime(context.params.ray, context.project_root), ThreadPoolExecutor(len(raters)) as pool:
+    with ray_runtime(ray_settings(context.params.ray), context.project_root), ThreadPoolExecutor(len(raters)) as pool:
         # Each thread runs its flow in a copy of this context, so it nests under the pipeline's run.
         futures = {r: pool.submit(contextvars.copy_context().run, on_ray, context, r) for r in raters}
         return {rater: future.result() for rater, future in futures.items()}
@@ -139,9 +139,7 @@ def score_stage(context: RunContext, rater: str) -> ScoreSummary:
         return score_flow(context, rater)
     from prefect_ray import RayTaskRunner
 
-    from selectit.rating.distributed import ray_runtime
-
-    with ray_runtime(context.params.ray, context.project_root):
+    with ray_runtime(ray_settings(context.params.ray), context.project_root):
         return score_flow.with_options(task_runner=RayTaskRunner())(context, rater)
 
 

@@ -17,6 +17,8 @@ from selectit.core.errors import InputError, SelectitError
 from selectit.core.io import write_json, write_text
 from selectit.core.records import write_examples, write_rejects
 from selectit.ingest.formats import read_examples
+from selectit.rating_params import rating_settings
+from selectit.scoring.tables import aggregate, write_parquet
 
 log = logging.getLogger("selectit")
 
@@ -92,16 +94,16 @@ def _aggregate_settings(params) -> tuple:
 
 
 def cmd_score(args) -> None:
-    from selectit.rating.rate import rate_examples, rating_prompts
-    from selectit.scoring.tables import aggregate, write_parquet
+    from selectit.rating.rate import rate_examples  # torch: only when rating
 
     params = _params(args)
     out = Path(args.out)
     read, examples = _read(args, params)
+    rating = rating_settings(params.score)
     started = time.time()
     # Ratings are cached per shard under the output folder: a re-run after a crash
     # or with more input rates only what no finished shard holds.
-    run = rate_examples(examples, params.score, out / "cache", progress=not args.no_progress)
+    run = rate_examples(examples, params.score.raters, rating, out / "cache", progress=not args.no_progress)
     scores, weights = aggregate(run.ratings, *_aggregate_settings(params))
     write_parquet(run.ratings, out / "ratings.parquet")
     write_parquet(scores, out / "scores.parquet")
@@ -109,7 +111,7 @@ def cmd_score(args) -> None:
     manifest = {
         "inputs": _inputs(args, params),
         "params": {"score": vars(params.score), "aggregate": vars(params.aggregate), "ingest": vars(params.ingest)},
-        "prompt_version": rating_prompts(params.score).version,
+        "prompt_version": rating.prompts().version,
         "counts": {
             "examples_read": len(read.examples),
             "examples_scored": scores.num_rows,
@@ -222,7 +224,7 @@ def cmd_explain(args) -> None:
 
 def cmd_audit(args) -> None:
     """Rate judged pairs and report how often each score prefers the judge's choice (the audit stage's code)."""
-    from selectit.audit.run import audit_pairs, write_audit
+    from selectit.audit.run import audit_pairs, write_audit  # torch: only when auditing
 
     params = _params(args)
     out = Path(args.out)
@@ -231,7 +233,8 @@ def cmd_audit(args) -> None:
     report = audit_pairs(
         args.pairs or params.audit.pairs,
         params.audit.limit,
-        params.score,
+        params.score.raters,
+        rating_settings(params.score),
         params.aggregate,
         out / "cache",
         resamples=params.evaluate.bootstrap_resamples,

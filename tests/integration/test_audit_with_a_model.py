@@ -100,6 +100,10 @@ def test_audit_command_on_the_tiny_model(tmp_path, tiny_model, tiny_alpaca):
     )
 
 
+# How the IFD tests run the loss model: on the CPU, with params.yaml's token budget.
+CPU = {"device": "cpu", "token_budget": 4096, "trust_remote_code": False}
+
+
 def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -110,7 +114,7 @@ def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model
         Example(str(i), row["instruction"], row["input"], row["output"], "t", i, "alpaca", {})
         for i, row in enumerate(TINY_ROWS)
     ]
-    run = ifd.response_losses(examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False)
+    run = ifd.response_losses(examples, str(tiny_model), tmp_path, **CPU, max_response_tokens=6, progress=False)
     assert run.computed == len(examples) and run.losses["example_id"].to_pylist() == [e.id for e in examples]
 
     # The same losses computed one text at a time, with no padding and every logit.
@@ -136,11 +140,7 @@ def test_ifd_losses_match_one_text_at_a_time_and_are_cached(tmp_path, tiny_model
     assert run.scores()["0"] == pytest.approx(rows[0]["loss_conditioned"] / rows[0]["loss_alone"])
 
     # A re-run computes nothing; another token limit is another cache entry.
-    again = ifd.response_losses(
-        examples, str(tiny_model), tmp_path, max_response_tokens=6, device="cpu", progress=False
-    )
+    again = ifd.response_losses(examples, str(tiny_model), tmp_path, **CPU, max_response_tokens=6, progress=False)
     assert again.computed == 0 and again.losses.equals(run.losses)
-    other = ifd.response_losses(
-        examples[:1], str(tiny_model), tmp_path, max_response_tokens=3, device="cpu", progress=False
-    )
+    other = ifd.response_losses(examples[:1], str(tiny_model), tmp_path, **CPU, max_response_tokens=3, progress=False)
     assert other.computed == 1

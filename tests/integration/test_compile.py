@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 import torch
 from helpers import tiny_examples, write_params
 
 from selectit.config import load_params
+from selectit.core.records import write_example_records
 from selectit.rating.engine import TransformersRater
+from selectit.rating.keys import rater_cache
 from selectit.rating.models import ModelSource
-from selectit.rating.rate import RaterSession
-from selectit.rating.shards import rater_cache
+from selectit.rating.rate import RaterSession, rate_records
+from selectit.rating_params import rating_settings
 
 pytestmark = pytest.mark.usefixtures("isolated_caches")
 
@@ -40,12 +43,13 @@ def _rate_in_two_shards(tmp_path, tiny_model, compile: bool) -> tuple[np.ndarray
     params = write_params(
         tmp_path / f"params-{compile}.yaml", "tiny.json", [spec], shard_size=3, num_prompts=1, compile=compile
     )
-    cfg = load_params(params).score
-    session = RaterSession(spec, cfg, rater_cache(tmp_path / f"ratings-{compile}", spec, cfg))
-    examples = tiny_examples()
-    session.rate_all(examples, progress=False)
-    assert len(list(session.cache.folder.glob("*.parquet"))) == 2  # the 6 examples in two shards
-    table = session.collect(examples)[0].sort_by([("example_id", "ascending"), ("prompt_id", "ascending")])
+    settings = rating_settings(load_params(params).score)
+    session = RaterSession(spec, settings, rater_cache(tmp_path / f"ratings-{compile}", spec, settings))
+    records = tmp_path / f"examples-{compile}.jsonl"
+    write_example_records(tiny_examples(), records)
+    rated = rate_records(session, records, tmp_path / f"ratings-{compile}.parquet", progress=False)
+    assert len(rated.plan.shards) == 2  # the 6 examples in two shards
+    table = pq.read_table(rated.ratings).sort_by([("example_id", "ascending"), ("prompt_id", "ascending")])
     return np.array(table["probs"].to_pylist()), session
 
 

@@ -7,9 +7,10 @@ import pytest
 import torch
 from helpers import TINY_ROWS, tiny_examples
 
-from selectit.rating import engine as transformers_rater
+from selectit.rating import dtypes
 from selectit.rating.batching import shared_prefix_groups
-from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, resolve_dtype
+from selectit.rating.dtypes import resolve_dtype
+from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater
 from selectit.rating.models import ModelSource
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.texts import DigitTokenError, EncodedText, RatingTextEncoder, RatingTextError
@@ -121,9 +122,9 @@ def test_chat_template_wraps_the_request_and_ends_with_the_cue(rater):
 
 def test_auto_dtype_follows_the_hardware(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(transformers_rater, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: True)
     assert resolve_dtype("auto", cpu) == "bfloat16"
-    monkeypatch.setattr(transformers_rater, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: False)
     assert resolve_dtype("auto", cpu) == "float32"
     assert resolve_dtype("float16", cpu) == "float16"
     with pytest.raises(ValueError, match="dtype must be"):

@@ -16,8 +16,9 @@ from helpers import tiny_examples, uniform_ratings, write_params
 from selectit.config import load_params
 from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example
-from selectit.rating import engine, models
-from selectit.rating.shards import plan_shards, rater_cache
+from selectit.rating import dtypes, models, placement
+from selectit.rating.keys import rater_cache
+from selectit.rating_params import rating_settings, ray_settings
 
 # An mtime safely older than the memo's settle time, so digests get memoised.
 LONG_AGO_NS = (int(time.time()) - 3600) * 1_000_000_000
@@ -27,14 +28,28 @@ pytestmark = pytest.mark.usefixtures("isolated_caches")
 
 
 @pytest.fixture
-def cfg(tmp_path, tiny_model):
+def score(tmp_path, tiny_model):
     params = write_params(tmp_path / "params.yaml", "tiny.json", [str(tiny_model)], shard_size=2)
     return load_params(params).score
 
 
+@pytest.fixture
+def cfg(score):
+    return rating_settings(score)
+
+
 def _rate_all(cache, examples: list[Example]) -> None:
-    for shard in plan_shards(examples, cache.done_ids(), 2):
+    for start in range(0, len(examples), 2):
+        shard = examples[start : start + 2]
         cache.write(shard, uniform_ratings(shard, prompts=1, score=3.0), {})
+
+
+def _all_done(cache, examples: list[Example]) -> bool:
+    return {e.id for e in examples} <= cache.done_ids()
+
+
+def _all_done(cache, examples: list[Example]) -> bool:
+    return {e.id for e in examples} <= cache.done_ids()
 
 
 def _copy_with_old_mtimes(source: Path, target: Path) -> Path:
@@ -59,25 +74,52 @@ def counted_reads(monkeypatch) -> list[Path]:
     return reads
 
 
+def test_rating_settings_carry_every_score_key_but_the_raters(score):
+    settings = dataclasses.asdict(rating_settings(score))
+    assert settings == {name: value for name, value in dataclasses.asdict(score).items() if name != "raters"}
+
+
+def test_ray_settings_carry_every_ray_key(tmp_path, tiny_model):
+    path = write_params(tmp_path / "ray.yaml", "tiny.json", [str(tiny_model)])
+    ray = dataclasses.replace(load_params(path).ray, address="local", replicas=3)
+    assert dataclasses.asdict(ray_settings(ray)) == dataclasses.asdict(ray)
+
+
+def test_the_key_hashes_what_changes_a_rating_as_earlier_caches_did(tmp_path, cfg, tiny_model):
+    cache = rater_cache(tmp_path / "shards", str(tiny_model), cfg)
+    prompts = cfg.prompts()
+    assert cache.key_fields == {
+        "model": models.resolve(str(tiny_model)).content_id,
+        "prompt_version": prompts.version,
+        "template": cfg.template,
+        "k": cfg.k,
+        "dtype": "float32",
+        "device": "cpu",
+        "max_length": cfg.max_length,
+    }
+    digest = hashlib.sha256(json.dumps(cache.key_fields, sort_keys=True).encode()).hexdigest()[:16]
+    assert cache.folder == tmp_path / "shards" / "tiny-llama" / digest
+
+
 # (a) the resolved dtype and the device type are part of the key
 
 
-def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, monkeypatch):
-    root, spec, examples = tmp_path / "shards", cfg.raters[0], tiny_examples()
+def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, score, cfg, monkeypatch):
+    root, spec, examples = tmp_path / "shards", score.raters[0], tiny_examples()
     fp32 = rater_cache(root, spec, cfg)
     _rate_all(fp32, examples)
-    assert plan_shards(examples, fp32.done_ids(), 2) == []
+    assert _all_done(fp32, examples)
     assert json.loads((fp32.folder / "key.json").read_text())["dtype"] == "float32"
 
     bf16 = rater_cache(root, spec, dataclasses.replace(cfg, dtype="bfloat16"))
     assert bf16.folder != fp32.folder
-    assert sum(map(len, plan_shards(examples, bf16.done_ids(), 2))) == len(examples)
+    assert not bf16.done_ids()
 
     auto = dataclasses.replace(cfg, dtype="auto")
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: False)
     assert rater_cache(root, spec, auto).folder == fp32.folder  # auto meant fp32 here: reused
-    assert plan_shards(examples, rater_cache(root, spec, auto).done_ids(), 2) == []
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: True)
+    assert _all_done(rater_cache(root, spec, auto), examples)
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: True)
     assert rater_cache(root, spec, auto).folder == bf16.folder  # auto meant bf16 on this CPU
 
     # bf16 weights round differently from bf16 matmuls on fp32 weights.
@@ -85,12 +127,10 @@ def test_ratings_in_one_resolved_dtype_are_not_reused_in_another(tmp_path, cfg, 
     assert weights.folder not in {fp32.folder, bf16.folder}
 
 
-def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, cfg, monkeypatch):
-    from selectit.rating import placement
-
+def test_the_device_type_is_part_of_the_key_and_its_index_is_not(tmp_path, score, cfg, monkeypatch):
     # Two 80 GB GPUs, as the key sees them (none here): the key is formed without loading anything.
     monkeypatch.setattr(placement, "visible_gpu_memory", lambda: [80 * 10**9, 80 * 10**9])
-    root, spec = tmp_path / "shards", cfg.raters[0]
+    root, spec = tmp_path / "shards", score.raters[0]
     cpu = rater_cache(root, spec, cfg)
     gpu0 = rater_cache(root, spec, dataclasses.replace(cfg, device="cuda:0"))
     gpu1 = rater_cache(root, spec, dataclasses.replace(cfg, device="cuda:1"))
@@ -109,7 +149,7 @@ def test_the_same_model_folder_elsewhere_hits_the_cache(tmp_path, cfg, tiny_mode
     copy = _copy_with_old_mtimes(tiny_model, tmp_path / "another-node" / tiny_model.name)
     moved = rater_cache(root, str(copy), cfg)
     assert moved.folder == original.folder
-    assert plan_shards(examples, moved.done_ids(), 2) == []
+    assert _all_done(moved, examples)
 
     key_json = (original.folder / "key.json").read_text()
     assert str(tiny_model.parent) not in key_json and "location" not in key_json

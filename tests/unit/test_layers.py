@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, ...]] = [
         "selectit.plots",
     ),
     ("selectit.rating", "selectit.finetune", "selectit.evaluation"),  # models
-    ("selectit.audit", "selectit.report", "selectit.tracking", "selectit.provenance"),  # studies and records of runs
+    # studies and records of runs; params.yaml's score and ray keys as rating's plain values
+    ("selectit.audit", "selectit.report", "selectit.tracking", "selectit.provenance", "selectit.rating_params"),
     ("selectit.context", "selectit.stages"),  # one run: settings, data layout, MLflow parent run, the stage registry
     ("selectit.cli", "selectit.__main__"),  # the command line
     ("tasks",),  # Prefect tasks: the I/O around one library call

@@ -9,7 +9,7 @@ import torch
 from transformers import LlamaConfig
 
 from selectit.core.errors import ModelLoadError
-from selectit.rating import engine
+from selectit.rating import dtypes
 from selectit.rating.models import ModelSource
 from selectit.rating.placement import Placement, count_parameters, gpus_per_replica, plan_placement
 
@@ -104,7 +104,7 @@ def test_clear_error_when_no_gpus_hold_the_rater(sizes, size, gpus, available):
 def test_a_small_rater_keeps_fp32_weights_with_bf16_autocast():
     plan = plan_placement(count_parameters(smollm2_135m()), "auto", "auto", [A100_80])
     assert plan == Placement("bfloat16", "cuda:0", None, None, 1, plan.reason)
-    assert engine.DTYPES[plan.dtype] == (torch.float32, torch.bfloat16)
+    assert dtypes.DTYPES[plan.dtype] == (torch.float32, torch.bfloat16)
     assert plan.reason.startswith("fp32 weights, bf16 matmuls")
     # Without native bf16 the matmuls run in fp16, as resolve_dtype has it.
     assert plan_placement(135_000_000, "auto", "auto", [A100_80], gpu_bf16=False).dtype == "float16"
@@ -132,8 +132,8 @@ def test_a_named_gpu_is_used_alone(sizes):
 
 @pytest.mark.parametrize("native_bf16", [True, False])
 def test_cpu_follows_resolve_dtype(monkeypatch, sizes, native_bf16):
-    monkeypatch.setattr(engine, "cpu_has_native_bf16", lambda: native_bf16)
-    expected = engine.resolve_dtype("auto", torch.device("cpu"))
+    monkeypatch.setattr(dtypes, "cpu_has_native_bf16", lambda: native_bf16)
+    expected = dtypes.resolve_dtype("auto", torch.device("cpu"))
     assert expected == ("bfloat16" if native_bf16 else "float32")
     for gpus, device in (([], "auto"), ([A100_80], "cpu")):
         plan = plan_placement(sizes["70b"], "auto", device, gpus)

@@ -22,7 +22,7 @@ from selectit.core.records import (
 )
 from selectit.ingest.formats import iter_examples
 from selectit.ingest.sources import ingest, ingest_into
-from selectit.rating.shards import ShardCache, plan_shard_refs, plan_shards
+from selectit.rating.shards import ShardCache, plan_shard_refs
 
 ROWS = [{"instruction": f"Question {i}?", "input": "", "output": f"Answer {i}."} for i in range(7)]
 
@@ -80,20 +80,21 @@ def _examples(n: int) -> list[Example]:
     ]
 
 
-def test_record_shards_and_shard_refs_cut_the_file_as_plan_shards_does(tmp_path):
+def test_record_shards_and_shard_refs_cut_the_file_in_input_order(tmp_path):
     examples = _examples(7)
     records = tmp_path / "examples.jsonl"
     write_example_records(iter(examples), records)
     assert list(iter_example_record_shards(records, 3)) == [examples[:3], examples[3:6], examples[6:]]
     done = {examples[1].id, examples[4].id}
     plan = plan_shard_refs(records, done, 2)
-    assert [ref.load() for ref in plan.shards] == plan_shards(examples, done, 2)
+    e = examples
+    assert [ref.load() for ref in plan.shards] == [[e[0], e[2]], [e[3], e[5]], [e[6]]]
     assert plan.total == len(examples)
     assert plan.already_rated == len(done)
     assert [len(ref) for ref in plan.shards] == [2, 2, 1]
 
 
-def test_collect_into_writes_what_collect_returns(tmp_path, monkeypatch):
+def test_collect_into_takes_each_example_once_in_the_files_order(tmp_path, monkeypatch):
     monkeypatch.setattr("selectit.rating.shards.COLLECT_BATCH", 3)  # several batches
     monkeypatch.setattr("selectit.rating.shards.OPEN_SHARDS", 1)  # shards read again
     examples = _examples(9)
@@ -101,17 +102,24 @@ def test_collect_into_writes_what_collect_returns(tmp_path, monkeypatch):
     # Shards of earlier runs overlap (examples 4 and 5 twice, rated differently); one example is unreadable.
     cache.write(examples[3:6], uniform_ratings(examples[3:6], score=9.0), {})
     cache.write(examples[4:6], uniform_ratings(examples[4:6], score=5.0), {})
-    for shard in plan_shards(examples, cache.done_ids(), 2):
+    todo = [e for e in examples if e.id not in cache.done_ids()]
+    for shard in (todo[i : i + 2] for i in range(0, len(todo), 2)):
         unfit = {e.id: "too long" for e in shard if e is examples[6]}
         cache.write(shard, uniform_ratings([e for e in shard if e.id not in unfit]), unfit)
     wanted = examples[1:]  # one cached example is not asked for
     records = tmp_path / "examples.jsonl"
     write_example_records(wanted, records)
-    ratings, rejects = cache.collect(wanted)
-    rows, streamed_rejects = cache.collect_into(records, tmp_path / "ratings.parquet")
-    assert pq.read_table(tmp_path / "ratings.parquet").equals(ratings)
-    assert rows == ratings.num_rows == 2 * 7
-    assert streamed_rejects == rejects == [Reject("s", 6, None, "too long", examples[6].raw)]
+    rows, rejects = cache.collect_into(records, tmp_path / "ratings.parquet")
+    table = pq.read_table(tmp_path / "ratings.parquet")
+    # An example in two shards is taken from the first by name, whole.
+    overlap = 9.0 if cache.shard_id(examples[3:6]) < cache.shard_id(examples[4:6]) else 5.0
+    score = {e.id: overlap if e in examples[4:6] else 9.0 if e is examples[3] else 1.0 for e in wanted}
+    rated = [e.id for e in wanted if e is not examples[6]]
+    assert table["example_id"].to_pylist() == [i for i in rated for _ in range(2)]
+    assert table["prompt_id"].to_pylist() == [0, 1] * len(rated)
+    assert table["token_score"].to_pylist() == [score[i] + p for i in rated for p in range(2)]
+    assert rows == table.num_rows == 2 * 7
+    assert rejects == [Reject("s", 6, None, "too long", examples[6].raw)]
 
 
 def test_validating_a_records_file_finds_what_validating_the_examples_does(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -14,7 +13,7 @@ from selectit.config import AggregateConfig
 from selectit.core.layout import Layout
 from selectit.core.records import iter_example_records, read_rejects, write_rejects
 from selectit.provenance import code_version
-from selectit.scoring.tables import aggregate, read_ratings, reject_unreadable, write_parquet
+from selectit.scoring.tables import read_ratings, reject_unreadable, score_ratings
 from selectit.summaries import AggregateSummary
 
 
@@ -46,17 +45,14 @@ def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, 
     # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
     # validated examples (re-run the score stage) or probabilities out of range.
     checks = check_ratings(ratings, expected_ids, raters, num_prompts, docs_dir=layout.rating_docs)
-    scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score)
-    write_parquet(scores, layout.scores_table)
+    scores = score_ratings(ratings, cfg, layout.scores_table)
     write_rejects(rejects, layout.rejects(layout.aggregated))
-    values = scores["model_score"].to_numpy()
-    quantiles = np.nanquantile(values, [0, 0.25, 0.5, 0.75, 1]).tolist()
     summary = AggregateSummary(
-        examples=scores.num_rows,
+        examples=scores.table.num_rows,
         rejects=len(rejects),
-        nan_scores=int(np.isnan(values).sum()),
-        weights=weights,
-        quantiles=dict(zip(["min", "p25", "median", "p75", "max"], quantiles, strict=True)),
+        nan_scores=scores.nan_scores,
+        weights=scores.weights,
+        quantiles=scores.quantiles,
         mass=checks.mass,
         rating_checks=checks.expectations,
         settings={"aggregate": dataclasses.asdict(cfg)},

@@ -240,6 +240,10 @@ def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
     assert (tmp_path / "tuned" / "model" / "adapter_config.json").is_file()
     tuned = json.loads((tmp_path / "tuned" / "summary.json").read_text())  # the finetune stage's summary
     assert tuned["variant"] == "tuned" and tuned["examples"] == 6 and tuned["steps"] == 2
+    # As in the stage, the same settings and data again re-use the result instead of training anew.
+    again = [*common, "finetune", str(tiny_alpaca), "--out", str(tmp_path / "tuned"), "--max-steps", "2"]
+    assert main(again) == 0
+    assert json.loads((tmp_path / "tuned" / "summary.json").read_text()) == tuned
     for name, model in (("tuned", str(tmp_path / "tuned")), ("base", "base")):
         assert (
             main(

@@ -102,22 +102,28 @@ def test_aggregate_with_the_expected_rating(scored, tmp_path):
         selectit(params, *args[:-4], "--token-score", "median", "--out", result)
 
 
-def test_select_writes_the_top_share_in_the_input_format(scored, tmp_path, tiny_alpaca):
+def test_select_writes_what_the_select_stage_writes(scored, tmp_path, tiny_alpaca):
+    """The selection as one Alpaca JSON list in input order, selected_ids.txt beside it, the left-out ids."""
     params, out = scored
     selected = tmp_path / "selected.json"
     assert selectit(params, "select", "--scores", out / "scores.parquet", "--ratio", "0.5", "--out", selected) == 0
-    rows = json.loads(selected.read_text())
-    assert len(rows) == 3 and all(r in TINY_ROWS for r in rows)
-    best = pq.read_table(out / "scores.parquet")["example_id"].to_pylist()
-    assert {e.id for e in read_examples([selected]).examples} == set(best[:3])
+    best = pq.read_table(out / "scores.parquet").sort_by("rank")["example_id"].to_pylist()
+    kept = set(best[:3])
+    in_input_order = [e for e in read_examples([tiny_alpaca]).examples if e.id in kept]
+    assert json.loads(selected.read_text()) == [
+        {"instruction": e.instruction, "input": e.input, "output": e.output} for e in in_input_order
+    ]
+    assert (tmp_path / "selected_ids.txt").read_text().split() == best[:3]
     assert (tmp_path / "excluded_ids.txt").read_text().split() == best[3:]
 
 
-def test_select_to_jsonl_gz(scored, tmp_path):
+def test_select_refuses_an_output_that_is_not_json(scored, tmp_path, capsys):
     params, out = scored
     selected = tmp_path / "selected.jsonl.gz"
-    assert selectit(params, "select", "--scores", out / "scores.parquet", "--out", selected) == 0
-    assert len(read_examples([selected]).examples) == 1  # 20% of 6, rounded
+    assert selectit(params, "select", "--scores", out / "scores.parquet", "--out", selected) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "selected.jsonl.gz: the selection is written as one Alpaca JSON list" in error[0]
+    assert not selected.exists()
 
 
 def test_select_refuses_inputs_that_were_never_scored_unless_allowed(scored, tmp_path, tiny_alpaca, capsys):

@@ -167,6 +167,12 @@ def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
         == 0
     )
     assert (tmp_path / "tuned" / "model" / "adapter_config.json").is_file()
+    tuned = json.loads((tmp_path / "tuned" / "summary.json").read_text())  # the finetune stage's summary
+    assert tuned["variant"] == "tuned" and tuned["examples"] == 6 and tuned["steps"] == 2
+    # As in the stage, the same settings and data again re-use the result instead of training anew.
+    again = [*common, "finetune", str(tiny_alpaca), "--out", str(tmp_path / "tuned"), "--max-steps", "2"]
+    assert main(again) == 0
+    assert json.loads((tmp_path / "tuned" / "summary.json").read_text()) == tuned
     for name, model in (("tuned", str(tmp_path / "tuned")), ("base", "base")):
         assert (
             main(
@@ -199,7 +205,10 @@ def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
         )
         == 0
     )
+    evaluated = json.loads((tmp_path / "eval-tuned" / "summary.json").read_text())  # the evaluate stage's summary
+    assert evaluated["finetune_run_key"] == tuned["run_key"]
     comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert json.loads((tmp_path / "cmp" / "metrics.json").read_text())  # the compare stage's DVC metrics
     cell = comparison["variants"]["tuned"]["heldout_nll"]
     assert cell["n"] == 6 and cell["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
     assert "held-out NLL" in (tmp_path / "cmp" / "comparison.md").read_text()

@@ -1,12 +1,16 @@
 """Aggregation of the ratings table (selectit/tables.py) and top-R% selection (selectit/selection.py)."""
 
+import json
 import math
 
 import numpy as np
 import pyarrow as pa
 import pytest
 
+from selectit.core.errors import InputError
+from selectit.core.records import Example
 from selectit.scoring.tables import RATINGS_SCHEMA, SENTENCE_PREFIX, RatingsError, aggregate
+from selectit.selection.output import write_selection
 from selectit.selection.top import n_to_keep, select_top
 
 K = 5
@@ -307,3 +311,40 @@ def test_select_top_random_partition():
     by_id = scores_by_id(scores)
     assert min(by_id[e] for e in kept) >= max(by_id[e] for e in left)
     assert kept + left == scores.sort_by("rank")["example_id"].to_pylist()
+
+
+def example(example_id: str, row: int) -> Example:
+    return Example(example_id, f"Say {row}.", "", str(row), "in.json", row, "alpaca", {})
+
+
+def selection_files(tmp_path, examples, allow_unscored=False):
+    scores, _ = aggregate(hand_table(), alpha=0.2, authors_softmax=False, weights=None)
+    paths = [tmp_path / "sel.json", tmp_path / "selected_ids.txt", tmp_path / "excluded_ids.txt"]
+    return write_selection(scores, iter(examples), 0.5, *paths, allow_unscored=allow_unscored), paths
+
+
+def test_write_selection_keeps_input_order_and_writes_both_id_lists_best_first(tmp_path):
+    examples = [example(e, row) for row, e in enumerate(["e4", "e2", "e3", "e1"])]
+    selection, (out, kept_ids, left_ids) = selection_files(tmp_path, examples)
+    assert json.loads(out.read_text()) == [
+        {"instruction": "Say 1.", "input": "", "output": "1"},
+        {"instruction": "Say 3.", "input": "", "output": "3"},
+    ]
+    assert kept_ids.read_text() == "e1\ne2\n" and left_ids.read_text() == "e3\ne4\n"
+    assert selection.kept == ["e1", "e2"] and selection.unscored == 0
+    assert selection.lowest_kept_score == selection.scores[1] >= selection.scores[2]
+
+
+def test_write_selection_refuses_scored_examples_missing_from_the_inputs(tmp_path):
+    with pytest.raises(InputError, match=r"1 scored examples \(e.g. e2\) are not in the inputs"):
+        selection_files(tmp_path, [example(e, row) for row, e in enumerate(["e1", "e3", "e4"])])
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_write_selection_refuses_unscored_examples_unless_allowed(tmp_path):
+    examples = [example(e, row) for row, e in enumerate(["e1", "e2", "new", "e3", "e4"])]
+    with pytest.raises(InputError, match=r"1 of 5 input examples were never scored \(e.g. row 2 of in.json\)"):
+        selection_files(tmp_path, examples)
+    assert not list(tmp_path.iterdir())
+    selection, (out, _, _) = selection_files(tmp_path, examples, allow_unscored=True)
+    assert selection.unscored == 1 and len(json.loads(out.read_text())) == 2

@@ -22,7 +22,7 @@ from selectit.evaluation.run import evaluate_model
 from selectit.finetune.run import finetune_variant
 from selectit.ingest.formats import read_examples
 from selectit.rating_params import rating_settings
-from selectit.scoring.tables import aggregate, read_ratings, read_scores, score_ratings, write_parquet
+from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
 from selectit.selection.output import write_selection
 
 log = logging.getLogger("selectit")
@@ -93,11 +93,6 @@ def _read(args, params):
     return result, examples
 
 
-def _aggregate_settings(params) -> tuple:
-    cfg = params.aggregate
-    return cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score
-
-
 def cmd_score(args) -> None:
     from selectit.rating.rate import rate_examples  # torch: only when rating
 
@@ -109,9 +104,8 @@ def cmd_score(args) -> None:
     # Ratings are cached per shard under the output folder: a re-run after a crash
     # or with more input rates only what no finished shard holds.
     run = rate_examples(examples, params.score.raters, rating, out / "cache", progress=not args.no_progress)
-    scores, weights = aggregate(run.ratings, *_aggregate_settings(params))
     write_parquet(run.ratings, out / "ratings.parquet")
-    write_parquet(scores, out / "scores.parquet")
+    scores = score_ratings(run.ratings, params.aggregate, out / "scores.parquet")
     write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
     manifest = {
         "inputs": _inputs(args, params),
@@ -119,12 +113,12 @@ def cmd_score(args) -> None:
         "prompt_version": rating.prompts().version,
         "counts": {
             "examples_read": len(read.examples),
-            "examples_scored": scores.num_rows,
+            "examples_scored": scores.table.num_rows,
             "rejects": len(read.rejects) + len(run.rejects),
             "duplicates": read.n_duplicates,
         },
         "raters": run.report(),
-        "weights": weights,
+        "weights": scores.weights,
         "seconds": time.time() - started,
     }
     write_json(out / "manifest.json", manifest)

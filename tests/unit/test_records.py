@@ -6,7 +6,7 @@ import pytest
 from helpers import ALPACA_SAMPLE as SAMPLE
 
 from selectit.core.errors import InputError
-from selectit.core.records import Example, Reject, example_id, write_examples, write_rejects
+from selectit.core.records import Example, Reject, example_id, write_rejects
 from selectit.ingest.formats import read_examples
 
 ALPACA_ROWS = [
@@ -333,31 +333,6 @@ def test_single_pretty_printed_object_is_one_row(tmp_path):
 
 
 # --- writing -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", ["out.json", "out.jsonl", "out.jsonl.gz", "out.json.gz"])
-def test_write_examples_round_trip(tmp_path, name):
-    rows = ALPACA_ROWS + [{"messages": [{"role": "user", "content": "é?"}, {"role": "assistant", "content": "ü"}]}]
-    original = read_examples([write_json(tmp_path / "in.json", rows)]).examples
-    out = tmp_path / "sub" / name
-    write_examples(original, out)
-    again = read_examples([out]).examples
-    assert [e.raw for e in again] == rows
-    assert [e.id for e in again] == [e.id for e in original]
-    assert [p.name for p in out.parent.iterdir()] == [name]  # no temp file left behind
-
-
-def test_write_examples_json_is_indented_list(tmp_path):
-    examples = read_examples([write_json(tmp_path / "in.json", ALPACA_ROWS[:1])]).examples
-    write_examples(examples, tmp_path / "out.json")
-    text = (tmp_path / "out.json").read_text(encoding="utf-8")
-    assert text.startswith("[\n  {") and json.loads(text) == ALPACA_ROWS[:1]
-
-
-def test_write_examples_unknown_suffix(tmp_path):
-    with pytest.raises(InputError, match=r"out\.txt.*\.jsonl"):
-        write_examples([], tmp_path / "out.txt")
-    assert not (tmp_path / "out.txt").exists()
 
 
 def test_write_rejects(tmp_path):

@@ -15,7 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean
+.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean dvc-yaml
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -47,12 +47,14 @@ browser:
 		$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
 	fi
 
-# --durations lists the slowest tests, to keep the suite's time in view.
+# Every tier (tests/unit, tests/integration, tests/e2e); --durations lists the slowest
+# tests, to keep the suite's time in view.
 test: setup browser
 	$(PY) -m pytest --durations=15
 
+# The unit tier alone: no model, no subprocess, no server (under two minutes).
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m unit
 
 # ruff, configured in pyproject.toml: lint rules and formatting (CI runs `make lint`).
 lint: setup
@@ -62,6 +64,10 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# dvc.yaml is generated from the stage registry (selectit/stages.py), code deps from the import graph.
+dvc-yaml: setup
+	$(PY) -m selectit.stages > dvc.yaml
 
 bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64

@@ -42,10 +42,11 @@ import selectit.rating.engine as engine_module
 from selectit.config import load_params
 from selectit.ingest.formats import read_examples
 from selectit.rating.batching import shared_prefix_groups
-from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, config_context_length, resolve_device
+from selectit.rating.dtypes import resolve_device
+from selectit.rating.engine import MIN_SHARED_PREFIX, TransformersRater, config_context_length
 from selectit.rating.models import load_tokenizer, resolve
-from selectit.rating.rate import rating_prompts
 from selectit.rating.texts import RatingTextEncoder
+from selectit.rating_params import rating_settings
 from selectit.scoring.formulas import sentence_scores, token_scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +165,7 @@ def bench(spec: str, params, examples, n_prompts: int, compile_model: bool = Fal
     """One row for the engine as params.yaml sets it, and with --compile one for the compiled engine."""
     cfg = params.score
     source = resolve(spec)
-    prompts = rating_prompts(cfg)
+    prompts = rating_settings(cfg).prompts()
     from transformers import AutoConfig
 
     context_length = config_context_length(AutoConfig.from_pretrained(source.location))

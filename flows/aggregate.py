@@ -11,27 +11,29 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.catalog import rater_name
+from selectit.core.stages import Stage
 from selectit.plots import histogram_png
 from selectit.provenance import code_version
 from selectit.scoring.tables import read_scores
-from selectit.summaries import AggregateSummary, ScoreSummary
+from selectit.stages import load_current
+from selectit.summaries import AggregateSummary
 from selectit.tracking import lineage
 from tasks.aggregate import aggregate_scores
 
 
-@flow(name="aggregate", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.AGGREGATE, log_prints=True, version=code_version(__name__))
 def aggregate_flow(context: RunContext) -> AggregateSummary:
     params, layout = context.params, context.layout
-    with tracked_stage(context, "aggregate", {"aggregate": dataclasses.asdict(params.aggregate)}, __name__) as log:
+    with tracked_stage(context, Stage.AGGREGATE, {"aggregate": dataclasses.asdict(params.aggregate)}, __name__) as log:
         raters = [rater_name(r) for r in params.score.raters]
         AggregateSummary.discard(layout.aggregated)
         for rater in params.score.raters:
-            ScoreSummary.load_current(layout.rater_scores(rater_name(rater)), f"score@{rater}", "score", params.score)
+            load_current(Stage.SCORE, layout, params, rater)
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags(
             {
-                **lineage.input_tags(log, "validate", layout.examples(layout.validated)),
+                **lineage.input_tags(log, Stage.VALIDATE, layout.examples(layout.validated)),
                 **lineage.output_sha(layout.scores_table),
             }
         )

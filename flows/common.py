@@ -13,6 +13,7 @@ from flows.prefect_runtime import quiet_user_errors, server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core.errors import SelectitError
 from selectit.core.layout import Layout
+from selectit.core.stages import Stage
 from selectit.core.telemetry import switch_off_telemetry
 from selectit.provenance import code_version, record_stages
 from selectit.tracking.runs import StageLogger
@@ -101,7 +102,7 @@ def stage_main(
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
         # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.
-        context = open_context(args.params, args.data).on_its_own(new_pipeline_run=flow.name == "ingest")
+        context = open_context(args.params, args.data).on_its_own(new_pipeline_run=flow.name == Stage.INGEST)
         with server_that_outlives_ctrl_c():
             (runner or flow)(context, **flow_args)
 

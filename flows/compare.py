@@ -9,15 +9,16 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
+from selectit.core.stages import Stage
 from selectit.evaluation.compare import Comparison
 from selectit.provenance import code_version
 from tasks.compare import compare
 
 
-@flow(name="compare", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.COMPARE, log_prints=True, version=code_version(__name__))
 def compare_flow(context: RunContext) -> Comparison:
     params, layout = context.params, context.layout
-    with tracked_stage(context, "compare", {"evaluate": dataclasses.asdict(params.evaluate)}, __name__) as log:
+    with tracked_stage(context, Stage.COMPARE, {"evaluate": dataclasses.asdict(params.evaluate)}, __name__) as log:
         comparison = compare(params, layout)
         # `<variant>.<metric>` on this run and the pipeline's parent run, as in the DVC metrics file.
         metrics = {
@@ -27,7 +28,7 @@ def compare_flow(context: RunContext) -> Comparison:
         }
         log.metrics(metrics)
         log.parent_metrics(metrics)
-        log.artifact(layout.comparison, "compare")
+        log.artifact(layout.comparison, Stage.COMPARE)
         print(comparison.to_markdown())
     return comparison
 

@@ -10,13 +10,14 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.errors import ParamsError
+from selectit.core.stages import Stage, stage_id
 from selectit.provenance import code_version
 from selectit.summaries import EvaluateSummary
 from selectit.tracking import lineage
 from tasks.evaluate import evaluate_variant
 
 
-@flow(name="evaluate", flow_run_name="evaluate-{variant}", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.EVALUATE, flow_run_name="evaluate-{variant}", log_prints=True, version=code_version(__name__))
 def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
     """`variant` is one entry of finetune.variants (DVC's stage is `evaluate@<variant>`)."""
     params, layout = context.params, context.layout
@@ -25,7 +26,7 @@ def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
             f"{context.params_path}: finetune.variants: {variant!r} is not one of {params.finetune.variants}"
         )
     with tracked_stage(
-        context, f"evaluate@{variant}", {"evaluate": dataclasses.asdict(params.evaluate)}, __name__
+        context, stage_id(Stage.EVALUATE, variant), {"evaluate": dataclasses.asdict(params.evaluate)}, __name__
     ) as log:
         summary = evaluate_variant(params, layout, variant, context.progress)
         # The variant's means under the metric names the comparison and DVC use; the
@@ -35,7 +36,7 @@ def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
             {
                 "variant": variant,
                 "finetune_run_key": summary.finetune_run_key,
-                **lineage.input_tags(log, f"finetune@{variant}", layout.finetuned_model(variant)),
+                **lineage.input_tags(log, stage_id(Stage.FINETUNE, variant), layout.finetuned_model(variant)),
             }
         )
         log.artifact(layout.evaluation(variant), f"evaluate/{variant}")

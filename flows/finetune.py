@@ -10,6 +10,7 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.errors import ParamsError
+from selectit.core.stages import Stage, stage_id
 from selectit.finetune.train import mlflow_environment
 from selectit.provenance import code_version
 from selectit.summaries import FinetuneSummary
@@ -19,13 +20,14 @@ from tasks.finetune import train_variant
 
 # log_prints off: `datasets` fingerprints functions with dill, which disassembles them
 # through print() into a captured stdout; Prefect's print logging would log every line.
-@flow(name="finetune", flow_run_name="finetune-{variant}", log_prints=False, version=code_version(__name__))
+@flow(name=Stage.FINETUNE, flow_run_name="finetune-{variant}", log_prints=False, version=code_version(__name__))
 def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
     """`variant` is one entry of finetune.variants (DVC's stage is `finetune@<variant>`)."""
     cfg, layout = context.params.finetune, context.layout
     if variant not in cfg.variants:
         raise ParamsError(f"{context.params_path}: finetune.variants: {variant!r} is not one of {cfg.variants}")
-    with tracked_stage(context, f"finetune@{variant}", {"finetune": dataclasses.asdict(cfg)}, __name__) as log:
+    settings = {"finetune": dataclasses.asdict(cfg)}
+    with tracked_stage(context, stage_id(Stage.FINETUNE, variant), settings, __name__) as log:
         # The trainer's own MLflow callback streams the losses into this stage's run.
         with mlflow_environment(log.client.tracking_uri, log.run_id):
             summary = train_variant(context.params, layout, variant, report_to_mlflow=True, progress=context.progress)
@@ -35,7 +37,7 @@ def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
                 "variant": variant,
                 "run_key": summary.run_key,
                 "base_content_id": summary.base_content_id,
-                **lineage.input_tags(log, "select", layout.selected_ids),
+                **lineage.input_tags(log, Stage.SELECT, layout.selected_ids),
                 **lineage.output_sha(layout.finetuned_model(variant)),
             }
         )

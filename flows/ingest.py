@@ -12,6 +12,7 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.records import iter_example_records
+from selectit.core.stages import Stage
 from selectit.provenance import code_version
 from selectit.summaries import IngestSummary
 from selectit.tracking import lineage
@@ -20,11 +21,11 @@ from tasks.ingest import ingest_sources
 DATASET_HEAD_ROWS = 10_000  # the rows MLflow's dataset digest reads (mlflow.data.digest_utils.MAX_ROWS)
 
 
-@flow(name="ingest", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.INGEST, log_prints=True, version=code_version(__name__))
 def ingest_flow(context: RunContext) -> IngestSummary:
     layout = context.layout
     cfg = context.params.ingest
-    with tracked_stage(context, "ingest", {"ingest": dataclasses.asdict(cfg)}, __name__) as log:
+    with tracked_stage(context, Stage.INGEST, {"ingest": dataclasses.asdict(cfg)}, __name__) as log:
         summary = ingest_sources(cfg, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags({f"source.{i}.sha256": s["sha256"] for i, s in enumerate(summary.sources)})
@@ -43,7 +44,7 @@ def ingest_flow(context: RunContext) -> IngestSummary:
             context="input",
             num_rows=summary.examples,
         )
-        log.artifact(layout.rejects(layout.ingested), "ingest")
+        log.artifact(layout.rejects(layout.ingested), Stage.INGEST)
     return summary
 
 

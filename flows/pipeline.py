@@ -27,6 +27,7 @@ from flows.report import report_flow
 from flows.score import score_raters
 from flows.select import select_flow
 from flows.validate import validate_flow
+from selectit.core.stages import Stage, stage_id
 from selectit.evaluation.compare import Comparison
 from selectit.provenance import code_version
 from selectit.summaries import StageSummary
@@ -54,24 +55,27 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
                 context.layout.root,
                 context.project_root,
             )
-        stages: dict[str, StageSummary] = {"ingest": ingest_flow(context), "validate": validate_flow(context)}
-        stages.update({f"score@{rater}": summary for rater, summary in score_raters(context).items()})
-        stages["aggregate"] = aggregate_flow(context)
-        stages["select"] = select_flow(context)
+        stages: dict[str, StageSummary] = {
+            Stage.INGEST: ingest_flow(context),
+            Stage.VALIDATE: validate_flow(context),
+        }
+        stages.update({stage_id(Stage.SCORE, rater): summary for rater, summary in score_raters(context).items()})
+        stages[Stage.AGGREGATE] = aggregate_flow(context)
+        stages[Stage.SELECT] = select_flow(context)
         if run_audit:
             # With audit.enabled off it only writes a note saying so: DVC's stage is then
             # recorded like the others, and no earlier audit is taken for this run's.
-            stages["audit"] = audit_flow(context)
+            stages[Stage.AUDIT] = audit_flow(context)
         for variant in context.params.finetune.variants:
-            stages[f"finetune@{variant}"] = finetune_flow(context, variant)
+            stages[stage_id(Stage.FINETUNE, variant)] = finetune_flow(context, variant)
         for variant in context.params.finetune.variants:
-            stages[f"evaluate@{variant}"] = evaluate_flow(context, variant)
+            stages[stage_id(Stage.EVALUATE, variant)] = evaluate_flow(context, variant)
         comparison = compare_flow(context)
         report = report_flow(context)
         tracker.client.set_tag(run_id, "code_version", code_version(__name__))
     result = PipelineResult(stages, comparison, time.perf_counter() - started)
     print(
-        f"pipeline finished in {result.seconds:.0f} s: {stages['select'].selected} examples selected "
+        f"pipeline finished in {result.seconds:.0f} s: {stages[Stage.SELECT].selected} examples selected "
         f"-> {context.layout.selection}; the variants compared -> {context.layout.comparison}; "
         f"the report -> {report.html}"
     )

@@ -9,19 +9,20 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
+from selectit.core.stages import Stage
 from selectit.provenance import code_version
 from selectit.report import ReportResult
 from tasks.report import build_run_report
 
 
-@flow(name="report", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.REPORT, log_prints=True, version=code_version(__name__))
 def report_flow(context: RunContext) -> ReportResult:
     params, layout = context.params, context.layout
     settings = {name: dataclasses.asdict(getattr(params, name)) for name in ("select", "aggregate", "report")}
-    with tracked_stage(context, "report", settings, __name__) as log:
+    with tracked_stage(context, Stage.REPORT, settings, __name__) as log:
         result = build_run_report(params, layout)
         log.metrics(result.metrics(), headline=True)
-        log.artifact(layout.run_report, "report")
+        log.artifact(layout.run_report, Stage.REPORT)
         print(f"report: {result.html} (open it in a browser; `selectit explain ID` shows one example's ratings)")
     return result
 

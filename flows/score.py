@@ -21,14 +21,18 @@ from flows.prefect_runtime import api_url_for_workers, record_crash
 from selectit.context import RunContext
 from selectit.core.catalog import rater_name
 from selectit.core.errors import ParamsError
+from selectit.core.stages import Stage, stage_id
 from selectit.provenance import code_version
-from selectit.rating.rate import RaterSession
-from selectit.rating.shards import rater_cache
-from selectit.summaries import ScoreSummary, ValidateSummary
-from tasks.score import collect, plan, score_shard, score_shard_on_replica
+from selectit.rating.distributed import RaterPool, ray_runtime
+from selectit.rating.keys import rater_cache
+from selectit.rating.rate import RaterSession, rate_records
+from selectit.rating_params import rating_settings, ray_settings
+from selectit.stages import load_current
+from selectit.summaries import ScoreSummary
+from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
 
 
-@flow(name="score", flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.SCORE, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
 def score_flow(context: RunContext, rater: str) -> ScoreSummary:
     """`rater` is one entry of score.raters, as written there (DVC's stage is `score@<rater>`)."""
     cfg, layout = context.params.score, context.layout
@@ -36,9 +40,11 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         raise ParamsError(f"{context.params_path}: score.raters: {rater!r} is not one of {cfg.raters}")
     name = rater_name(rater)
     settings = {"score": dataclasses.asdict(cfg), "rater": rater}
-    with tracked_stage(context, f"score@{name}", settings, __name__, dvc_stage=f"score@{rater}") as log:
+    with tracked_stage(
+        context, stage_id(Stage.SCORE, name), settings, __name__, dvc_stage=stage_id(Stage.SCORE, rater)
+    ) as log:
         ScoreSummary.discard(layout.rater_scores(name))
-        ValidateSummary.load_current(layout.validated, "validate", "validate", context.params.validate)
+        load_current(Stage.VALIDATE, layout, context.params)
         # Read shard by shard: the stage holds a plan of byte offsets, never all examples.
         records = layout.examples(layout.validated)
         rate = _rate_on_ray if context.params.ray.enabled else _rate_here
@@ -50,16 +56,18 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
 
 def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     cfg, layout = context.params.score, context.layout
-    # The session keeps the model loaded from the first shard to the last.
-    session = RaterSession(rater, cfg, rater_cache(layout.shard_cache, rater, cfg))
+    rating = rating_settings(cfg)
+    # The session keeps the model loaded from the first shard to the last; each shard is a task.
+    session = RaterSession(rater, rating, rater_cache(layout.shard_cache, rater, rating))
     try:
-        shards = plan(session.cache, records, cfg.shard_size, name, "in this process")
-        texts_run = sum(
-            score_shard(session, shard, name, index, len(shards), context.progress)
-            for index, shard in enumerate(shards)
+        rated = rate_records(
+            session,
+            records,
+            layout.ratings_table(name),
+            context.progress,
+            lambda shard, index, n_shards: score_shard(session, shard, name, index, n_shards, context.progress),
         )
-        report = session.loaded.report if session.loaded else None
-        return collect(session.cache, cfg, report, records, layout, name, texts_run, len(shards))
+        return summarise(session.cache, cfg, rated, layout, name)
     finally:
         session.close()
 
@@ -69,10 +77,8 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
     of the rater's replicas (Ray actors that keep the model loaded)."""
     from prefect_ray.context import remote_options  # imports ray
 
-    from selectit.rating.distributed import RaterPool  # imports torch
-
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
-    pool = RaterPool.start(rater, name, cfg, ray_cfg, layout.shard_cache)
+    pool = RaterPool.start(rater, name, rating_settings(cfg), ray_settings(ray_cfg), layout.shard_cache)
     try:
         shards = plan(pool.cache, records, cfg.shard_size, name, f"on {len(pool.replicas)} replica(s)")
         # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
@@ -137,9 +143,7 @@ def score_stage(context: RunContext, rater: str) -> ScoreSummary:
 
 def _ray(context: RunContext) -> contextlib.AbstractContextManager[None]:
     """Ray for this run; its workers report task states to the Prefect server this run uses."""
-    from selectit.rating.distributed import ray_runtime  # imports torch
-
-    ray_cfg = context.params.ray
+    ray_cfg = ray_settings(context.params.ray)
     return ray_runtime(ray_cfg, context.project_root, api_url_for_workers(ray_cfg.prefect_api_url))
 
 

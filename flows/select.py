@@ -12,29 +12,31 @@ from prefect import flow
 from flows.common import stage_main, tracked_stage
 from selectit.config import is_remote
 from selectit.context import RunContext
+from selectit.core.stages import Stage
 from selectit.provenance import code_version
-from selectit.summaries import AggregateSummary, SelectSummary
+from selectit.stages import load_current
+from selectit.summaries import SelectSummary
 from selectit.tracking import lineage
 from tasks.select import select_examples
 
 REPRODUCE = "make run    # or: dvc repro"
 
 
-@flow(name="select", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.SELECT, log_prints=True, version=code_version(__name__))
 def select_flow(context: RunContext) -> SelectSummary:
     params, layout = context.params, context.layout
     source = params.ingest.source
     # The card names the source as params.yaml does, not by where it sits on this machine.
     shown = source if is_remote(source) else os.path.relpath(source, context.params_path.parent)
-    with tracked_stage(context, "select", {"select": dataclasses.asdict(params.select)}, __name__) as log:
+    with tracked_stage(context, Stage.SELECT, {"select": dataclasses.asdict(params.select)}, __name__) as log:
         SelectSummary.discard(layout.selected)
-        AggregateSummary.load_current(layout.aggregated, "aggregate", "aggregate", params.aggregate)
+        load_current(Stage.AGGREGATE, layout, params)
         summary = select_examples(params, layout, shown, REPRODUCE)
         log.metrics(summary.headline(), headline=True)
         log.tags(
-            {**lineage.input_tags(log, "aggregate", layout.scores_table), **lineage.output_sha(layout.selected_ids)}
+            {**lineage.input_tags(log, Stage.AGGREGATE, layout.scores_table), **lineage.output_sha(layout.selected_ids)}
         )
-        log.artifact(layout.dataset_card, "select")
+        log.artifact(layout.dataset_card, Stage.SELECT)
         log.dataset(pd.read_json(layout.selection), source=layout.selection, name="selective_alpaca", context="output")
     return summary
 

@@ -9,28 +9,30 @@ from prefect import flow
 
 from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
+from selectit.core.stages import Stage
 from selectit.provenance import code_version
-from selectit.summaries import ValidateSummary, check_ingested
+from selectit.stages import check_ingested
+from selectit.summaries import ValidateSummary
 from selectit.tracking import lineage
 from tasks.validate import validate_records
 
 
-@flow(name="validate", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.VALIDATE, log_prints=True, version=code_version(__name__))
 def validate_flow(context: RunContext) -> ValidateSummary:
     layout = context.layout
     cfg = context.params.validate
-    with tracked_stage(context, "validate", {"validate": dataclasses.asdict(cfg)}, __name__) as log:
+    with tracked_stage(context, Stage.VALIDATE, {"validate": dataclasses.asdict(cfg)}, __name__) as log:
         ValidateSummary.discard(layout.validated)
-        check_ingested(layout, context.params.ingest)
+        check_ingested(layout, context.params)
         summary = validate_records(cfg, layout)
         log.metrics(summary.headline(), headline=True)
         log.tags(
             {
-                **lineage.input_tags(log, "ingest", layout.examples(layout.ingested)),
+                **lineage.input_tags(log, Stage.INGEST, layout.examples(layout.ingested)),
                 **lineage.output_sha(layout.examples(layout.validated)),
             }
         )
-        log.artifact(layout.rejects(layout.validated), "validate")
+        log.artifact(layout.rejects(layout.validated), Stage.VALIDATE)
         if summary.data_docs:
             log.artifact(layout.validation_docs, "validate/data_docs")
     return summary

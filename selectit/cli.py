@@ -14,10 +14,17 @@ from pathlib import Path
 from selectit.config import load_params
 from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
 from selectit.core.errors import InputError, SelectitError
-from selectit.core.io import write_json, write_text
-from selectit.core.records import write_examples, write_rejects
+from selectit.core.io import write_json
+from selectit.core.layout import Layout
+from selectit.core.records import write_rejects
 from selectit.core.telemetry import switch_off_telemetry
+from selectit.evaluation.comparison import compare_evaluations
+from selectit.evaluation.run import evaluate_model
+from selectit.finetune.run import finetune_variant
 from selectit.ingest.formats import read_examples
+from selectit.rating_params import rating_settings
+from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
+from selectit.selection.output import write_selection
 
 log = logging.getLogger("selectit")
 
@@ -87,38 +94,32 @@ def _read(args, params):
     return result, examples
 
 
-def _aggregate_settings(params) -> tuple:
-    cfg = params.aggregate
-    return cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score
-
-
 def cmd_score(args) -> None:
-    from selectit.rating.rate import rate_examples, rating_prompts
-    from selectit.scoring.tables import aggregate, write_parquet
+    from selectit.rating.rate import rate_examples  # torch: only when rating
 
     params = _params(args)
     out = Path(args.out)
     read, examples = _read(args, params)
+    rating = rating_settings(params.score)
     started = time.time()
     # Ratings are cached per shard under the output folder: a re-run after a crash
     # or with more input rates only what no finished shard holds.
-    run = rate_examples(examples, params.score, out / "cache", progress=not args.no_progress)
-    scores, weights = aggregate(run.ratings, *_aggregate_settings(params))
+    run = rate_examples(examples, params.score.raters, rating, out / "cache", progress=not args.no_progress)
     write_parquet(run.ratings, out / "ratings.parquet")
-    write_parquet(scores, out / "scores.parquet")
+    scores = score_ratings(run.ratings, params.aggregate, out / "scores.parquet")
     write_rejects(read.rejects + run.rejects, out / "rejects.jsonl")
     manifest = {
         "inputs": _inputs(args, params),
         "params": {"score": vars(params.score), "aggregate": vars(params.aggregate), "ingest": vars(params.ingest)},
-        "prompt_version": rating_prompts(params.score).version,
+        "prompt_version": rating.prompts().version,
         "counts": {
             "examples_read": len(read.examples),
-            "examples_scored": scores.num_rows,
+            "examples_scored": scores.table.num_rows,
             "rejects": len(read.rejects) + len(run.rejects),
             "duplicates": read.n_duplicates,
         },
         "raters": run.report(),
-        "weights": weights,
+        "weights": scores.weights,
         "seconds": time.time() - started,
     }
     write_json(out / "manifest.json", manifest)
@@ -136,55 +137,46 @@ def cmd_score(args) -> None:
 
 
 def cmd_aggregate(args) -> None:
-    from selectit.scoring.tables import aggregate, read_ratings, write_parquet
-
     params = _params(args)
-    scores, weights = aggregate(read_ratings(args.ratings), *_aggregate_settings(params))
-    write_parquet(scores, args.out)
-    log.info("wrote %s (%d examples, weights %s)", args.out, scores.num_rows, weights)
+    scores = score_ratings(read_ratings(args.ratings), params.aggregate, args.out)
+    log.info("wrote %s (%d examples, weights %s)", args.out, scores.table.num_rows, scores.weights)
 
 
 def cmd_select(args) -> None:
-    from selectit.scoring.tables import read_scores
-    from selectit.selection.top import select_top
-
+    """The select stage's files, from any scored inputs: the selection as one Alpaca JSON list,
+    selected_ids.txt beside it, and the left-out ids."""
     params = _params(args)
-    kept, left_out = select_top(read_scores(args.scores), params.select.ratio)
-    by_id = {e.id: e for e in read_examples(_inputs(args, params), params.ingest.rows_key).examples}
-    missing = [i for i in kept if i not in by_id]
-    if missing:
-        raise InputError(
-            f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; pass the files that were scored"
+    out = Path(args.out)
+    if out.suffix != ".json":
+        raise InputError(f"--out {out}: the selection is written as one Alpaca JSON list; name it *.json")
+    excluded = Path(args.excluded or out.with_name("excluded_ids.txt"))
+    selection = write_selection(
+        read_scores(args.scores),
+        read_examples(_inputs(args, params), params.ingest.rows_key).examples,
+        params.select.ratio,
+        out,
+        out.with_name("selected_ids.txt"),
+        excluded,
+        allow_unscored=args.allow_unscored,
+    )
+    if selection.unscored:
+        log.warning(
+            "%d input examples were never scored; selected among the %d scored ones (--allow-unscored)",
+            selection.unscored,
+            len(selection.scores),
         )
-    scored = set(kept) | set(left_out)
-    unscored = [e for e in by_id.values() if e.id not in scored]
-    if unscored:
-        first = unscored[0]
-        what = (
-            f"{len(unscored)} of {len(by_id)} input examples were never scored (e.g. row {first.row} of {first.source})"
-        )
-        if not args.allow_unscored:
-            raise InputError(
-                f"{what}: the selection would drop them unseen; score them, pass only the files that were "
-                "scored, or add --allow-unscored to select among the scored ones"
-            )
-        log.warning("%s; selecting among the %d scored ones (--allow-unscored)", what, len(scored))
-    kept_set = set(kept)
-    # Written in input order, so the selection reads like a filtered copy of the input.
-    write_examples([e for e in by_id.values() if e.id in kept_set], args.out)
-    excluded = Path(args.excluded or Path(args.out).with_name("excluded_ids.txt"))
-    write_text(excluded, "".join(i + "\n" for i in left_out))
     log.info(
         "kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
-        len(kept),
-        len(kept) + len(left_out),
+        len(selection.kept),
+        len(selection.scores),
         params.select.ratio,
-        args.out,
+        out,
         excluded,
     )
 
 
 def cmd_show_prompts(args) -> None:
+    # selectit.report imports pandas, which `selectit --help` and the other commands need not load.
     from selectit.report.explain import rating_texts
 
     params = _params(args)
@@ -202,7 +194,7 @@ def cmd_show_prompts(args) -> None:
 
 def cmd_report(args) -> None:
     """The run report of a data folder (what the report stage writes, without MLflow)."""
-    from selectit.core.layout import Layout
+    # selectit.report imports pandas, which `selectit --help` and the other commands need not load.
     from selectit.report import build_report
 
     params = _params(args)
@@ -213,7 +205,7 @@ def cmd_report(args) -> None:
 
 def cmd_explain(args) -> None:
     """What each rater read and answered for one example of a run."""
-    from selectit.core.layout import Layout
+    # selectit.report imports pandas, which `selectit --help` and the other commands need not load.
     from selectit.report.explain import explain
 
     params = _params(args)
@@ -223,7 +215,7 @@ def cmd_explain(args) -> None:
 
 def cmd_audit(args) -> None:
     """Rate judged pairs and report how often each score prefers the judge's choice (the audit stage's code)."""
-    from selectit.audit.run import audit_pairs, write_audit
+    from selectit.audit.run import audit_pairs, write_audit  # torch: only when auditing
 
     params = _params(args)
     out = Path(args.out)
@@ -232,7 +224,8 @@ def cmd_audit(args) -> None:
     report = audit_pairs(
         args.pairs or params.audit.pairs,
         params.audit.limit,
-        params.score,
+        params.score.raters,
+        rating_settings(params.score),
         params.aggregate,
         out / "cache",
         resamples=params.evaluate.bootstrap_resamples,
@@ -253,98 +246,44 @@ def cmd_audit(args) -> None:
 
 
 def cmd_finetune(args) -> None:
-    """Fine-tune the base model on one file of examples (a selection, say): the stage's training code."""
-    from selectit.finetune.train import finetune
-    from selectit.rating.models import resolve
-
+    """Fine-tune the base model on one file of examples (a selection, say) as the finetune stage does."""
     params = _params(args)
     _, examples = _read(args, params)
-    source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
     out = Path(args.out)
-    result = finetune(
-        examples,
-        params.finetune,
-        source.location,
-        source.content_id,
-        out / "model",
-        out / "checkpoints",
-        progress=not args.no_progress,
-    )
-    write_json(
-        out / "finetune.json",
-        {
-            "inputs": _inputs(args, params),
-            "examples": len(examples),
-            "base_model": params.finetune.base_model,
-            "base_content_id": source.content_id,
-            "result": vars(result),
-        },
+    summary = finetune_variant(
+        out.name, examples, params.finetune, out, out / "checkpoints", progress=not args.no_progress
     )
     log.info(
         "%d steps, loss %.3f -> %.3f; model in %s",
-        result.steps,
-        result.first_loss or float("nan"),
-        result.last_loss or float("nan"),
+        summary.steps,
+        summary.first_loss or float("nan"),
+        summary.last_loss or float("nan"),
         out / "model",
     )
 
 
 def cmd_evaluate(args) -> None:
     """Measure one model (a `selectit finetune` output, or the base model) as the evaluate stage does."""
-    from selectit.evaluation.measure import means, measure
-    from selectit.evaluation.metrics import write_questions
-    from selectit.finetune.models import load_variant
-    from selectit.finetune.train import training_dtype
-    from selectit.rating.models import resolve
-
     params = _params(args)
-    source = resolve(params.finetune.base_model, params.finetune.trust_remote_code)
-    model_folder = None if args.model == "base" else Path(args.model) / "model"
-    model, tokenizer = load_variant(
-        model_folder, source.location, training_dtype(params.finetune)[1], params.finetune.trust_remote_code
-    )
     heldout = read_examples([args.heldout]).examples if args.heldout else None
     if params.evaluate.heldout_loss and not heldout:
         log.info("no --heldout file: the held-out loss is skipped")
     out = Path(args.out)
-    questions = measure(
-        model,
-        tokenizer,
-        params.evaluate,
-        heldout,
-        max_length=params.finetune.max_length,
-        work_dir=out / "cache",
-        variant=Path(args.model).name,
-        answers_dir=out,
-        progress=not args.no_progress,
+    trained = None if args.model == "base" else Path(args.model)
+    summary = evaluate_model(
+        Path(args.model).name, trained, params, heldout, out, out / "cache", progress=not args.no_progress
     )
-    write_questions(out, questions)
-    for metric, value in means(questions).items():
-        print(f"{metric}: {value:.4f} over {len(questions[metric]['ids'])} questions")
+    for metric, value in summary.means.items():
+        print(f"{metric}: {value:.4f} over {summary.questions[metric]} questions")
 
 
 def cmd_compare(args) -> None:
-    """Compare `selectit evaluate` outputs by name: intervals and paired differences."""
-    from selectit.evaluation.compare import compare_variants
-    from selectit.evaluation.metrics import ordered_specs, read_questions
-
+    """Compare `selectit evaluate` outputs by name, as the compare stage does: intervals and paired differences."""
     params = _params(args)
     pairs = [item.split("=", 1) for item in args.variants]
     if any(len(p) != 2 for p in pairs):
         raise InputError(f"expected NAME=FOLDER pairs, got {args.variants}")
-    results = {name: read_questions(Path(folder)) for name, folder in pairs}
-    cfg = params.evaluate
-    comparison = compare_variants(
-        results,
-        ordered_specs(m for q in results.values() for m in q),
-        reference=cfg.reference,
-        resamples=cfg.bootstrap_resamples,
-        level=cfg.confidence,
-        seed=cfg.seed,
-    )
-    out = Path(args.out)
-    write_text(out / "comparison.md", comparison.to_markdown())
-    write_json(out / "comparison.json", comparison.to_json())
+    comparison = compare_evaluations({name: Path(folder) for name, folder in pairs}, params.evaluate, Path(args.out))
     print(comparison.to_markdown())
 
 
@@ -356,20 +295,29 @@ def token_score_flag(parser: argparse.ArgumentParser, more: str = "") -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="selectit", description=__doc__)
-    parser.add_argument("--params", default="params.yaml", help="settings file (default: ./params.yaml)")
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _input_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="*", help="input files (default: ingest.source of params.yaml)")
+    parser.add_argument(
+        "--rows-key", help='for a file that is one JSON object with its rows under a key ({"data": [...]})'
+    )
 
-    def inputs(p):
-        p.add_argument("inputs", nargs="*", help="input files (default: ingest.source of params.yaml)")
-        p.add_argument(
-            "--rows-key", help='for a file that is one JSON object with its rows under a key ({"data": [...]})'
-        )
 
+def _aggregate_arguments(parser: argparse.ArgumentParser) -> None:
+    """The aggregate settings, which `score` and `aggregate` both apply."""
+    parser.add_argument("--alpha", type=float)
+    parser.add_argument(
+        "--authors-softmax",
+        action="store_true",
+        default=None,
+        help="apply the released scripts' extra softmax (to reproduce their numbers)",
+    )
+    parser.add_argument("--weights", nargs="+", metavar="NAME=W", help="rater weights (default: parameter counts)")
+    token_score_flag(parser)
+
+
+def _score_parser(sub) -> None:
     score = sub.add_parser("score", help="rate examples with the rater models and score them")
-    inputs(score)
+    _input_arguments(score)
     score.add_argument("--out", required=True, help="output folder")
     score.add_argument("--raters", nargs="+", help="model short names, folders, .gguf files or hub ids")
     score.add_argument("--prompt-set")
@@ -385,46 +333,54 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--limit", type=int, help="score only the first N examples")
     score.add_argument("--trust-remote-code", action="store_true", default=None)
     score.add_argument("--no-progress", action="store_true")
-    for p in (score, agg := sub.add_parser("aggregate", help="recompute scores.parquet from ratings.parquet")):
-        p.add_argument("--alpha", type=float)
-        p.add_argument(
-            "--authors-softmax",
-            action="store_true",
-            default=None,
-            help="apply the released scripts' extra softmax (to reproduce their numbers)",
-        )
-        p.add_argument("--weights", nargs="+", metavar="NAME=W", help="rater weights (default: parameter counts)")
-        token_score_flag(p)
-    agg.add_argument("--ratings", required=True)
-    agg.add_argument("--out", required=True)
+    _aggregate_arguments(score)
 
-    select = sub.add_parser("select", help="write the top R%% of the scored examples in the input's format")
-    inputs(select)
+
+def _aggregate_parser(sub) -> None:
+    aggregate = sub.add_parser("aggregate", help="recompute scores.parquet from ratings.parquet")
+    _aggregate_arguments(aggregate)
+    aggregate.add_argument("--ratings", required=True)
+    aggregate.add_argument("--out", required=True)
+
+
+def _select_parser(sub) -> None:
+    select = sub.add_parser("select", help="write the top R%% of the scored examples as Alpaca JSON")
+    _input_arguments(select)
     select.add_argument("--scores", required=True, help="scores.parquet from `selectit score`")
     select.add_argument("--ratio", type=float)
-    select.add_argument("--out", required=True, help="selected examples (.json, .jsonl or .jsonl.gz)")
+    select.add_argument(
+        "--out", required=True, help="selected examples, one Alpaca JSON list (.json); selected_ids.txt beside it"
+    )
     select.add_argument("--excluded", help="file for the left-out ids (default: excluded_ids.txt beside --out)")
     select.add_argument(
         "--allow-unscored", action="store_true", help="when some inputs were not scored, select among the scored ones"
     )
 
+
+def _show_prompts_parser(sub) -> None:
     show = sub.add_parser("show-prompts", help="print the exact rating texts a rater reads")
-    inputs(show)
+    _input_arguments(show)
     show.add_argument("--rater", help="default: the first rater of params.yaml")
     show.add_argument("--rows", type=int, nargs="+", default=[0], help="0-based rows of the input files")
     show.add_argument("--prompt", type=int, help="one prompt id (default: all)")
 
+
+def _report_parser(sub) -> None:
     report = sub.add_parser("report", help="write the HTML run report of a data folder")
     report.add_argument("--data", default="data", help="the run's data folder (default: data)")
     report.add_argument("--out", help="output folder (default: <data>/reports/run)")
     report.add_argument("--stability-resamples", type=int, help="resamples of the stability check (0: skip it)")
     report.add_argument("--stability-seed", type=int)
 
+
+def _explain_parser(sub) -> None:
     why = sub.add_parser("explain", help="print what each rater read and answered for one example")
     why.add_argument("id", help="the example's id (scores.parquet, selected_ids.txt, the report)")
     why.add_argument("--data", default="data", help="the run's data folder (default: data)")
     why.add_argument("--no-texts", action="store_true", help="only the stored answers (loads no tokenizer)")
 
+
+def _audit_parser(sub) -> None:
     audit = sub.add_parser("audit", help="how often the scores prefer the judge's choice on judged response pairs")
     audit.add_argument("pairs", nargs="?", help="judged pairs, JSON lines (default: audit.pairs of params.yaml)")
     audit.add_argument("--out", required=True, help="folder for audit.json, audit.md, metrics.json, rejects.jsonl")
@@ -440,9 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--device")
     audit.add_argument("--no-progress", action="store_true")
 
+
+def _finetune_parser(sub) -> None:
     tune = sub.add_parser("finetune", help="fine-tune the base model on examples (finetune section of params)")
-    inputs(tune)
-    tune.add_argument("--out", required=True, help="output folder: model/ (adapter or weights), finetune.json")
+    _input_arguments(tune)
+    tune.add_argument("--out", required=True, help="output folder: model/ (adapter or weights), summary.json")
     tune.add_argument("--base-model")
     tune.add_argument("--method", choices=["lora", "full"])
     tune.add_argument("--epochs", type=float)
@@ -450,17 +408,43 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--limit", type=int, help="train on the first N examples only")
     tune.add_argument("--no-progress", action="store_true")
 
+
+def _evaluate_parser(sub) -> None:
     evaluate = sub.add_parser("evaluate", help="held-out loss and benchmarks of one model (evaluate section)")
     evaluate.add_argument("--model", required=True, help="a `selectit finetune` output folder, or `base`")
     evaluate.add_argument("--base-model", help="the model it was tuned from (default: finetune.base_model)")
     evaluate.add_argument("--heldout", help="examples for the held-out loss (never trained on)")
-    evaluate.add_argument("--out", required=True, help="folder for questions.json")
+    evaluate.add_argument("--out", required=True, help="folder for questions.json and summary.json")
     evaluate.add_argument("--no-progress", action="store_true")
 
+
+def _compare_parser(sub) -> None:
     compare = sub.add_parser("compare", help="compare `selectit evaluate` outputs with bootstrap intervals")
     compare.add_argument("variants", nargs="+", metavar="NAME=FOLDER")
     compare.add_argument("--reference", help="the variant the others are compared with (default: evaluate.reference)")
-    compare.add_argument("--out", required=True, help="folder for comparison.md and comparison.json")
+    compare.add_argument(
+        "--out", required=True, help="folder for comparison.md, comparison.json and metrics.json (DVC metrics)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="selectit", description=__doc__)
+    parser.add_argument("--params", default="params.yaml", help="settings file (default: ./params.yaml)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add_parser in (
+        _score_parser,
+        _aggregate_parser,
+        _select_parser,
+        _show_prompts_parser,
+        _report_parser,
+        _explain_parser,
+        _audit_parser,
+        _finetune_parser,
+        _evaluate_parser,
+        _compare_parser,
+    ):
+        add_parser(sub)
     return parser
 
 

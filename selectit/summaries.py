@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from selectit.core.errors import InputError
-from selectit.core.io import file_sha256, write_json
+from selectit.core.io import write_json
+from selectit.core.stages import Stage, stage_id
 
 T = TypeVar("T", bound="StageSummary")
 
@@ -22,18 +24,20 @@ T = TypeVar("T", bound="StageSummary")
 @dataclass
 class StageSummary:
     FILE = "summary.json"
+    STAGE: ClassVar[Stage]  # the stage that writes it
 
     def save(self, folder: Path) -> None:
         write_json(Path(folder) / self.FILE, dataclasses.asdict(self))
 
     @classmethod
-    def load(cls: type[T], folder: Path, stage: str | None = None) -> T:
+    def load(cls: type[T], folder: Path, item: str | None = None) -> T:
+        """`item`: the rater or variant of a per-item stage, named in the error when it is missing."""
         path = Path(folder) / cls.FILE
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            which = f"the {stage} stage" if stage else "the stage that writes it"
-            raise InputError(f"{path}: missing (its stage has not finished); run {which} first") from None
+            stage = stage_id(cls.STAGE, item)
+            raise InputError(f"{path}: missing (its stage has not finished); run the {stage} stage first") from None
         names = {f.name for f in dataclasses.fields(cls)}
         if not isinstance(raw, dict) or not names <= set(raw):
             raise InputError(f"{path}: not a {cls.__name__} (written by another version?); re-run its stage")
@@ -46,16 +50,21 @@ class StageSummary:
         (Path(folder) / cls.FILE).unlink(missing_ok=True)
 
     @classmethod
-    def load_current(cls: type[T], folder: Path, stage: str, section: str, settings: object) -> T:
-        """The summary of `stage`'s finished run, which must have used these settings
-        of params.yaml's `section` (else its outputs belong to another run)."""
-        summary = cls.load(folder, stage)
-        recorded = getattr(summary, "settings", {}).get(section) or {}
-        current = json.loads(json.dumps(dataclasses.asdict(settings)))  # as the summary stored them
-        differ = [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
-        if differ:
-            shown = "; ".join(f"{section}.{k} was {recorded.get(k)!r}, is now {current.get(k)!r}" for k in differ[:3])
-            raise InputError(f"{folder} was made with other settings ({shown}): run the {stage} stage again first")
+    def load_current(cls: type[T], folder: Path, sections: Mapping[str, object], item: str | None = None) -> T:
+        """The summary of the stage's finished run, which must have used these settings
+        (params.yaml section -> its typed value; selectit/stages.py says which sections
+        a stage depends on), else its outputs belong to another run."""
+        summary = cls.load(folder, item)
+        for section, settings in sections.items():
+            recorded = summary.settings.get(section) or {}
+            current = json.loads(json.dumps(dataclasses.asdict(settings)))  # as the summary stored them
+            differ = [k for k in sorted(set(recorded) | set(current)) if recorded.get(k) != current.get(k)]
+            if differ:
+                shown = "; ".join(
+                    f"{section}.{k} was {recorded.get(k)!r}, is now {current.get(k)!r}" for k in differ[:3]
+                )
+                stage = stage_id(cls.STAGE, item)
+                raise InputError(f"{folder} was made with other settings ({shown}): run the {stage} stage again first")
         return summary
 
     def headline(self) -> dict[str, float | int | None]:
@@ -65,6 +74,8 @@ class StageSummary:
 
 @dataclass
 class IngestSummary(StageSummary):
+    STAGE = Stage.INGEST
+
     sources: list[dict]  # per source: source (as in params), path read, sha256, bytes
     examples_read: int  # readable rows before ingest.limit
     examples: int  # rows passed on
@@ -83,6 +94,8 @@ class IngestSummary(StageSummary):
 
 @dataclass
 class ValidateSummary(StageSummary):
+    STAGE = Stage.VALIDATE
+
     examples_in: int
     valid: int  # held-out ones included
     heldout: int  # of the valid ones, set aside for the held-out loss (validated/heldout.jsonl)
@@ -97,6 +110,8 @@ class ValidateSummary(StageSummary):
 
 @dataclass
 class ScoreSummary(StageSummary):
+    STAGE = Stage.SCORE
+
     rater: str
     cache_key: str
     ratings: int
@@ -129,6 +144,8 @@ class ScoreSummary(StageSummary):
 
 @dataclass
 class AggregateSummary(StageSummary):
+    STAGE = Stage.AGGREGATE
+
     examples: int
     rejects: int
     nan_scores: int
@@ -155,6 +172,8 @@ class AggregateSummary(StageSummary):
 
 @dataclass
 class SelectSummary(StageSummary):
+    STAGE = Stage.SELECT
+
     selected: int
     left_out: int
     ratio: float
@@ -167,6 +186,8 @@ class SelectSummary(StageSummary):
 
 @dataclass
 class FinetuneSummary(StageSummary):
+    STAGE = Stage.FINETUNE
+
     variant: str
     examples: int  # training examples (0 for `base`)
     steps: int  # optimiser steps
@@ -196,6 +217,8 @@ class FinetuneSummary(StageSummary):
 
 @dataclass
 class EvaluateSummary(StageSummary):
+    STAGE = Stage.EVALUATE
+
     variant: str
     means: dict[str, float]  # metric -> mean over its questions
     questions: dict[str, int]  # metric -> how many
@@ -209,6 +232,8 @@ class EvaluateSummary(StageSummary):
 
 @dataclass
 class AuditSummary(StageSummary):
+    STAGE = Stage.AUDIT
+
     enabled: bool  # audit.enabled; off: nothing was rated and the report says so
     pairs_file: str | None
     pairs_sha256: str | None
@@ -221,15 +246,3 @@ class AuditSummary(StageSummary):
 
     def headline(self):
         return dict(self.metrics)
-
-
-def check_ingested(layout, ingest) -> IngestSummary:
-    """Ingest's outputs are current: made with these settings, from the source file as it is now."""
-    from selectit.config import is_remote
-
-    summary = IngestSummary.load_current(layout.ingested, "ingest", "ingest", ingest)
-    for source in summary.sources:
-        path = Path(source["path"])
-        if not is_remote(source["source"]) and path.is_file() and file_sha256(path) != source["sha256"]:
-            raise InputError(f"{path} changed since it was ingested: run the ingest stage again first")
-    return summary

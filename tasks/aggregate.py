@@ -2,64 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-import numpy as np
-import pyarrow as pa
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from selectit.checks.ratings import check_ratings
 from selectit.config import AggregateConfig
 from selectit.core.layout import Layout
-from selectit.core.records import iter_example_records, read_rejects, write_rejects
 from selectit.provenance import code_version
-from selectit.scoring.tables import aggregate, read_ratings, reject_unreadable, write_parquet
+from selectit.scoring.run import aggregate_folder
 from selectit.summaries import AggregateSummary
 
 
 @task(name="aggregate-scores", cache_policy=NO_CACHE, version=code_version(__name__))
 def aggregate_scores(raters: list[str], cfg: AggregateConfig, num_prompts: int, layout: Layout) -> AggregateSummary:
-    """Sentence and model level from the stored probability tables of every rater.
-
-    The ratings pass a Great Expectations check first (Data Docs in
-    reports/ratings): valid probabilities and digit mass, and exactly one rating
-    per validated example, rater and prompt; `RatingCheckFailed` otherwise."""
-    # The first rater's reason for each example some rater could not read, by (source, row).
-    unfit_at: dict[tuple[str, int], str] = {}
-    for rater in raters:
-        for reject in read_rejects(layout.rejects(layout.rater_scores(rater))):
-            unfit_at.setdefault((reject.source, reject.row), reject.reason)
-    # The validated records are streamed: only the ids stay, and the few unreadable examples.
-    expected_ids: set[str] = set()
-    unfit: dict[str, str] = {}
-    unreadable = []
-    for example in iter_example_records(layout.examples(layout.validated)):
-        reason = unfit_at.get((example.source, example.row))
-        if reason is None:
-            expected_ids.add(example.id)
-        else:
-            unfit.setdefault(example.id, reason)
-            unreadable.append(example)
-    ratings = pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters])
-    ratings, rejects = reject_unreadable(unreadable, ratings, unfit)
-    # Raises RatingCheckFailed naming the failed expectations, e.g. ratings missing for
-    # validated examples (re-run the score stage) or probabilities out of range.
-    checks = check_ratings(ratings, expected_ids, raters, num_prompts, docs_dir=layout.rating_docs)
-    scores, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score)
-    write_parquet(scores, layout.scores_table)
-    write_rejects(rejects, layout.rejects(layout.aggregated))
-    values = scores["model_score"].to_numpy()
-    quantiles = np.nanquantile(values, [0, 0.25, 0.5, 0.75, 1]).tolist()
-    summary = AggregateSummary(
-        examples=scores.num_rows,
-        rejects=len(rejects),
-        nan_scores=int(np.isnan(values).sum()),
-        weights=weights,
-        quantiles=dict(zip(["min", "p25", "median", "p75", "max"], quantiles, strict=True)),
-        mass=checks.mass,
-        rating_checks=checks.expectations,
-        settings={"aggregate": dataclasses.asdict(cfg)},
-    )
+    """See `aggregate_folder`; the summary is saved once the scores and rejects are written."""
+    summary = aggregate_folder(raters, cfg, num_prompts, layout)
     summary.save(layout.aggregated)
     return summary

@@ -11,6 +11,7 @@ from selectit.audit.run import audit_pairs, write_audit, write_switched_off
 from selectit.config import Params
 from selectit.core.layout import Layout
 from selectit.provenance import code_version
+from selectit.rating_params import rating_settings
 from selectit.summaries import AuditSummary
 
 
@@ -43,7 +44,8 @@ def audit_judged_pairs(params: Params, layout: Layout, progress: bool = True) ->
         report = audit_pairs(
             cfg.pairs,
             cfg.limit,
-            params.score,
+            params.score.raters,
+            rating_settings(params.score),
             params.aggregate,
             layout.audit_cache,
             resamples=stats.bootstrap_resamples,

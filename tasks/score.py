@@ -14,9 +14,9 @@ from prefect.cache_policies import NO_CACHE
 
 from selectit.config import ScoreConfig
 from selectit.core.layout import Layout
-from selectit.core.records import Example, write_rejects
+from selectit.core.records import Example, Reject, write_rejects
 from selectit.provenance import code_version
-from selectit.rating.rate import STATS_COLUMNS, RaterReport, RaterSession, rating_stats
+from selectit.rating.rate import STATS_COLUMNS, RaterReport, RaterSession, RecordsRating, rating_stats
 from selectit.rating.shards import ShardCache, ShardRef, plan_shard_refs
 from selectit.summaries import ScoreSummary
 
@@ -26,23 +26,18 @@ VERSION = code_version(__name__)
 
 @task(name="plan-shards", cache_policy=NO_CACHE, version=VERSION)
 def plan(cache: ShardCache, records: Path, shard_size: int, rater: str, where: str) -> list[ShardRef]:
-    """The shards of `records` no finished shard in the cache holds, as references into the
-    file: a plan of any size fits in memory, and each shard loads just its own examples.
-    `where` says what rates them, for the line this prints."""
+    """The shards of `records` no finished shard in the cache holds, for Ray's replicas, as
+    references into the file: a plan of any size fits in memory, and each shard loads just its
+    own examples. `where` says what rates them, for the line this prints."""
     planned = plan_shard_refs(records, cache.done_ids(), shard_size)
-    print(
-        f"{rater}: {planned.already_rated} of {planned.total} examples already rated; "
-        f"{len(planned.shards)} shards to score {where}"
-    )
+    print(planned.describe(rater, where))
     return planned.shards
 
 
 @task(name="score-shard", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
-def score_shard(
-    session: RaterSession, shard: ShardRef, rater: str, index: int, n_shards: int, progress: bool = True
-) -> int:
+def score_shard(session: RaterSession, shard: ShardRef, rater: str, index: int, n_shards: int, progress: bool) -> int:
     """Rate one shard with the session's rater and save it; returns the number of texts run."""
-    return session.rate_shard(shard.load(), progress, f"{rater} shard {index + 1}/{n_shards}")
+    return session.rate_planned(shard, index, n_shards, progress)
 
 
 @task(name="score-shard-on-ray", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
@@ -69,15 +64,35 @@ def collect(
     texts_run: int,
     shards_run: int,
 ) -> ScoreSummary:
-    """The rater's ratings of exactly the examples of `records`, from the cache, as one table
-    written batch by batch (memory holds one batch of probabilities, not the dataset's).
+    """The rater's ratings of exactly the examples of `records`, from the cache its Ray replicas
+    wrote, as one table written batch by batch (memory holds one batch of probabilities, not
+    the dataset's), and the stage's summary.
 
-    `report` is the loaded rater's identity and speed, None when every shard came from the cache."""
+    `report` is the rater's identity and speed, None when every shard came from the cache."""
+    _, rejects = cache.collect_into(records, layout.ratings_table(rater))
+    return _summary(cache, cfg, report, layout, rater, rejects, texts_run, shards_run)
+
+
+@task(name="summarise-ratings", cache_policy=NO_CACHE, version=VERSION)
+def summarise(cache: ShardCache, cfg: ScoreConfig, rated: RecordsRating, layout: Layout, rater: str) -> ScoreSummary:
+    """The stage's summary of the ratings `rate_records` collected into the rater's table."""
+    return _summary(cache, cfg, rated.report, layout, rater, rated.rejects, rated.texts_run, len(rated.plan.shards))
+
+
+def _summary(
+    cache: ShardCache,
+    cfg: ScoreConfig,
+    report: RaterReport | None,
+    layout: Layout,
+    rater: str,
+    rejects: list[Reject],
+    texts_run: int,
+    shards_run: int,
+) -> ScoreSummary:
+    """Write the rater's rejects and the summary of its ratings table, and return the summary."""
     out = layout.rater_scores(rater)
-    table = layout.ratings_table(rater)
-    _, rejects = cache.collect_into(records, table)
     write_rejects(rejects, layout.rejects(out))
-    stats = rating_stats(pq.read_table(table, columns=list(STATS_COLUMNS)))
+    stats = rating_stats(pq.read_table(layout.ratings_table(rater), columns=list(STATS_COLUMNS)))
     summary = ScoreSummary(
         rater=rater,
         cache_key=cache.key,

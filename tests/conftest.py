@@ -1,18 +1,30 @@
-"""Shared fixtures: a tiny random Llama with a real tokenizer, and tiny input files."""
+"""Fixtures for every tier, and the tier markers: a test's folder (unit/, integration/,
+e2e/) is its tier, so `pytest -m unit` (or integration, e2e) picks one tier."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
+from helpers import TESTS, TINY_ROWS, tiny_llama
 
 from selectit.core.telemetry import switch_off_telemetry
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-ALPACA_SAMPLE = SHARED_DATA / "instructions" / "alpaca_gpt4_sample.json"
+TIERS = ("unit", "integration", "e2e")
+# The fixtures below that load a model; the e2e tier's servers and project copies are
+# defined in e2e/conftest.py, so no other tier can ask for them.
+MODEL_FIXTURES = {"smollm2_folder", "tiny_model"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = item.path.relative_to(TESTS).parts[0]
+        if tier not in TIERS:
+            raise pytest.UsageError(f"{item.nodeid}: a test belongs in one of tests/{{{','.join(TIERS)}}}/")
+        if tier == "unit" and MODEL_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid}: a unit test loads no model; it belongs in tests/integration/")
+        item.add_marker(tier)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -31,29 +43,6 @@ def smollm2_folder() -> Path:
         pytest.skip(str(exc))
 
 
-def tiny_llama(tokenizer, seed: int = 0, **sizes):
-    """A 2-layer random Llama over `tokenizer`'s vocabulary, its weights drawn from `seed`;
-    `sizes` override the LlamaConfig fields below."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        **{
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 512,
-            "tie_word_embeddings": True,
-            **sizes,
-        }
-    )
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory, smollm2_folder) -> Path:
     """A 2-layer random Llama with SmolLM2's real tokenizer, saved as a local model folder."""
@@ -67,242 +56,8 @@ def tiny_model(tmp_path_factory, smollm2_folder) -> Path:
     return folder
 
 
-TINY_ROWS = [
-    {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
-    {"instruction": "Add the numbers.", "input": "2 and 3", "output": "2 + 3 = 5, so the answer is 5."},
-    {
-        "instruction": "Write a haiku about rain.",
-        "input": "",
-        "output": "Soft rain on the roof,\nthe garden drinks quietly,\nclouds drift out to sea.",
-    },
-    {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour."},
-    {
-        "instruction": "Explain photosynthesis in one sentence.",
-        "input": "",
-        "output": "Plants use sunlight, water and carbon dioxide to make sugar and release oxygen.",
-    },
-    {"instruction": "Is 17 prime?", "input": "", "output": "Yes: 17 has no divisors other than 1 and itself."},
-]
-
-
-def tiny_examples(rows=TINY_ROWS) -> list:
-    """The rows as the examples `read_examples` makes of them, from a file `tiny.json`."""
-    from selectit.core.records import Example, example_id
-
-    return [
-        Example(
-            example_id(r["instruction"], r["input"], r["output"]),
-            r["instruction"],
-            r["input"],
-            r["output"],
-            "tiny.json",
-            i,
-            "alpaca",
-            r,
-        )
-        for i, r in enumerate(rows)
-    ]
-
-
 @pytest.fixture
 def tiny_alpaca(tmp_path) -> Path:
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(TINY_ROWS, indent=2))
     return path
-
-
-def write_params(path: Path, source: str, raters: list[str], **score) -> Path:
-    """A params.yaml for tests; keyword arguments override `score` keys."""
-    import yaml
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["ingest"].update({"source": source, "limit": None})
-    params["tracking"]["tracking_uri"] = f"sqlite:///{path.parent / 'mlflow.db'}"
-    _small_tail(params, raters[0])
-    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", **score})
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def _small_tail(params: dict, base_model: str) -> None:
-    """Fine-tuning and evaluation sized for tests: one optimiser step on the first
-    rater; a fifth of the examples held out (by content hash: 3 of TINY_ROWS +
-    MORE_ROWS, 2 of TINY_ROWS), the held-out loss the one measure."""
-    params["validate"]["heldout"] = 0.2
-    # The audit stays off in pipeline tests (tests/test_audit.py runs it); its pairs file is
-    # named absolutely, since these params files sit outside the project.
-    params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
-    params["evaluate"]["heldout_loss"] = True
-    params["evaluate"]["benchmarks"] = {name: 0 for name in params["evaluate"]["benchmarks"]}
-    params["finetune"].update(
-        {
-            "base_model": base_model,
-            "max_steps": 1,
-            "batch_size": 2,
-            "micro_batch_size": 2,
-            "max_length": 128,
-            "lora_r": 4,
-            "lora_alpha": 8,
-            "device": "cpu",
-        }
-    )
-
-
-@pytest.fixture(scope="session")
-def prefect_harness():
-    """A throwaway Prefect API for flows run in-process by the tests."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def pipeline_params(folder: Path, source: Path, raters: list[str], **changes) -> Path:
-    """A params.yaml for pipeline tests: tiny data, float32 on CPU, a local MLflow store.
-
-    `changes` maps "section.key" (written "section__key") to a value."""
-    import yaml
-
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["ingest"].update({"source": str(source), "limit": None})
-    params["score"].update({"raters": raters, "num_prompts": 2, "dtype": "float32", "device": "cpu", "shard_size": 2})
-    params["select"]["ratio"] = 0.5
-    params["tracking"]["tracking_uri"] = f"sqlite:///{folder / 'mlflow.db'}"
-    _small_tail(params, raters[0])
-    for dotted, value in changes.items():
-        section, key = dotted.split("__", 1)
-        params[section][key] = value
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
-
-
-def stage_context(params: Path, data: Path, progress: bool = False):
-    """The run context a stage flow gets when it runs on its own (as DVC runs it), in the
-    newest pipeline run of this data folder."""
-    from flows.common import open_context
-
-    return open_context(params, data, progress).on_its_own(new_pipeline_run=False)
-
-
-class ProjectCopy:
-    """A git-initialised copy of this project (tests left out) whose params use the
-    tiny rater (as `tiny`, a short folder name: DVC names stages and folders by the
-    rater) and TINY_ROWS as input; for tests that run DVC or whole commands in it."""
-
-    def __init__(self, tmp_path: Path, tiny_model: Path):
-        import shutil
-        import subprocess
-        import sys
-
-        import yaml
-
-        self.root = tmp_path / "project"
-        files = subprocess.run(
-            ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.split()
-        # dvc.lock is what a run of this checkout recorded (`make run` writes it): a copy starts without one.
-        for name in files:
-            if (ROOT / name).is_file() and not name.startswith("tests/") and name != "dvc.lock":
-                (self.root / name).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(ROOT / name, self.root / name)
-        source = tmp_path / "source.json"
-        source.write_text(json.dumps(TINY_ROWS))
-        pipeline_params(self.root, source, [str(tiny_model)])
-        (self.root / "tiny").symlink_to(tiny_model, target_is_directory=True)
-        self.params = yaml.safe_load((self.root / "params.yaml").read_text())
-        self.params["score"]["raters"] = ["tiny"]
-        self.params["finetune"]["base_model"] = "tiny"
-        self.params["finetune"]["variants"] = ["selectit", "random"]  # enough to compare, and quick
-        # The benchmark files sit beside the real project, not beside this copy.
-        self.params["evaluate"]["benchmarks_dir"] = str(SHARED_DATA / "benchmarks")
-        self.write_params()
-        self.env = {
-            **os.environ,
-            "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        }
-        self.env.pop("PREFECT_API_URL", None)
-        git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
-        self.run("git", "init", "-q")
-        self.run(*git, "add", "-A")
-        self.run(*git, "commit", "-qm", "copy")
-
-    def write_params(self) -> None:
-        import yaml
-
-        (self.root / "params.yaml").write_text(yaml.safe_dump(self.params))
-
-    def run(self, *cmd: str) -> str:
-        """Run a command in the copy; its output, or a failure that shows it."""
-        import subprocess
-
-        done = subprocess.run(list(cmd), cwd=self.root, env=self.env, capture_output=True, text=True, timeout=540)
-        assert done.returncode == 0, f"{cmd} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-        return done.stdout + done.stderr
-
-
-@pytest.fixture
-def project_copy(tmp_path, tiny_model) -> ProjectCopy:
-    return ProjectCopy(tmp_path, tiny_model)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def judge_server(smollm2_folder, tmp_path_factory):
-    """(base URL, model name) of `transformers serve` on 127.0.0.1, offline, judging with SmolLM2."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    cli = Path(sys.executable).parent / "transformers"  # installed with transformers, beside this Python
-    port = free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-    log = tmp_path_factory.mktemp("judge") / "serve.log"  # a file: an unread pipe would fill and stall it
-    server = subprocess.Popen(
-        [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port), str(smollm2_folder)],
-        env=env,
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    server.kill()
-                    pytest.fail(f"transformers serve did not start:\n{log.read_text()[-3000:]}")
-                time.sleep(1)
-        yield f"{base}/v1", str(smollm2_folder)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-def lineage_chain(runs, start: str) -> list[str]:
-    """Run names from `start` back to the input, following each run's lineage tags
-    (and checking that each link's file hashes agree)."""
-    by_id = {r.info.run_id: r for r in runs}
-    run = next(r for r in runs if r.info.run_name == start)
-    chain = [start]
-    while "lineage.input_run_id" in run.data.tags:
-        upstream = by_id[run.data.tags["lineage.input_run_id"]]
-        assert upstream.data.tags["lineage.output_sha256"] == run.data.tags["lineage.input_sha256"]
-        run = upstream
-        chain.append(run.info.run_name)
-    assert run.data.tags["source.0.sha256"]  # ingest names the input file's hash
-    return chain

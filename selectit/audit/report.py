@@ -29,6 +29,7 @@ MLflow metrics and DVC metrics.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,9 @@ from selectit.audit.agreement import (
 from selectit.audit.pairs import JudgedPair
 from selectit.audit.scorers import MODEL, Scorer
 from selectit.audit.validity import Validity
-from selectit.core.records import Reject
+from selectit.core.errors import InputError
+from selectit.core.records import Reject, read_rejects
+from selectit.evaluation.stats import Interval
 
 FORMAT = "selectit.audit/1"
 CHANCE = 0.5  # a scorer that orders each pair by a coin flip
@@ -152,6 +155,46 @@ class AuditReport:
             "settings": self.settings,
         }
 
+    @classmethod
+    def load(cls, report_json: Path, rejects_jsonl: Path) -> AuditReport | None:
+        """The report that `to_json` wrote to report_json (audit.json), with its rejects
+        from rejects.jsonl; None for an audit that audit.enabled switched off. The
+        scorers' per-example scores are not stored: a loaded scorer has none."""
+        data = json.loads(Path(report_json).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InputError(f"{report_json}: not a {FORMAT} report (written by another version?); run the audit again")
+        if not data["enabled"]:
+            return None
+        try:
+            return cls._from_json(data, read_rejects(rejects_jsonl))
+        except KeyError as missing:
+            raise InputError(
+                f"{report_json}: no {missing} (written by an older version?); run the audit again"
+            ) from None
+
+    @classmethod
+    def _from_json(cls, data: dict, rejects: list[Reject]) -> AuditReport:
+        return cls(
+            pairs_file=data["pairs_file"],
+            pairs_sha256=data["pairs_sha256"],
+            lines_read=data["lines_read"],
+            rejects=rejects,
+            unrated=data["unrated"],
+            length_relations=data["length_relations"],
+            results=[_scorer_result(s) for s in data["scorers"]],
+            validity=[Validity(**v) for v in data["validity"]],
+            weights=data["weights"],
+            resamples=data["resamples"],
+            level=data["level"],
+            seed=data["seed"],
+            seconds=data["seconds"],
+            settings=data["settings"],
+            generators=data["generators"],
+            calibration=data["calibration"],
+            # audits written before the field was added ranked by the paper's model level
+            headline=data.get("headline", MODEL),
+        )
+
     def mlflow_metrics(self) -> dict[str, float | None]:
         """Flat metrics for the stage's and the pipeline's MLflow runs: the headline (the selection's
         model level) as `audit.agreement`, `audit.agreement_shorter_wins`, ...; every other scorer as
@@ -230,6 +273,25 @@ class AuditReport:
                 f"| {v.truncated} |"
             )
         return "\n".join(lines) + "\n"
+
+
+def _agreement(stored: dict) -> Agreement:
+    """An Agreement from its `to_dict`."""
+    interval = None if stored["agreement"] is None else Interval(stored["agreement"], stored["low"], stored["high"])
+    return Agreement(stored["n"], stored["wins"], stored["losses"], stored["ties"], interval)
+
+
+def _scorer_result(stored: dict) -> ScorerResult:
+    """A ScorerResult from its `to_dict`, without the per-example scores (not stored)."""
+    scorer = Scorer(
+        stored["name"], stored["level"], stored["description"], {}, stored["rater"], stored["prompt"], stored["variant"]
+    )
+    return ScorerResult(
+        scorer,
+        _agreement(stored["all"]),
+        {relation: _agreement(a) for relation, a in stored["by_length"].items()},
+        {group: _agreement(a) for group, a in stored["by_generators"].items()},
+    )
 
 
 def _cell(result: Agreement | None) -> str:

@@ -1,8 +1,8 @@
 """Rate judged pairs and measure every scorer against the judge: the audit as one call,
 shared by `selectit audit` and the pipeline's audit stage.
 
-Both responses of each pair are rated like any example, through the score
-stage's engine and shard cache (`rate_examples`: one rater in memory at a time,
+Both responses of each pair are rated like any example, the way the score
+stage rates (`rate_examples` over `rate_records`: one rater in memory at a time,
 finished shards re-used), and scored with the aggregate stage's formulas; so
 are a few content-free inputs, which calibrate the digit distributions. With
 `ifd_raters`, the responses' losses give the IFD scorers (selectit/rating/ifd.py).
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selectit.audit.calibration import calibrated_probs, content_free_distributions, content_free_examples
-from selectit.audit.pairs import SIDES, pair_examples, read_pairs
+from selectit.audit.pairs import SIDES, JudgedPair, PairsRead, pair_examples, read_pairs
 from selectit.audit.report import FORMAT, AuditReport, judge_scorers
 from selectit.audit.scorers import (
     LIKELIHOOD,
@@ -31,10 +31,13 @@ from selectit.audit.scorers import (
     selectit_scorers,
 )
 from selectit.audit.validity import rating_validity
-from selectit.config import AggregateConfig, ScoreConfig
+from selectit.config import AggregateConfig
 from selectit.core.errors import InputError
 from selectit.core.io import file_sha256, write_json, write_text
-from selectit.core.records import write_rejects
+from selectit.core.records import Example, Reject, write_rejects
+from selectit.rating.ifd import response_losses
+from selectit.rating.rate import rate_examples
+from selectit.rating.settings import RatingSettings
 
 log = logging.getLogger(__name__)
 
@@ -47,65 +50,35 @@ REJECTS = "rejects.jsonl"
 def audit_pairs(
     pairs_path: str | Path,
     limit: int | None,
-    score: ScoreConfig,
+    raters: Sequence[str],
+    rating: RatingSettings,
     aggregate: AggregateConfig,
     cache_root: str | Path,
     *,
     resamples: int,
     level: float,
     seed: int,
-    progress: bool = True,
-    ifd_raters: Sequence[str] = (),
-    ifd_max_tokens: int = 400,
+    progress: bool,
+    ifd_raters: Sequence[str],
+    ifd_max_tokens: int,
 ) -> AuditReport:
-    """Rate the first `limit` usable pairs with `score.raters` and report each scorer's agreement;
+    """Rate the first `limit` usable pairs with `raters` and report each scorer's agreement;
     with `ifd_raters`, also the IFD of each response by each of those models."""
-    from selectit.rating.rate import rate_examples  # loads torch: only when rating
-
     started = time.perf_counter()
-    read = read_pairs(pairs_path, limit)
-    if read.rejects:
-        first = read.rejects[0]
-        log.warning(
-            "%s: %d of %d line(s) are not usable pairs and are left out (first: line %d: %s)",
-            read.path,
-            len(read.rejects),
-            read.lines_read,
-            first.line,
-            first.reason,
-        )
+    read = _read_pairs(pairs_path, limit)
     examples = pair_examples(read.pairs, str(read.path))
-    run = rate_examples(examples, score, Path(cache_root), progress)
-
-    # A response that some rater cannot read (too long for its context) has no
-    # model-level score, so its pair cannot be judged: reported, not dropped silently.
-    id_at = {(e.source, e.row): e.id for e in examples}
-    unfit = {id_at[(r.source, r.row)]: r.reason for r in run.rejects}
-    rated, unrated = [], []
-    for pair in read.pairs:
-        reasons = [unfit[eid] for side in SIDES if (eid := pair.example_id(side)) in unfit]
-        if reasons:
-            unrated.append({"pair_id": pair.pair_id, "line": pair.line, "reason": reasons[0]})
-        else:
-            rated.append(pair)
-    if not rated:
-        raise InputError(
-            f"{read.path}: none of the {len(read.pairs)} pairs could be rated; line {unrated[0]['line']}: "
-            f"{unrated[0]['reason']}"
-        )
-    if unrated:
-        log.warning("%d pair(s) left out: a rater cannot read a response (%s)", len(unrated), unrated[0]["reason"])
-
+    run = rate_examples(examples, raters, rating, Path(cache_root), progress)
+    rated, unrated = _rated_pairs(read, examples, run.rejects)
     rated_ids = {pair.example_id(side) for pair in rated for side in SIDES}
     rated_examples = [e for e in examples if e.id in rated_ids]
-    scorers, weights, lean = _rating_scorers(run.ratings, score, aggregate, cache_root, progress)
+    scorers, weights, lean = _rating_scorers(run.ratings, raters, rating, aggregate, cache_root, progress)
     lengths = {e.id: len(e.output) for e in examples}
     headline = selection_scorer_name(aggregate.token_score)
     selection = next(s for s in scorers if s.name == headline)
     scorers += [length_adjusted(s, lengths) for s in scorers if s.level == MODEL]
     length = length_scorer(examples)
     for spec in ifd_raters:
-        scorers += _ifd_scorers(rated_examples, spec, score, cache_root, ifd_max_tokens, selection, length, progress)
+        scorers += _ifd_scorers(rated_examples, spec, rating, cache_root, ifd_max_tokens, selection, length, progress)
     scorers.append(length)
     results, relations = judge_scorers(rated, scorers, resamples=resamples, level=level, seed=seed)
     return AuditReport(
@@ -128,13 +101,55 @@ def audit_pairs(
     )
 
 
-def _rating_scorers(ratings, score: ScoreConfig, aggregate: AggregateConfig, cache_root, progress: bool):
+def _read_pairs(pairs_path: str | Path, limit: int | None) -> PairsRead:
+    """The first `limit` usable pairs; the lines that are not usable pairs are warned about."""
+    read = read_pairs(pairs_path, limit)
+    if read.rejects:
+        first = read.rejects[0]
+        log.warning(
+            "%s: %d of %d line(s) are not usable pairs and are left out (first: line %d: %s)",
+            read.path,
+            len(read.rejects),
+            read.lines_read,
+            first.line,
+            first.reason,
+        )
+    return read
+
+
+def _rated_pairs(
+    read: PairsRead, examples: Sequence[Example], rejects: Sequence[Reject]
+) -> tuple[list[JudgedPair], list[dict]]:
+    """The pairs every rater could read both responses of, and the others with the reason.
+
+    A response that some rater cannot read (too long for its context) has no
+    model-level score, so its pair cannot be judged: reported, not dropped silently."""
+    id_at = {(e.source, e.row): e.id for e in examples}
+    unfit = {id_at[(r.source, r.row)]: r.reason for r in rejects}
+    rated, unrated = [], []
+    for pair in read.pairs:
+        reasons = [unfit[eid] for side in SIDES if (eid := pair.example_id(side)) in unfit]
+        if reasons:
+            unrated.append({"pair_id": pair.pair_id, "line": pair.line, "reason": reasons[0]})
+        else:
+            rated.append(pair)
+    if not rated:
+        raise InputError(
+            f"{read.path}: none of the {len(read.pairs)} pairs could be rated; line {unrated[0]['line']}: "
+            f"{unrated[0]['reason']}"
+        )
+    if unrated:
+        log.warning("%d pair(s) left out: a rater cannot read a response (%s)", len(unrated), unrated[0]["reason"])
+    return rated, unrated
+
+
+def _rating_scorers(
+    ratings, raters: Sequence[str], rating: RatingSettings, aggregate: AggregateConfig, cache_root, progress: bool
+):
     """Every level under every token-level variant (paper, expected, calibrated, both), the
     rater weights, and each rater's and prompt's content-free distribution (its lean)."""
-    from selectit.rating.rate import rate_examples
-
     # A few rating texts per rater and prompt, cached with the pairs' ratings.
-    content_free = rate_examples(content_free_examples(), score, Path(cache_root), progress)
+    content_free = rate_examples(content_free_examples(), raters, rating, Path(cache_root), progress)
     lean = content_free_distributions(content_free.ratings)
     calibrated = calibrated_probs(ratings, lean)
     scorers: list[Scorer] = []
@@ -149,19 +164,17 @@ def _rating_scorers(ratings, score: ScoreConfig, aggregate: AggregateConfig, cac
 
 
 def _ifd_scorers(
-    examples, spec: str, score: ScoreConfig, cache_root, max_tokens: int, model: Scorer, length: Scorer, progress
+    examples, spec: str, rating: RatingSettings, cache_root, max_tokens: int, model: Scorer, length: Scorer, progress
 ):
     """IFD, its inverse, and each combined by mean rank with SelectIT's model level and with length."""
-    from selectit.rating.ifd import response_losses
-
     run = response_losses(
         examples,
         spec,
         Path(cache_root) / "ifd-losses",
         max_response_tokens=max_tokens,
-        device=score.device,
-        token_budget=score.token_budget,
-        trust_remote_code=score.trust_remote_code,
+        device=rating.device,
+        token_budget=rating.token_budget,
+        trust_remote_code=rating.trust_remote_code,
         progress=progress,
     )
     ifd = run.scores()

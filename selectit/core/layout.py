@@ -1,7 +1,6 @@
 """Every path a stage reads or writes under the data folder, defined once.
 
-dvc.yaml names the same folders as stage outputs; tests/test_dvc_deps.py checks
-that the two agree.
+dvc.yaml's stage deps and outputs are generated from these paths (selectit/stages.py).
 """
 
 from __future__ import annotations

@@ -8,17 +8,13 @@ JSON lines of `RECORD_FIELDS` and rejects as JSON lines of their fields.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from selectit.core.errors import InputError
 from selectit.core.io import atomic_write
-
-WRITE_SUFFIXES = (".json", ".jsonl", ".jsonl.gz", ".json.gz")
 
 
 @dataclass(frozen=True)
@@ -77,21 +73,6 @@ def _json_list_chunks(rows: Iterable[object]) -> Iterator[bytes]:
 def write_json_list(rows: Iterable[object], path: str | Path) -> None:
     """The rows as one indented JSON list, written as they come (never all of them at once)."""
     atomic_write(path, lambda handle: handle.writelines(_json_list_chunks(rows)))
-
-
-def write_examples(examples: Sequence[Example], path: str | Path) -> None:
-    name = Path(path).name
-    rows = [example.raw for example in examples]
-    if name.endswith((".jsonl.gz", ".json.gz")):
-        # mtime=0 keeps the output byte-identical across runs.
-        data = gzip.compress(_json_lines(rows), mtime=0)
-    elif name.endswith(".jsonl"):
-        data = _json_lines(rows)
-    elif name.endswith(".json"):
-        data = (json.dumps(rows, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-    else:
-        raise InputError(f"{path}: unknown output suffix; accepted: {', '.join(WRITE_SUFFIXES)}")
-    atomic_write(path, lambda handle: handle.write(data))
 
 
 # The pipeline hands examples from stage to stage as JSON lines of these fields.

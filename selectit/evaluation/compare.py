@@ -30,12 +30,15 @@ the reference has no scores for that metric. `diff` is variant minus reference.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from selectit.core.errors import InputError
 from selectit.evaluation.stats import Interval, bootstrap_ci, paired_bootstrap
 
 FORMAT = "selectit.comparison/1"
@@ -128,6 +131,36 @@ class Comparison:
                 for variant, row in self.cells.items()
             },
         }
+
+    @classmethod
+    def load(cls, path: Path) -> Comparison:
+        """A comparison that `to_json` wrote to `path` (comparison.json)."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InputError(f"{path}: not a {FORMAT} comparison (written by another version?); run compare again")
+
+        try:
+            return cls._from_json(data)
+        except KeyError as missing:
+            raise InputError(f"{path}: no {missing} (written by an older version?); run compare again") from None
+
+    @classmethod
+    def _from_json(cls, data: dict) -> Comparison:
+        def cell(c: dict | None) -> Cell | None:
+            if c is None:
+                return None
+            vs = c["vs_reference"]
+            difference = None if vs is None else Difference(Interval(vs["diff"], vs["low"], vs["high"]), vs["verdict"])
+            return Cell(Interval(c["mean"], c["low"], c["high"]), c["n"], difference)
+
+        return cls(
+            metrics=tuple(MetricSpec(m["name"], m["higher_is_better"], m["label"]) for m in data["metrics"]),
+            reference=data["reference"],
+            cells={v: {name: cell(c) for name, c in row.items()} for v, row in data["variants"].items()},
+            level=data["level"],
+            resamples=data["resamples"],
+            seed=data["seed"],
+        )
 
     def to_markdown(self) -> str:
         """A table of means with intervals, then a table of differences against the reference."""

@@ -21,6 +21,7 @@ import yaml
 from selectit.config import JudgeConfig
 from selectit.core.errors import InputError
 from selectit.core.io import write_json
+from selectit.evaluation.generate import generate_answers
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +73,6 @@ def judge_win_rate(
     progress: bool = True,
 ) -> tuple[list[str], list[float]]:
     """(question ids, scores): generate the variant's answers, then have the judge compare them."""
-    from selectit.evaluation.generate import generate_answers
-
     questions = load_questions(benchmarks_dir, cfg.questions, seed)
     answers = generate_answers(
         model,

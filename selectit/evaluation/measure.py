@@ -9,6 +9,9 @@ from pathlib import Path
 
 from selectit.config import EvaluateConfig
 from selectit.core.records import Example
+from selectit.evaluation.benchmarks import run_benchmarks
+from selectit.evaluation.heldout import heldout_nll
+from selectit.evaluation.judge import judge_win_rate
 from selectit.evaluation.metrics import HELDOUT_NLL, JUDGE_WIN_RATE, benchmark_metric
 
 log = logging.getLogger(__name__)
@@ -31,15 +34,11 @@ def measure(
     win rate when a judge is configured (its answers are kept in `answers_dir`)."""
     questions: dict[str, dict[str, list]] = {}
     if cfg.heldout_loss and heldout:
-        from selectit.evaluation.heldout import heldout_nll
-
         ids, scores = heldout_nll(
             model, tokenizer, heldout, batch_size=cfg.batch_size, max_length=max_length, progress=progress
         )
         questions[HELDOUT_NLL] = {"ids": ids, "scores": scores}
     if cfg.active_benchmarks:
-        from selectit.evaluation.benchmarks import run_benchmarks
-
         results = run_benchmarks(
             model,
             tokenizer,
@@ -54,8 +53,6 @@ def measure(
         for name, result in results.items():
             questions[benchmark_metric(name, result.metric)] = {"ids": result.question_ids, "scores": result.scores}
     if cfg.judge.enabled:
-        from selectit.evaluation.judge import judge_win_rate
-
         ids, scores = judge_win_rate(
             model,
             tokenizer,

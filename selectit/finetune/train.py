@@ -17,6 +17,7 @@ from selectit.config import FinetuneConfig
 from selectit.core.errors import ModelLoadError
 from selectit.core.io import write_json
 from selectit.core.records import Example
+from selectit.finetune.format import prompt_and_completion
 
 # Beside the saved model: [{"step": ..., "loss": ...}] of every logged training loss.
 LOSS_HISTORY = "loss_history.json"
@@ -100,16 +101,40 @@ def finetune(
     Checkpoints go to `checkpoints/<key>` (the key covers settings, base model and
     data); a run killed mid-way resumes from its last checkpoint. `output` appears
     whole or not at all."""
-    import torch
-    from datasets import Dataset
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
+    from datasets import Dataset  # datasets, trl: heavy, loaded only when training
+    from trl import SFTTrainer
 
-    from selectit.finetune.format import prompt_and_completion
-
-    dtype, device = training_dtype(cfg)
     run_dir = Path(checkpoints) / checkpoint_key(cfg, base_content_id, examples)
+    model, tokenizer = _load_base(model_location, cfg)
+    trainer = SFTTrainer(
+        model=model,
+        args=_training_arguments(cfg, run_dir, len(examples), report_to_mlflow, progress),
+        train_dataset=Dataset.from_list([prompt_and_completion(e) for e in examples]),
+        processing_class=tokenizer,
+        peft_config=_lora_config(cfg),
+        callbacks=list(callbacks),
+    )
+    resume = last_checkpoint(run_dir)
+    outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+
+    logged = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
+    losses = [loss for _, loss in logged]
+    _save_atomically(trainer, tokenizer, output, logged)
+    shutil.rmtree(run_dir, ignore_errors=True)  # finished: the output is the result now
+    return TrainResult(
+        steps=trainer.state.global_step,
+        first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None,
+        train_loss=outcome.training_loss,
+        resumed_from_step=int(resume.name.rpartition("-")[2]) if resume else 0,
+    )
+
+
+def _load_base(model_location: str, cfg: FinetuneConfig):
+    """(model, tokenizer) of the base model, in fp32 (the trainer casts for bf16)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_location, trust_remote_code=cfg.trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(
@@ -119,9 +144,14 @@ def finetune(
         raise ModelLoadError(f"finetune.base_model: could not load {model_location}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
-    data = Dataset.from_list([prompt_and_completion(e) for e in examples])
-    args = SFTConfig(
+
+def _training_arguments(cfg: FinetuneConfig, run_dir: Path, n_examples: int, report_to_mlflow: bool, progress: bool):
+    from trl import SFTConfig
+
+    dtype, device = training_dtype(cfg)
+    return SFTConfig(
         output_dir=str(run_dir),
         seed=cfg.seed,
         data_seed=cfg.seed,
@@ -138,44 +168,28 @@ def finetune(
         use_cpu=device.type == "cpu",
         logging_steps=1,
         save_strategy="steps",
-        save_steps=_save_every(len(examples), cfg),
+        save_steps=_save_every(n_examples, cfg),
         save_total_limit=1,
         report_to=["mlflow"] if report_to_mlflow else [],
         disable_tqdm=not progress,
         dataloader_num_workers=0,
         trust_remote_code=cfg.trust_remote_code,
     )
-    peft_config = None
-    if cfg.method == "lora":
-        targets = cfg.lora_target_modules
-        peft_config = LoraConfig(
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
-            task_type="CAUSAL_LM",
-        )
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=data,
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=list(callbacks),
-    )
-    resume = last_checkpoint(run_dir)
-    outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
-    logged = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
-    losses = [loss for _, loss in logged]
-    _save_atomically(trainer, tokenizer, output, logged)
-    shutil.rmtree(run_dir, ignore_errors=True)  # finished: the output is the result now
-    return TrainResult(
-        steps=trainer.state.global_step,
-        first_loss=losses[0] if losses else None,
-        last_loss=losses[-1] if losses else None,
-        train_loss=outcome.training_loss,
-        resumed_from_step=int(resume.name.rpartition("-")[2]) if resume else 0,
+
+def _lora_config(cfg: FinetuneConfig):
+    """The peft adapter settings; None for full fine-tuning."""
+    if cfg.method != "lora":
+        return None
+    from peft import LoraConfig
+
+    targets = cfg.lora_target_modules
+    return LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+        task_type="CAUSAL_LM",
     )
 
 

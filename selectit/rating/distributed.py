@@ -23,12 +23,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selectit.config import RayConfig, ScoreConfig
 from selectit.core.errors import ParamsError, SelectitError
 from selectit.core.records import Example
 from selectit.core.telemetry import TELEMETRY_OFF
+from selectit.rating.keys import rater_cache
+from selectit.rating.placement import gpus_per_replica
 from selectit.rating.rate import RaterReport, RaterSession
-from selectit.rating.shards import ShardCache, rater_cache
+from selectit.rating.settings import RatingSettings, RaySettings
+from selectit.rating.shards import ShardCache
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ def _ensure_local_bootstrap_config() -> None:
         log.info("wrote %s (a local-provider config, so that Ray probes no cloud metadata address)", path)
 
 
-def worker_env(cfg: RayConfig, project_root: Path, prefect_api_url: str | None) -> dict[str, str]:
+def worker_env(cfg: RaySettings, project_root: Path, prefect_api_url: str | None) -> dict[str, str]:
     """`prefect_api_url`: the Prefect server workers report task states to (the flow picks it);
     None: each worker would start a temporary Prefect server of its own."""
     env = dict(QUIET_ENV)
@@ -86,7 +88,7 @@ def worker_env(cfg: RayConfig, project_root: Path, prefect_api_url: str | None) 
 
 
 @contextlib.contextmanager
-def ray_runtime(cfg: RayConfig, project_root: Path, prefect_api_url: str | None) -> Iterator[None]:
+def ray_runtime(cfg: RaySettings, project_root: Path, prefect_api_url: str | None) -> Iterator[None]:
     """Ray, connected for the length of the block: started here for `address: local`,
     joined for a cluster address. A Ray already connected in this process is used as it is."""
     # Set before ray is imported: it reads some of these once, at import.
@@ -119,19 +121,17 @@ def ray_runtime(cfg: RayConfig, project_root: Path, prefect_api_url: str | None)
         ray.shutdown()
 
 
-def replica_gpus(spec: str, score: ScoreConfig, cfg: RayConfig) -> int:
+def replica_gpus(spec: str, settings: RatingSettings, cfg: RaySettings) -> int:
     """GPUs one replica of this rater asks Ray for."""
     if cfg.gpus_per_replica is not None:
         return cfg.gpus_per_replica
-    if score.device == "cpu":
+    if settings.device == "cpu":
         return 0
     import ray
     import torch
 
     if torch.cuda.is_available():  # this machine's GPUs stand for the cluster's
-        from selectit.rating.placement import gpus_per_replica
-
-        return gpus_per_replica(spec, score)
+        return gpus_per_replica(spec, settings)
     # No GPU here but some in the cluster: one per replica (a rater larger than one GPU
     # needs ray.gpus_per_replica set; the planner can only measure GPUs it sees).
     return 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
@@ -140,8 +140,8 @@ def replica_gpus(spec: str, score: ScoreConfig, cfg: RayConfig) -> int:
 class RaterReplica:
     """One replica of a rater (a Ray actor): the model loads on its first shard and stays."""
 
-    def __init__(self, spec: str, score: ScoreConfig, cache_root: str):
-        self.session = RaterSession(spec, score, rater_cache(Path(cache_root), spec, score))
+    def __init__(self, spec: str, settings: RatingSettings, cache_root: str):
+        self.session = RaterSession(spec, settings, rater_cache(Path(cache_root), spec, settings))
 
     def cache_key_fields(self) -> dict:
         return self.session.cache.key_fields
@@ -150,7 +150,7 @@ class RaterReplica:
         return self.session.rate_shard(shard, progress=False)
 
     def report(self) -> RaterReport | None:
-        return self.session.loaded.report if self.session.loaded else None
+        return self.session.report
 
 
 @dataclass
@@ -162,10 +162,10 @@ class RaterPool:
     cache: ShardCache
 
     @classmethod
-    def start(cls, spec: str, name: str, score: ScoreConfig, cfg: RayConfig, cache_root: Path) -> RaterPool:
+    def start(cls, spec: str, name: str, settings: RatingSettings, cfg: RaySettings, cache_root: Path) -> RaterPool:
         import ray
 
-        gpus = replica_gpus(spec, score, cfg)
+        gpus = replica_gpus(spec, settings, cfg)
         _check_resources(name, cfg, gpus)
         actor = ray.remote(RaterReplica).options(
             num_cpus=cfg.cpus_per_replica,
@@ -173,7 +173,7 @@ class RaterPool:
             max_restarts=cfg.retries,
             max_task_retries=cfg.retries,
         )
-        replicas = [actor.remote(spec, score, str(cache_root)) for _ in range(cfg.replicas)]
+        replicas = [actor.remote(spec, settings, str(cache_root)) for _ in range(cfg.replicas)]
         # The cache key names the device type and dtype the replicas rate with, which
         # only they know (this process may have no GPU); replicas that disagree would
         # mix ratings of different kernels in one table.
@@ -205,7 +205,7 @@ class RaterPool:
             ray.kill(replica)
 
 
-def _check_resources(name: str, cfg: RayConfig, gpus: int) -> None:
+def _check_resources(name: str, cfg: RaySettings, gpus: int) -> None:
     """Refuse a replica no node could ever hold, instead of waiting for it for ever."""
     import ray
 

@@ -14,7 +14,8 @@ Scores do not depend on batch composition: padding is masked and position ids
 are counted from each sequence's first real token.
 
 Where the model goes (CPU, one GPU, or several GPUs for a large rater) and
-whether `auto` keeps fp32 or bf16 weights is planned in `placement.py`.
+whether `auto` keeps fp32 or bf16 weights is planned in `placement.py`; the
+precision names are in `dtypes.py`.
 With `compile`, the model's forward pass runs through `torch.compile`, once per
 loaded rater, and falls back to eager mode if a path fails to compile.
 """
@@ -26,7 +27,6 @@ import inspect
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,52 +34,14 @@ from tqdm.auto import tqdm
 
 from selectit.core.errors import ModelLoadError
 from selectit.rating.batching import shared_prefix_groups, token_budget_batches
+from selectit.rating.dtypes import DTYPES
 from selectit.rating.models import ModelSource, load_model, load_tokenizer
 from selectit.rating.placement import plan_for_source
 
 log = logging.getLogger(__name__)
 
-# name -> (dtype the weights are stored in, dtype matmuls run in under autocast or None)
 # Shorter shared prefixes are not worth a cached forward pass of their own.
 MIN_SHARED_PREFIX = 16
-
-DTYPES = {
-    "float32": (torch.float32, None),
-    "bfloat16": (torch.float32, torch.bfloat16),
-    "float16": (torch.float32, torch.float16),
-    # Half the memory, for large raters on a GPU; less faithful than "bfloat16".
-    # What `auto` picks on CUDA when fp32 weights would crowd the GPU (placement.py).
-    "bfloat16-weights": (torch.bfloat16, None),
-}
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with AVX512-BF16 or AMX, where bf16 matmuls beat fp32 (Linux flags)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> str:
-    """The dtype name `auto` stands for on this device; other names pass through.
-
-    On CUDA this is the choice for a rater whose fp32 weights fit one GPU with
-    room to spare; placement.plan_placement stores larger raters' weights in bf16."""
-    if dtype != "auto" and dtype not in DTYPES:
-        raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {dtype!r}")
-    if dtype != "auto":
-        return dtype
-    if device.type == "cuda":
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 class FullPrecisionHead(torch.nn.Module):

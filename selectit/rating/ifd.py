@@ -32,9 +32,14 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
+from tqdm.auto import tqdm
 
+from selectit.core.catalog import rater_name
 from selectit.core.io import atomic_write
 from selectit.core.records import Example
+from selectit.rating.dtypes import resolve_device
+from selectit.rating.models import load_model, load_tokenizer, resolve
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +143,6 @@ class ResponseLossModel:
         return losses
 
     def _batch(self, items: Sequence[LossItem]) -> np.ndarray:
-        import torch
-
         longest = max(len(s.ids) for s in items)
         keep = max(s.scored for s in items) + 1  # the positions that predict the scored tokens, and the last
         input_ids = torch.full((len(items), longest), self.pad_id, dtype=torch.long)
@@ -237,19 +240,14 @@ def response_losses(
     cache_root: Path,
     *,
     max_response_tokens: int,
-    device: str = "auto",
-    token_budget: int = 4096,
+    device: str,
+    token_budget: int,
+    trust_remote_code: bool,
     logit_budget: int = 512,
-    trust_remote_code: bool = False,
     progress: bool = True,
 ) -> IfdRun:
     """Both response losses of every example with rater model `spec`, through the loss cache
     (the model loads only when some example is not cached)."""
-
-    from selectit.core.catalog import rater_name
-    from selectit.rating.engine import resolve_device
-    from selectit.rating.models import load_model, load_tokenizer, resolve
-
     source = resolve(spec, trust_remote_code)
     torch_device = resolve_device(device)
     # Losses in fp32 whatever the rating dtype: they are means of log-probabilities, where bf16 logits drift.
@@ -266,9 +264,6 @@ def response_losses(
     todo = [e for e in unique if e.id not in done]
     started, seconds = time.perf_counter(), 0.0
     if todo:
-        import torch
-        from tqdm.auto import tqdm
-
         model = load_model(source, torch.float32, torch_device, trust_remote_code)
         scorer = ResponseLossModel(
             model,

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import torch
 
 from selectit.core.errors import ModelLoadError
+from selectit.rating.dtypes import DTYPES, check_dtype, resolve_dtype
+from selectit.rating.models import ModelSource, resolve
+from selectit.rating.settings import RatingSettings
 
 GB = 1e9  # sizes in messages are decimal GB, as GPU makers count them
 
@@ -35,7 +38,7 @@ AUTOCAST_COPIES = 1.5
 
 @dataclass(frozen=True)
 class Placement:
-    dtype: str  # a name of engine.DTYPES
+    dtype: str  # a name of dtypes.DTYPES
     device: str  # "cpu", "cuda:N": where the inputs go (the first GPU when split)
     device_map: str | None  # None: the whole model on `device`; "auto": split over the GPUs of max_memory
     max_memory: dict[int, int] | None  # GPU index -> bytes of weights it may hold (only when split)
@@ -46,8 +49,6 @@ class Placement:
 def _weights(n_params: int, dtype: str) -> tuple[float, float, str]:
     """Bytes the stored weights take in this DTYPES entry, the factor by which they grow
     while the model runs (autocast's copies), and what they are, in words."""
-    from selectit.rating.engine import DTYPES
-
     weights_dtype, compute_dtype = DTYPES[dtype]
     stored = n_params * torch.finfo(weights_dtype).bits / 8
     if compute_dtype is not None:
@@ -79,10 +80,7 @@ def plan_placement(
     `gpu_memory` holds each visible GPU's memory in bytes ([] without GPUs);
     `gpu_bf16` says whether the GPUs have native bf16 (else autocast runs in fp16).
     Explicit dtype names are kept; only `auto` is chosen here."""
-    from selectit.rating.engine import DTYPES, resolve_dtype
-
-    if dtype_setting != "auto" and dtype_setting not in DTYPES:
-        raise ValueError(f"dtype must be auto or one of {sorted(DTYPES)}, got {dtype_setting!r}")
+    check_dtype(dtype_setting)
     if device_setting == "cpu" or (device_setting == "auto" and not gpu_memory):
         dtype = resolve_dtype(dtype_setting, torch.device("cpu"))
         how = "as set" if dtype_setting != "auto" else "auto's choice on this CPU"
@@ -96,38 +94,43 @@ def plan_placement(
 
     pinned = _gpu_index(device_setting, len(gpu_memory), name)
     first = 0 if pinned is None else pinned
-    first_room = gpu_memory[first] * WEIGHTS_SHARE
-    gpu = f"the {gpu_memory[first] / GB:.1f} GB GPU"
-    if dtype_setting == "auto":
-        mixed = "bfloat16" if gpu_bf16 else "float16"
-        stored, growth, _ = _weights(n_params, mixed)
-        if stored * growth <= first_room:
-            dtype = mixed
-            why = f"fp32 weights, {'bf16' if gpu_bf16 else 'fp16'} matmuls: they fit {gpu} with room to spare"
-        else:
-            dtype = "bfloat16-weights"
-            why = (
-                f"bf16 weights: fp32 would take {stored / GB:.1f} GB "
-                f"({stored * growth / GB:.1f} GB with autocast's copies) of {gpu}"
-            )
-            if not gpu_bf16:
-                why += " (which has no native bf16, so it runs slowly)"
-    else:
-        dtype = dtype_setting
-        why = f"{dtype} as set"
-
+    dtype, why = _gpu_dtype(n_params, dtype_setting, gpu_memory[first], gpu_bf16)
     stored, growth, what = _weights(n_params, dtype)
     need = stored * growth
-    if need <= first_room:
+    if need <= gpu_memory[first] * WEIGHTS_SHARE:
         return Placement(dtype, f"cuda:{first}", None, None, 1, f"{why}; {need / GB:.1f} GB of {what} on cuda:{first}")
-
-    # Split over the fewest GPUs, in index order, whose shares hold the weights.
     size = f"rater {name!r} ({n_params / 1e9:.1f}B parameters) needs {need / GB:.1f} GB for its {what}"
     if pinned is not None:
         raise ModelLoadError(
             f"{size}, more than {WEIGHTS_SHARE:.0%} of the {gpu_memory[first] / GB:.1f} GB of {device_setting}; "
             "set score.device: cuda to split it over several GPUs"
         )
+    return _split(dtype, why, stored, growth, what, gpu_memory, size)
+
+
+def _gpu_dtype(n_params: int, dtype_setting: str, memory: int, gpu_bf16: bool) -> tuple[str, str]:
+    """The dtype on a GPU of `memory` bytes, and why: `auto` keeps fp32 weights under autocast
+    while they fit with room to spare, else stores them in bf16."""
+    if dtype_setting != "auto":
+        return dtype_setting, f"{dtype_setting} as set"
+    gpu = f"the {memory / GB:.1f} GB GPU"
+    mixed = "bfloat16" if gpu_bf16 else "float16"
+    stored, growth, _ = _weights(n_params, mixed)
+    if stored * growth <= memory * WEIGHTS_SHARE:
+        return mixed, f"fp32 weights, {'bf16' if gpu_bf16 else 'fp16'} matmuls: they fit {gpu} with room to spare"
+    why = (
+        f"bf16 weights: fp32 would take {stored / GB:.1f} GB "
+        f"({stored * growth / GB:.1f} GB with autocast's copies) of {gpu}"
+    )
+    if not gpu_bf16:
+        why += " (which has no native bf16, so it runs slowly)"
+    return "bfloat16-weights", why
+
+
+def _split(
+    dtype: str, why: str, stored: float, growth: float, what: str, gpu_memory: list[int], size: str
+) -> Placement:
+    """Split the weights over the fewest GPUs, in index order, whose shares hold them."""
     # Caps on the stored weights each GPU takes; autocast's copies grow them while running.
     max_memory: dict[int, int] = {}
     for index, memory in enumerate(gpu_memory):
@@ -161,7 +164,7 @@ def visible_gpu_memory() -> list[int]:
 
 def count_parameters(config) -> int:
     """Parameters of the causal LM a transformers config describes, without allocating its weights."""
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM  # transformers: loaded only when a GPU plan needs a size
 
     with torch.device("meta"):  # shapes only: a 70B model builds in a fraction of a second
         model = AutoModelForCausalLM.from_config(config)
@@ -170,7 +173,7 @@ def count_parameters(config) -> int:
 
 def source_parameters(source, trust_remote_code: bool = False) -> int:
     """Parameter count of a resolved rater (a ModelSource), from its config.json alone."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # transformers: loaded only when a GPU plan needs a size
 
     try:
         config = AutoConfig.from_pretrained(source.location, trust_remote_code=trust_remote_code)
@@ -182,7 +185,7 @@ def source_parameters(source, trust_remote_code: bool = False) -> int:
 
 
 def plan_for_source(
-    source, dtype: str, device: str, trust_remote_code: bool = False, gpu_memory: list[int] | None = None
+    source: ModelSource, dtype: str, device: str, trust_remote_code: bool = False, gpu_memory: list[int] | None = None
 ) -> Placement:
     """The placement of a resolved rater on this machine (or on GPUs of `gpu_memory` bytes)."""
     gpus = visible_gpu_memory() if gpu_memory is None else gpu_memory
@@ -192,17 +195,17 @@ def plan_for_source(
     return plan_placement(n_params, dtype, device, gpus, name=source.name, gpu_bf16=gpu_bf16)
 
 
-def gpus_per_replica(spec_or_source, cfg, gpu_memory: list[int] | None = None) -> int:
-    """GPUs one replica of this rater needs under `cfg` (a ScoreConfig), from its config alone.
+def gpus_per_replica(
+    spec_or_source: str | ModelSource, settings: RatingSettings, gpu_memory: list[int] | None = None
+) -> int:
+    """GPUs one replica of this rater needs under these settings, from its config alone.
 
-    0 when cfg.device is cpu or no GPU is visible. `gpu_memory` plans for other
+    0 when settings.device is cpu or no GPU is visible. `gpu_memory` plans for other
     GPUs than this machine's (say, a cluster's workers): each GPU's bytes."""
-    from selectit.rating.models import ModelSource, resolve
-
     gpus = visible_gpu_memory() if gpu_memory is None else gpu_memory
-    if cfg.device == "cpu" or not gpus:
+    if settings.device == "cpu" or not gpus:
         return 0
     source = spec_or_source
     if not isinstance(source, ModelSource):
-        source = resolve(spec_or_source, cfg.trust_remote_code)
-    return plan_for_source(source, cfg.dtype, cfg.device, cfg.trust_remote_code, gpus).n_gpus
+        source = resolve(spec_or_source, settings.trust_remote_code)
+    return plan_for_source(source, settings.dtype, settings.device, settings.trust_remote_code, gpus).n_gpus

@@ -1,5 +1,8 @@
 """Rate examples with every rater model and every prompt: the expensive step.
 
+Every rating goes one way, `rate_records`: the score stage, `selectit score`
+and the audit plan the shards of a records file against the rater's shard cache,
+rate the missing ones in a `RaterSession`, and collect the ratings from the cache.
 One rater is in memory at a time. A shard's (example, prompt) texts go through
 one engine call, so batches mix prompts and lengths sort well.
 """
@@ -8,21 +11,24 @@ from __future__ import annotations
 
 import gc
 import logging
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from selectit.config import ScoreConfig
 from selectit.core.catalog import rater_name
-from selectit.core.records import Example, Reject
+from selectit.core.records import Example, Reject, write_example_records
 from selectit.rating.engine import TransformersRater
+from selectit.rating.keys import rater_cache
 from selectit.rating.models import resolve
 from selectit.rating.prompts import RatingPrompts
-from selectit.rating.shards import ShardCache, plan_shards, rater_cache
+from selectit.rating.settings import RatingSettings
+from selectit.rating.shards import ShardCache, ShardPlan, ShardRef, plan_shard_refs
 from selectit.rating.texts import RatingTextEncoder, RatingTextError
 from selectit.scoring import formulas as scoring
 from selectit.scoring.tables import RATINGS_SCHEMA, reject_unreadable, without_examples
@@ -61,10 +67,6 @@ class RatingRun:
         return [asdict(r) for r in self.raters]
 
 
-def rating_prompts(cfg: ScoreConfig) -> RatingPrompts:
-    return RatingPrompts.from_set(cfg.prompt_set, cfg.num_prompts, cfg.template, cfg.cue, cfg.k, cfg.layout)
-
-
 @dataclass
 class LoadedRater:
     """A rater model with everything needed to rate texts for one prompt configuration."""
@@ -75,11 +77,14 @@ class LoadedRater:
     report: RaterReport
 
 
-def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRater:
-    source = resolve(spec, cfg.trust_remote_code)
+def load_rater(spec: str, settings: RatingSettings) -> LoadedRater:
+    source = resolve(spec, settings.trust_remote_code)
     # Compiled here, at load: a session keeps this rater (and its compiled code) for all its shards.
-    rater = TransformersRater(source, cfg.dtype, cfg.device, cfg.trust_remote_code, compile=cfg.compile)
-    max_length = min(cfg.max_length or rater.context_length, rater.context_length)
+    rater = TransformersRater(
+        source, settings.dtype, settings.device, settings.trust_remote_code, compile=settings.compile
+    )
+    max_length = min(settings.max_length or rater.context_length, rater.context_length)
+    prompts = settings.prompts()
     encoder = RatingTextEncoder(rater.tokenizer, prompts, max_length, rater.name)
     report = RaterReport(
         name=rater.name,
@@ -95,38 +100,65 @@ def load_rater(spec: str, cfg: ScoreConfig, prompts: RatingPrompts) -> LoadedRat
 class RaterSession:
     """One rater over shards of examples, each finished shard saved in the shard cache.
 
-    Both the `selectit score` command and the pipeline's score stage rate through
-    this: rate each shard no finished shard holds (the model loads on the first and
-    stays loaded for the rest), then collect the ratings of exactly the examples
-    asked for from the cache."""
+    The model loads on the first shard rated and stays loaded for the rest."""
 
-    def __init__(self, spec: str, cfg: ScoreConfig, cache: ShardCache):
-        self.spec, self.cfg, self.cache = spec, cfg, cache
+    def __init__(self, spec: str, settings: RatingSettings, cache: ShardCache):
+        self.spec, self.settings, self.cache = spec, settings, cache
         self.name = rater_name(spec)
         self.loaded: LoadedRater | None = None
+
+    @property
+    def report(self) -> RaterReport | None:
+        """The loaded rater's identity and speed; None while no shard has been rated."""
+        return self.loaded.report if self.loaded else None
 
     def rate_shard(self, shard: Sequence[Example], progress: bool = True, progress_desc: str | None = None) -> int:
         """Rate one shard and save it; returns the number of texts put through the model."""
         if self.loaded is None:
-            self.loaded = load_rater(self.spec, self.cfg, rating_prompts(self.cfg))
+            self.loaded = load_rater(self.spec, self.settings)
         before = self.loaded.report.n_texts
-        table, unfit = _rate(self.loaded, shard, self.cfg.token_budget, progress, progress_desc)
+        table, unfit = _rate(self.loaded, shard, self.settings.token_budget, progress, progress_desc)
         self.cache.write(shard, table, unfit)
         return self.loaded.report.n_texts - before
 
-    def rate_all(self, examples: Sequence[Example], progress: bool = True) -> None:
-        shards = plan_shards(examples, self.cache.done_ids(), self.cfg.shard_size)
-        for index, shard in enumerate(shards):
-            self.rate_shard(shard, progress, f"{self.name} shard {index + 1}/{len(shards)}")
-
-    def collect(self, examples: Sequence[Example]) -> tuple[pa.Table, list[Reject]]:
-        """This rater's ratings of exactly these examples, and the ones it could not read."""
-        return self.cache.collect(examples)
+    def rate_planned(self, shard: ShardRef, index: int, n_shards: int, progress: bool = True) -> int:
+        """Rate shard `index` of a plan of `n_shards`, loading just its examples."""
+        return self.rate_shard(shard.load(), progress, f"{self.name} shard {index + 1}/{n_shards}")
 
     def close(self) -> None:
         """Free the model before the next rater loads."""
         self.loaded = None
         gc.collect()
+
+
+# Rates shard `index` of a plan of `n_shards` and saves it; returns the number of texts run.
+ShardRater = Callable[[ShardRef, int, int], int]
+
+
+@dataclass
+class RecordsRating:
+    """What rating a records file with one rater did, and where its ratings went."""
+
+    plan: ShardPlan
+    texts_run: int
+    ratings: Path  # the rater's ratings of exactly the file's examples, in its order
+    rows: int
+    rejects: list[Reject]
+    report: RaterReport | None  # None when every shard came from the cache
+
+
+def rate_records(
+    session: RaterSession, records: Path, out: Path, progress: bool = True, rate_shard: ShardRater | None = None
+) -> RecordsRating:
+    """The one way examples are rated: plan the shards of `records` (a records file) that no
+    finished shard in the session's cache holds, rate each (`rate_shard`, by default in this
+    session), and collect the rater's ratings of the file's examples into the Parquet file `out`."""
+    plan = plan_shard_refs(records, session.cache.done_ids(), session.settings.shard_size)
+    log.info("%s", plan.describe(session.name, "in this process"))
+    rate_shard = rate_shard or (lambda shard, index, n_shards: session.rate_planned(shard, index, n_shards, progress))
+    texts_run = sum(rate_shard(shard, index, len(plan.shards)) for index, shard in enumerate(plan.shards))
+    rows, rejects = session.cache.collect_into(records, out)
+    return RecordsRating(plan, texts_run, Path(out), rows, rejects, session.report)
 
 
 def _rate(
@@ -152,21 +184,29 @@ def _rate(
     return without_examples(table, unfit), unfit
 
 
-def rate_examples(examples: Sequence[Example], cfg: ScoreConfig, cache_root: Path, progress: bool = True) -> RatingRun:
-    """Every rater over every example, one rater in memory at a time, through the shard cache."""
+def rate_examples(
+    examples: Sequence[Example], raters: Sequence[str], settings: RatingSettings, cache_root: Path, progress: bool
+) -> RatingRun:
+    """Every rater over examples held in memory, one rater loaded at a time, through `rate_records`:
+    the examples are written to a records file for the run, as the score stage reads its own."""
     tables, reports, unfit = [], [], {}
     by_position = {(e.source, e.row): e.id for e in examples}
-    for spec in cfg.raters:
-        session = RaterSession(spec, cfg, rater_cache(cache_root, spec, cfg))
-        session.rate_all(examples, progress)
-        table, rejects = session.collect(examples)
-        for reject in rejects:
-            unfit.setdefault(by_position[(reject.source, reject.row)], reject.reason)
-        if session.loaded is not None:  # None when every shard came from the cache
-            summarise(session.loaded.report, table)
-            reports.append(session.loaded.report)
-        tables.append(table)
-        session.close()
+    with tempfile.TemporaryDirectory(prefix="selectit-rating-") as folder:
+        records = Path(folder) / "examples.jsonl"
+        write_example_records(examples, records)
+        for spec in raters:
+            session = RaterSession(spec, settings, rater_cache(Path(cache_root), spec, settings))
+            try:
+                rated = rate_records(session, records, Path(folder) / "ratings.parquet", progress)
+            finally:
+                session.close()
+            table = pq.read_table(rated.ratings, schema=RATINGS_SCHEMA)
+            for reject in rated.rejects:
+                unfit.setdefault(by_position[(reject.source, reject.row)], reject.reason)
+            if rated.report is not None:
+                summarise(rated.report, table)
+                reports.append(rated.report)
+            tables.append(table)
     ratings, rejects = reject_unreadable(examples, pa.concat_tables(tables), unfit)
     return RatingRun(ratings, rejects, reports)
 

@@ -23,7 +23,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from selectit.config import ScoreConfig
 from selectit.core.io import atomic_write
 from selectit.core.records import Example, Reject, iter_example_record_shards
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
@@ -35,12 +34,6 @@ OPEN_SHARDS = 4
 
 def _digest(payload: object, length: int = 16) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:length]
-
-
-def plan_shards(examples: Sequence[Example], done: set[str], shard_size: int) -> list[list[Example]]:
-    """Examples not yet rated, in input order, cut into shards of `shard_size`."""
-    todo = [e for e in examples if e.id not in done]
-    return [todo[i : i + shard_size] for i in range(0, len(todo), shard_size)]
 
 
 @dataclass(frozen=True)
@@ -76,11 +69,15 @@ class ShardPlan:
     def already_rated(self) -> int:
         return self.total - sum(map(len, self.shards))
 
+    def describe(self, rater: str, where: str) -> str:
+        """One line for the log; `where` says what rates the shards."""
+        done = f"{self.already_rated} of {self.total} examples already rated"
+        return f"{rater}: {done}; {len(self.shards)} shards to score {where}"
+
 
 def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> ShardPlan:
-    """`plan_shards` over a records file, as a stream: the examples no finished shard holds,
-    in input order, cut into shards of `shard_size`, each as a `ShardRef`. Only one line
-    is in memory at a time."""
+    """The examples of a records file that no finished shard holds, in input order, cut into
+    shards of `shard_size`, each as a `ShardRef`. Read as a stream: one line in memory at a time."""
     if shard_size < 1:
         raise ValueError(f"shard_size must be >= 1, got {shard_size}")
     refs, offsets, offset, total = [], [], 0, 0
@@ -97,37 +94,6 @@ def plan_shard_refs(records: str | Path, done: set[str], shard_size: int) -> Sha
     if offsets:
         refs.append(ShardRef(str(records), tuple(offsets)))
     return ShardPlan(refs, total)
-
-
-def rater_cache(root: Path, spec: str, cfg: ScoreConfig) -> ShardCache:
-    """The shard cache of one rater under these settings.
-
-    The same model copied to another folder or node keys the same; ratings made
-    in bf16 never stand in for fp32 ones (`auto` is keyed by what it resolves to
-    here), nor ratings from a GPU for CPU ones, whose kernels round differently.
-    """
-    # Imported here: rate imports this module, and engine pulls in torch, which
-    # reading a cache does not need.
-    from selectit.rating.engine import resolve_device
-    from selectit.rating.models import resolve
-    from selectit.rating.placement import plan_for_source
-    from selectit.rating.rate import rating_prompts
-
-    source = resolve(spec, cfg.trust_remote_code)
-    prompts = rating_prompts(cfg)
-    device = resolve_device(cfg.device)
-    key = {
-        "model": source.content_id,
-        "prompt_version": prompts.version,
-        "template": prompts.template,
-        "k": prompts.k,
-        # What `auto` resolves to for this rater here: on a GPU it depends on the rater's size
-        # (bf16 weights when fp32 ones do not fit); on a CPU it is resolve_dtype's choice.
-        "dtype": plan_for_source(source, cfg.dtype, cfg.device, cfg.trust_remote_code).dtype,
-        "device": device.type,
-        "max_length": cfg.max_length,
-    }
-    return ShardCache(root, source.name, key)
 
 
 class ShardCache:
@@ -170,33 +136,15 @@ class ShardCache:
         path = shard.with_suffix(".rejects.json")
         return json.loads(path.read_text()) if path.is_file() else []
 
-    def collect(self, examples: Sequence[Example]) -> tuple[pa.Table, list[Reject]]:
-        """Ratings and rejects of exactly these examples from the finished shards.
-
-        Examples can sit in several shards (an earlier run with other rows); each
-        (example, prompt) is taken once, so re-runs neither duplicate nor lose rows.
-        """
-        wanted = {e.id: i for i, e in enumerate(examples)}
-        tables, rejects, seen = [], {}, set()
-        for path in self._finished():
-            table = pq.read_table(path, schema=RATINGS_SCHEMA)
-            ids = table["example_id"].to_pylist()
-            keep = [e in wanted and e not in seen for e in ids]
-            tables.append(table.filter(pa.array(keep)))
-            seen.update(e for e, k in zip(ids, keep, strict=True) if k)
-            for r in self._rejects(path):
-                if r["example_id"] in wanted:
-                    rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))
-        ratings = pa.concat_tables(tables) if tables else RATINGS_SCHEMA.empty_table()
-        ids, prompts = ratings["example_id"].to_pylist(), ratings["prompt_id"].to_pylist()
-        order = sorted(range(ratings.num_rows), key=lambda i: (wanted[ids[i]], prompts[i]))
-        return ratings.take(pa.array(order, pa.int64())), list(rejects.values())
-
     def collect_into(self, records: str | Path, out: str | Path) -> tuple[int, list[Reject]]:
-        """`collect` for the examples of a records file, written to the Parquet file `out` as
-        a stream: the same rows in the same order, and the same rejects, while memory holds
-        one batch of examples, a few parsed shards and an index of example ids (no
-        probabilities beyond a batch). Returns the number of rating rows and the rejects."""
+        """Ratings and rejects of exactly the examples of a records file, from the finished
+        shards; the ratings written to the Parquet file `out` in the file's order (each
+        example's prompts in order), as a stream: memory holds one batch of examples, a few
+        parsed shards and an index of example ids (no probabilities beyond a batch).
+
+        Examples can sit in several shards (an earlier run with other rows); each is taken
+        from the first that holds it, so re-runs neither duplicate nor lose rows. Returns the
+        number of rating rows and the rejects."""
         finished = self._finished()
         home: dict[str, int] = {}  # example id -> the first finished shard (name order) that holds it
         for index, path in enumerate(finished):
@@ -237,7 +185,7 @@ class ShardCache:
 
         atomic_write(out, write)
         rejects: dict[str, Reject] = {}
-        for path in finished:  # rejects are few: the order `collect` gives them
+        for path in finished:  # rejects are few: read after the ratings, in shard order
             for r in self._rejects(path):
                 if r["example_id"] in wanted:
                     rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))

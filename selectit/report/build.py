@@ -15,10 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from selectit.config import Params
+from selectit.audit.report import AuditReport
+from selectit.checks.examples import examples_suite
+from selectit.checks.ratings import ratings_suite
+from selectit.config import Params, ValidateConfig
 from selectit.core.catalog import EXPECTED, PAPER
 from selectit.core.io import write_text
 from selectit.core.layout import Layout
+from selectit.evaluation.compare import Cell, Comparison
 from selectit.report import analysis, figures, stability
 from selectit.report.page import Section, render, status_html, table_html
 from selectit.report.rundata import RunData, load_run
@@ -327,7 +331,7 @@ def _finetuning(run: RunData, plots: _Plots) -> Section:
         plots.add(
             section,
             "comparison",
-            figures.comparison(run.comparison),
+            figures.comparison(run.comparison.to_json()),
             "Each variant's mean with its bootstrap interval (data/reports/comparison/comparison.json).",
         )
     else:
@@ -339,7 +343,7 @@ def _finetuning(run: RunData, plots: _Plots) -> Section:
                 "Only the first and last logged losses are known for these results (their finetune summaries): "
                 "they were trained before the whole curve was saved beside the model (loss_history.json)."
             )
-    if run.audit and run.audit.get("scorers"):
+    if run.audit is not None and run.audit.results:
         section.table(_audit_table(run.audit), "audit: agreement of each scorer with the judge on judged pairs")
     if run.finetune:
         section.table(
@@ -361,40 +365,41 @@ def _finetuning(run: RunData, plots: _Plots) -> Section:
     return section
 
 
-def _audit_table(audit: Mapping) -> pd.DataFrame:
+def _audit_table(audit: AuditReport) -> pd.DataFrame:
     rows = []
-    headline = audit.get("headline", "model")  # audits written before the field was added: the paper's
-    for scorer in audit["scorers"]:
-        overall = scorer.get("all") or {}
+    for result in audit.results:
+        name, overall, interval = result.scorer.name, result.overall, result.overall.interval
         rows.append(
             {
-                "scorer": scorer["name"] + (" (the selection's ranking)" if scorer["name"] == headline else ""),
-                "agreement": overall.get("agreement"),
-                "interval": "" if overall.get("low") is None else f"[{overall['low']:.3g}, {overall['high']:.3g}]",
-                "pairs": overall.get("n"),
+                "scorer": name + (" (the selection's ranking)" if name == audit.headline else ""),
+                "agreement": overall.agreement,
+                "interval": "" if interval is None else f"[{interval.low:.3g}, {interval.high:.3g}]",
+                "pairs": overall.n,
             }
         )
     return pd.DataFrame(rows)
 
 
-def _comparison_table(comparison: Mapping) -> str:
-    def cell(c) -> str:
-        if not c:
+def _comparison_table(comparison: Comparison) -> str:
+    def cell(c: Cell | None) -> str:
+        if c is None:
             return ""
-        text = f"{c['mean']:.4g} [{c['low']:.4g}, {c['high']:.4g}]"
-        vs = c.get("vs_reference")
-        if vs:
-            interval = f"[{vs['low']:+.3g}, {vs['high']:+.3g}]"
-            text += f"; vs {comparison['reference']}: {vs['diff']:+.3g} {interval} {vs['verdict']}"
+        text = f"{c.interval.estimate:.4g} [{c.interval.low:.4g}, {c.interval.high:.4g}]"
+        vs = c.vs_reference
+        if vs is not None:
+            diff = vs.interval
+            text += (
+                f"; vs {comparison.reference}: {diff.estimate:+.3g} [{diff.low:+.3g}, {diff.high:+.3g}] {vs.verdict}"
+            )
         return text
 
     rows = [
-        {"variant": v, **{m["label"]: cell(row.get(m["name"])) for m in comparison["metrics"]}}
-        for v, row in comparison["variants"].items()
+        {"variant": v, **{m.label: cell(row.get(m.name)) for m in comparison.metrics}}
+        for v, row in comparison.cells.items()
     ]
     caption = (
-        f"means with {comparison['level']:.0%} bootstrap intervals ({comparison['resamples']} resamples); "
-        f"differences paired against {comparison['reference']}"
+        f"means with {comparison.level:.0%} bootstrap intervals ({comparison.resamples} resamples); "
+        f"differences paired against {comparison.reference}"
     )
     return table_html(pd.DataFrame(rows), caption)
 
@@ -447,9 +452,6 @@ def _label(expectation: Mapping) -> str:
 
 def _guards_validate(run: RunData) -> list[str]:
     """What each validate expectation guards, from the suite's table (same order as the summary)."""
-    from selectit.checks.examples import examples_suite
-    from selectit.config import ValidateConfig
-
     try:
         table = examples_suite(ValidateConfig(**run.validate.settings["validate"]))
     except (KeyError, TypeError):
@@ -459,8 +461,6 @@ def _guards_validate(run: RunData) -> list[str]:
 
 def _guards_ratings(run: RunData) -> list[str]:
     """What each rating check guards, from the aggregate stage's suite table (same order)."""
-    from selectit.checks.ratings import ratings_suite
-
     counts = {"raters": len(run.raters), "prompts": run.params.score.num_prompts, "ids": len(run.scores)}
     table = ratings_suite(set(), counts)
     return [entry.reason for entry in table] if len(table) == len(run.aggregate.rating_checks) else []

@@ -18,6 +18,11 @@ from selectit.core.catalog import rater_name
 from selectit.core.errors import InputError
 from selectit.core.layout import Layout
 from selectit.core.records import Example, read_example_records
+from selectit.rating.models import load_tokenizer, resolve
+from selectit.rating.prompts import RatingPrompts
+from selectit.rating.texts import RatingTextEncoder
+from selectit.rating_params import rating_settings
+from selectit.scoring.formulas import normalise_digit_probs
 from selectit.scoring.tables import SENTENCE_PREFIX, read_ratings, read_scores, with_token_scores
 
 
@@ -27,8 +32,8 @@ class RatingTexts:
 
     name: str
     tokenizer: object
-    encoder: object  # RatingTextEncoder
-    prompts: object  # RatingPrompts
+    encoder: RatingTextEncoder
+    prompts: RatingPrompts
 
     def header(self) -> str:
         digits = self.tokenizer.convert_ids_to_tokens(self.encoder.digit_token_ids())
@@ -49,22 +54,21 @@ class RatingTexts:
         )
 
 
-def rating_texts(spec: str, cfg: ScoreConfig) -> RatingTexts:
+def rating_texts(spec: str, score: ScoreConfig) -> RatingTexts:
     """Load a rater's tokenizer (not its weights) and the encoder of the rating prompts."""
     from transformers import AutoConfig
 
+    # torch: the engine module loads it; explain without texts and the report need neither.
     from selectit.rating.engine import config_context_length
-    from selectit.rating.models import load_tokenizer, resolve
-    from selectit.rating.rate import rating_prompts
-    from selectit.rating.texts import RatingTextEncoder
 
-    source = resolve(spec, cfg.trust_remote_code)
-    tokenizer = load_tokenizer(source, cfg.trust_remote_code)
+    rating = rating_settings(score)
+    source = resolve(spec, rating.trust_remote_code)
+    tokenizer = load_tokenizer(source, rating.trust_remote_code)
     context = config_context_length(
-        AutoConfig.from_pretrained(source.location, trust_remote_code=cfg.trust_remote_code)
+        AutoConfig.from_pretrained(source.location, trust_remote_code=rating.trust_remote_code)
     )
-    prompts = rating_prompts(cfg)
-    encoder = RatingTextEncoder(tokenizer, prompts, min(cfg.max_length or context, context), source.name)
+    prompts = rating.prompts()
+    encoder = RatingTextEncoder(tokenizer, prompts, min(rating.max_length or context, context), source.name)
     return RatingTexts(source.name, tokenizer, encoder, prompts)
 
 
@@ -80,8 +84,6 @@ def find_example(layout: Layout, example_id: str) -> tuple[Example, bool]:
 
 def explain(params: Params, layout: Layout, example_id: str, with_texts: bool = True) -> Iterator[str]:
     """The explanation, line by line (texts need each rater's tokenizer; `with_texts=False` skips them)."""
-    from selectit.scoring.formulas import normalise_digit_probs
-
     example, held_out = find_example(layout, example_id)
     yield f"# example {example.id} ({example.source} row {example.row})"
     if held_out:

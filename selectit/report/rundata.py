@@ -13,11 +13,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from selectit.audit.report import AuditReport
 from selectit.config import Params
 from selectit.core.catalog import rater_name
 from selectit.core.errors import InputError
 from selectit.core.layout import Layout
 from selectit.core.records import Example, Reject, read_example_records, read_rejects
+from selectit.evaluation.compare import Comparison
 from selectit.finetune.train import LOSS_HISTORY
 from selectit.scoring.tables import read_ratings, read_scores, with_token_scores
 from selectit.summaries import (
@@ -45,8 +47,8 @@ class RunData:
     select: SelectSummary
     score: dict[str, ScoreSummary]
     validate_rejects: list[Reject]
-    comparison: dict | None = None  # comparison.json when the compare stage has run
-    audit: dict | None = None  # audit.json when the audit stage has run (issue 8)
+    comparison: Comparison | None = None  # comparison.json when the compare stage has run
+    audit: AuditReport | None = None  # audit.json when the audit stage has run, switched on
     finetune: dict[str, FinetuneSummary] = field(default_factory=dict)
     # variant -> [(step, loss)]: every logged loss (loss_history.json beside the model), else
     # the first and last, which the finetune summary keeps (results trained before it was saved).
@@ -74,9 +76,9 @@ def _optional(load, *args):
 def load_run(params: Params, layout: Layout) -> RunData:
     """Read a run; a missing output of the selection stages names the stage to run."""
     raters = [rater_name(r) for r in params.score.raters]
-    score = {r: ScoreSummary.load(layout.rater_scores(r), f"score@{r}") for r in raters}
-    aggregate = AggregateSummary.load(layout.aggregated, "aggregate")
-    select = SelectSummary.load(layout.selected, "select")
+    score = {r: ScoreSummary.load(layout.rater_scores(r), r) for r in raters}
+    aggregate = AggregateSummary.load(layout.aggregated)
+    select = SelectSummary.load(layout.selected)
     # The figures and tables show the token-level score the selection was made from.
     ratings = with_token_scores(
         pa.concat_tables([read_ratings(layout.ratings_table(r)) for r in raters]), params.aggregate
@@ -93,7 +95,7 @@ def load_run(params: Params, layout: Layout) -> RunData:
         ratings=ratings,
         scores=scores,
         selected=selected,
-        validate=_optional(ValidateSummary.load, layout.validated, "validate"),
+        validate=_optional(ValidateSummary.load, layout.validated),
         aggregate=aggregate,
         select=select,
         score=score,
@@ -101,11 +103,11 @@ def load_run(params: Params, layout: Layout) -> RunData:
     )
     comparison = layout.comparison / COMPARISON_JSON
     if comparison.is_file():
-        run.comparison = json.loads(comparison.read_text(encoding="utf-8"))
+        run.comparison = Comparison.load(comparison)
     if layout.audit_report.is_file():
-        run.audit = json.loads(layout.audit_report.read_text(encoding="utf-8"))
+        run.audit = AuditReport.load(layout.audit_report, layout.rejects(layout.audit))
     for variant in params.finetune.variants:
-        summary = _optional(FinetuneSummary.load, layout.finetuned(variant))
+        summary = _optional(FinetuneSummary.load, layout.finetuned(variant), variant)
         if summary is not None:
             run.finetune[variant] = summary
             history = layout.finetuned_model(variant) / LOSS_HISTORY

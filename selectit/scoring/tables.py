@@ -8,6 +8,7 @@ model again: `aggregate` recomputes scores.parquet from it.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from selectit.config import AggregateConfig
 from selectit.core.errors import InputError, RatingsError
 from selectit.core.io import atomic_write
 from selectit.core.records import Example, Reject
@@ -117,6 +119,30 @@ def aggregate(
     check_ratings(ratings)
     token = token_level_scores(ratings, token_score, authors_softmax)
     return aggregate_token_scores(ratings, token, alpha, weights)
+
+
+@dataclass(frozen=True)
+class Scores:
+    table: pa.Table  # scores.parquet: one row per example, ranked best first
+    weights: dict[str, float]  # rater -> normalised weight
+
+    @property
+    def nan_scores(self) -> int:
+        return int(np.isnan(self.table["model_score"].to_numpy()).sum())
+
+    @property
+    def quantiles(self) -> dict[str, float]:
+        """min, p25, median, p75 and max of the model-level score."""
+        values = np.nanquantile(self.table["model_score"].to_numpy(), [0, 0.25, 0.5, 0.75, 1]).tolist()
+        return dict(zip(["min", "p25", "median", "p75", "max"], values, strict=True))
+
+
+def score_ratings(ratings: pa.Table, cfg: AggregateConfig, out: str | Path) -> Scores:
+    """`aggregate` with the aggregate settings of params.yaml; the scores table is written to `out`.
+    The aggregate stage and `selectit aggregate` both call it."""
+    table, weights = aggregate(ratings, cfg.alpha, cfg.authors_softmax, cfg.weights, cfg.token_score)
+    write_parquet(table, out)
+    return Scores(table, weights)
 
 
 def token_level_scores(ratings: pa.Table, token_score: str, authors_softmax: bool) -> np.ndarray:

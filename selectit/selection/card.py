@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import yaml
 
-from selectit.summaries import ScoreSummary
+from selectit.config import Params
+from selectit.core.catalog import rater_name
+from selectit.core.layout import Layout
+from selectit.selection.output import Selection
+from selectit.summaries import AggregateSummary, IngestSummary, ScoreSummary, ValidateSummary
 
 LICENCE_NOTE = (
     "The selection is a subset of the source data and carries its licence. The offline "
@@ -103,3 +109,46 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 
 {LICENCE_NOTE}
 """
+
+
+def run_card(params: Params, layout: Layout, selection: Selection, shown_source: str, command: str) -> str:
+    """The card of a pipeline run's selection, from the summaries the earlier stages wrote.
+
+    `shown_source` is the source as the card names it (as params.yaml spells it,
+    not an absolute path on this machine)."""
+    ingested = IngestSummary.load(layout.ingested)
+    validated = ValidateSummary.load(layout.validated)
+    raters = [ScoreSummary.load(layout.rater_scores(rater_name(r))) for r in params.score.raters]
+    aggregated = AggregateSummary.load(layout.aggregated)
+    counts = {
+        "rows_read": ingested.examples_read + ingested.rejects,
+        "rejected_at_ingest": ingested.rejects,
+        "duplicates_among_them": ingested.duplicates,
+        "used_after_limit": ingested.examples,
+        "rejected_at_validation": validated.rejects,
+        "held_out_for_evaluation": validated.heldout,
+        "rejected_at_scoring": aggregated.rejects,
+        "scored": len(selection.scores),
+        "selected": len(selection.kept),
+    }
+    # Each stage recorded the settings it ran with; the card shows those, so it
+    # describes the data as produced even when only the select stage re-ran.
+    settings = {
+        **ingested.settings,
+        **validated.settings,
+        **raters[0].settings,
+        **aggregated.settings,
+        "select": dataclasses.asdict(params.select),
+    }
+    settings["ingest"] = {**settings["ingest"], "source": shown_source}
+    return dataset_card(
+        name="Selective Alpaca",
+        sources=[{**s, "source": shown_source} for s in ingested.sources],
+        counts=counts,
+        settings=settings,
+        raters=raters,
+        weights=aggregated.weights,
+        scores=selection.scores,
+        kept_scores=selection.kept_scores,
+        command=command,
+    )

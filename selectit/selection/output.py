@@ -1,0 +1,94 @@
+"""The selection's files: the kept examples as Alpaca JSON, the kept ids and the left-out ids.
+
+The select stage and `selectit select` both write them with `write_selection`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from selectit.core.errors import InputError
+from selectit.core.io import write_text
+from selectit.core.records import Example, write_json_list
+from selectit.selection.top import select_top
+
+
+@dataclass(frozen=True)
+class Selection:
+    kept: list[str]  # ids, best first
+    left_out: list[str]  # ids, best first
+    scores: np.ndarray  # the model-level score of every scored example, best first
+    unscored: int  # examples that were read but never scored (left out unseen)
+
+    @property
+    def kept_scores(self) -> np.ndarray:
+        return self.scores[: len(self.kept)]
+
+    @property
+    def lowest_kept_score(self) -> float | None:
+        return float(np.min(self.kept_scores)) if len(self.kept) else None
+
+
+def write_selection(
+    scores: pa.Table,
+    examples: Iterable[Example],
+    ratio: float,
+    out: Path,
+    selected_ids: Path,
+    excluded_ids: Path,
+    *,
+    allow_unscored: bool,
+) -> Selection:
+    """Keep the top `ratio` of `scores`; write the kept examples to `out` in the order of
+    `examples` (a filtered copy of the input), then the kept and the left-out ids, best first.
+
+    `examples` are streamed: no example is held longer than its row. Every scored example
+    must be among them (`InputError` otherwise); an example that was never scored is an
+    `InputError` too unless `allow_unscored`. On an error nothing is written."""
+    ranked = scores.sort_by("rank")
+    kept, left_out = select_top(ranked, ratio)
+    unscored = _Unscored(set(left_out))
+    rows = _kept_rows(examples, kept, unscored, allow_unscored)
+    write_json_list(rows, out)
+    write_text(selected_ids, "".join(i + "\n" for i in kept))
+    write_text(excluded_ids, "".join(i + "\n" for i in left_out))
+    return Selection(kept, left_out, ranked["model_score"].to_numpy(), unscored.count)
+
+
+@dataclass
+class _Unscored:
+    left_out: set[str]
+    count: int = 0
+    first: Example | None = None
+
+
+def _kept_rows(
+    examples: Iterable[Example], kept: list[str], unscored: _Unscored, allow_unscored: bool
+) -> Iterator[dict[str, str]]:
+    """The Alpaca rows of the kept examples. The checks run at the end of the stream, so
+    an error leaves the output unwritten (it is written atomically)."""
+    wanted, found, read = set(kept), set(), 0
+    for example in examples:
+        read += 1
+        if example.id in wanted:
+            found.add(example.id)
+            yield {"instruction": example.instruction, "input": example.input, "output": example.output}
+        elif example.id not in unscored.left_out:
+            unscored.count += 1
+            unscored.first = unscored.first or example
+    missing = [i for i in kept if i not in found]
+    if missing:
+        raise InputError(
+            f"{len(missing)} scored examples (e.g. {missing[0]}) are not in the inputs; pass the files that were scored"
+        )
+    if unscored.count and not allow_unscored:
+        first = unscored.first
+        raise InputError(
+            f"{unscored.count} of {read} input examples were never scored (e.g. row {first.row} of {first.source}): "
+            "the selection would drop them unseen; score them, pass only the files that were scored, "
+            "or add --allow-unscored to select among the scored ones"
+        )

@@ -15,7 +15,7 @@ from selectit.finetune.format import alpaca_prompt
 
 
 def heldout_nll(
-    model, tokenizer, examples: Sequence[Example], *, batch_size: int = 8, max_length: int = 1024, progress: bool = True
+    model, tokenizer, examples: Sequence[Example], *, batch_size: int, max_length: int, progress: bool = True
 ) -> tuple[list[str], list[float]]:
     """(example ids, each example's mean NLL per response token, in nats)."""
     import torch

@@ -127,7 +127,7 @@ def test_heldout_loss_matches_a_hand_computation(tiny_model):
 
     model, tokenizer = load_variant(None, str(tiny_model), torch.device("cpu"))
     examples = [TRAIN[0], Example("t9", "Add.", "2 and 3", "5", "s", 9, "alpaca", {})]
-    ids, scores = heldout_nll(model, tokenizer, examples, batch_size=2, progress=False)
+    ids, scores = heldout_nll(model, tokenizer, examples, batch_size=2, max_length=1024, progress=False)
     assert ids == ["t0", "t9"]
     for example, score in zip(examples, scores, strict=True):
         prompt = tokenizer(alpaca_prompt(example.instruction, example.input))["input_ids"]

@@ -8,36 +8,25 @@ reach, and only what rates imports it, so no other stage depends on rating's set
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TypeVar
+
 from selectit.config import RayConfig, ScoreConfig
 from selectit.rating.settings import RatingSettings, RaySettings
+
+T = TypeVar("T")
+
+
+def _settings(cls: type[T], config: object) -> T:
+    """`cls` filled from the config's fields of the same names (the settings name them as params.yaml does)."""
+    return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(cls)})
 
 
 def rating_settings(score: ScoreConfig) -> RatingSettings:
     """What rating reads of `score`: every key but the list of raters."""
-    return RatingSettings(
-        prompt_set=score.prompt_set,
-        num_prompts=score.num_prompts,
-        template=score.template,
-        layout=score.layout,
-        cue=score.cue,
-        k=score.k,
-        dtype=score.dtype,
-        device=score.device,
-        token_budget=score.token_budget,
-        shard_size=score.shard_size,
-        max_length=score.max_length,
-        trust_remote_code=score.trust_remote_code,
-        compile=score.compile,
-    )
+    return _settings(RatingSettings, score)
 
 
 def ray_settings(ray: RayConfig) -> RaySettings:
     """What rating on Ray reads of `ray`; only for a `ray` that names an address (enabled)."""
-    return RaySettings(
-        address=ray.address,
-        replicas=ray.replicas,
-        cpus_per_replica=ray.cpus_per_replica,
-        gpus_per_replica=ray.gpus_per_replica,
-        retries=ray.retries,
-        prefect_api_url=ray.prefect_api_url,
-    )
+    return _settings(RaySettings, ray)

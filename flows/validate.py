@@ -19,12 +19,12 @@ from tasks.validate import validate_records
 
 @flow(name=Stage.VALIDATE, log_prints=True, version=code_version(__name__))
 def validate_flow(context: RunContext) -> ValidateSummary:
-    layout = context.layout
-    cfg = context.params.validate
-    with tracked_stage(context, Stage.VALIDATE, {"validate": dataclasses.asdict(cfg)}, __name__) as log:
+    layout, params = context.layout, context.params
+    settings = {"validate": dataclasses.asdict(params.validate), "hygiene": dataclasses.asdict(params.hygiene)}
+    with tracked_stage(context, Stage.VALIDATE, settings, __name__) as log:
         ValidateSummary.discard(layout.validated)
-        check_ingested(layout, context.params)
-        summary = validate_records(cfg, layout)
+        check_ingested(layout, params)
+        summary = validate_records(params, layout, context.progress)
         log.metrics(summary.headline(), headline=True)
         log.tags(
             {

@@ -72,6 +72,31 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class HygieneConfig:
+    """What the validate stage removes before anything is scored: benchmark questions and
+    near-duplicates. Removed rows are rejects with their reason, never silently dropped."""
+
+    decontaminate: bool  # reject examples that share a word n-gram with a question of evaluate.benchmarks_dir
+    ngram: int  # words per n-gram (GPT-3's decontamination: 13)
+    near_duplicates: bool  # reject later examples whose MinHash-estimated Jaccard with a kept one is >= jaccard
+    jaccard: float  # in (0, 1]; NeMo Curator and data-juicer use about 0.8
+    shingle_words: int  # words per shingle of the MinHash
+    minhash_permutations: int  # more: a closer Jaccard estimate, more time
+
+    def validate(self, where: str) -> None:
+        if self.ngram < 5:  # shorter n-grams match ordinary phrases, not copied questions
+            raise ParamsError(f"{where}.ngram: expected an integer >= 5 (GPT-3 used 13), got {self.ngram}")
+        if not 0 < self.jaccard <= 1:
+            raise ParamsError(f"{where}.jaccard: expected a similarity in (0, 1], got {self.jaccard}")
+        _positive(self.shingle_words, f"{where}.shingle_words")
+        if self.minhash_permutations < 16:
+            raise ParamsError(
+                f"{where}.minhash_permutations: expected an integer >= 16 (the Jaccard estimate's error "
+                f"grows as 1/sqrt of it), got {self.minhash_permutations}"
+            )
+
+
+@dataclass(frozen=True)
 class ScoreConfig:
     raters: list[str]  # short names, local folders/GGUF files, or hub ids
     prompt_set: str  # packaged set name or a YAML file
@@ -356,6 +381,7 @@ class TrackingConfig:
 class Params:
     ingest: IngestConfig
     validate: ValidateConfig
+    hygiene: HygieneConfig
     score: ScoreConfig
     aggregate: AggregateConfig
     select: SelectConfig
@@ -426,6 +452,11 @@ def _check_across_sections(params: Params, path: Path) -> None:
         raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true, a benchmark count or a judge")
     if params.evaluate.heldout_loss and params.validate.heldout == 0:
         raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
+    if params.hygiene.decontaminate and not Path(evaluate.benchmarks_dir).is_dir():
+        raise ParamsError(
+            f"{path}: evaluate.benchmarks_dir: {evaluate.benchmarks_dir} is not a folder; decontamination "
+            "(hygiene.decontaminate) reads every benchmark there; name the folder, or set hygiene.decontaminate: false"
+        )
 
 
 def _build(cls_name, raw: Any, where: str):

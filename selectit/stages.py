@@ -107,8 +107,8 @@ STAGES: dict[Stage, StageSpec] = {
             Stage.VALIDATE,
             ValidateSummary,
             _stage_folder(lambda layout: layout.validated),
-            params=_entries(["validate"]),
-            deps=_entries([DATA.ingested]),
+            params=_entries(["validate", "hygiene", "evaluate.benchmarks_dir"]),
+            deps=_entries([DATA.ingested, "${evaluate.benchmarks_dir}"]),
             outs=_entries([DATA.validated, DATA.validation_docs]),
         ),
         StageSpec(

@@ -102,10 +102,19 @@ class ValidateSummary(StageSummary):
     rejects: int
     expectations: list[dict]  # one per expectation: expectation, column, success, counts
     data_docs: str | None
+    contaminated: dict[str, int] = field(default_factory=dict)  # benchmark -> examples removed (hygiene)
+    near_duplicates: int = 0  # examples removed as near-duplicates of earlier ones (hygiene)
     settings: dict = field(default_factory=dict)
 
     def headline(self):
-        return {"examples_in": self.examples_in, "valid": self.valid, "heldout": self.heldout, "rejects": self.rejects}
+        return {
+            "examples_in": self.examples_in,
+            "valid": self.valid,
+            "heldout": self.heldout,
+            "rejects": self.rejects,
+            "contaminated": sum(self.contaminated.values()),
+            "near_duplicates": self.near_duplicates,
+        }
 
 
 @dataclass

@@ -148,6 +148,10 @@ def _small_tail(params: dict, base_model: str) -> None:
     # named absolutely, since these params files sit outside the project.
     params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
     params["evaluate"]["heldout_loss"] = True
+    # Decontamination reads every benchmark (about 10 s); tests/unit/test_hygiene.py and the pipeline
+    # test with every option on run it against a tiny benchmarks folder (tiny_benchmarks).
+    params["evaluate"]["benchmarks_dir"] = str(SHARED_DATA / "benchmarks")
+    params["hygiene"]["decontaminate"] = False
     params["evaluate"]["benchmarks"] = {name: 0 for name in params["evaluate"]["benchmarks"]}
     params["finetune"].update(
         {
@@ -278,3 +282,27 @@ def lineage_chain(runs, start: str) -> list[str]:
         chain.append(run.info.run_name)
     assert run.data.tags["source.0.sha256"]  # ingest names the input file's hash
     return chain
+
+
+GSM8K_QUESTION = (
+    "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
+    "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg."
+)
+
+
+def tiny_benchmarks(folder: Path) -> Path:
+    """A benchmarks folder laid out as evaluate.benchmarks_dir expects, one question per benchmark
+    (GSM8K's is GSM8K_QUESTION)."""
+    import gzip
+    import zipfile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "bbh").mkdir(exist_ok=True)
+    (folder / "bbh" / "navigate.json").write_text(json.dumps({"examples": [{"input": "Turn left.", "target": "No"}]}))
+    (folder / "gsm8k_test.jsonl").write_text(json.dumps({"question": GSM8K_QUESTION, "answer": "#### 18"}) + "\n")
+    with gzip.open(folder / "humaneval.jsonl.gz", "wt") as handle:
+        handle.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():"}) + "\n")
+    (folder / "alpaca_eval_805_davinci003.json").write_text(json.dumps([{"instruction": "Say hi.", "output": "Hi"}]))
+    with zipfile.ZipFile(folder / "mmlu.zip", "w") as archive:
+        archive.writestr("data/test/anatomy_test.csv", "What is it?,a,b,c,d,A\n")
+    return folder

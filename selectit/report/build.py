@@ -428,6 +428,7 @@ def _validation(run: RunData) -> Section:
             "<th>expectation</th><th>guards</th><th>level</th><th>result</th><th>failing</th><th>rejected</th>"
             f"<th>failing examples</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
         )
+        section.raw(_hygiene_table(run))
     else:
         section.note("No validate summary in this data folder.")
     guards = _guards_ratings(run)
@@ -442,6 +443,21 @@ def _validation(run: RunData) -> Section:
         f"<th>guards</th><th>result</th><th>failing</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
     return section
+
+
+def _hygiene_table(run: RunData) -> str:
+    """What the hygiene pass removed: examples per benchmark they copy, near-duplicates, with a few reasons."""
+    kinds = {f"contaminated: {name}": (n, f" with {name} question ") for name, n in run.validate.contaminated.items()}
+    kinds["near-duplicates"] = (run.validate.near_duplicates, "near-duplicate of ")
+    rows = []
+    for kind, (count, marker) in kinds.items():
+        shown = [r for r in run.validate_rejects if marker in r.reason][:SHOWN_FAILURES]
+        examples = "<br>".join(html.escape(f"{r.source} row {r.row}: {r.reason}") for r in shown)
+        rows.append(f"<tr><td>{html.escape(kind)}</td><td>{count}</td><td>{examples}</td></tr>")
+    return (
+        '<h3>validate: hygiene</h3><table class="data" id="hygiene"><thead><tr><th>removed as</th>'
+        f"<th>examples</th><th>examples removed</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _label(expectation: Mapping) -> str:

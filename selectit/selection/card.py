@@ -126,6 +126,8 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         "duplicates_among_them": ingested.duplicates,
         "used_after_limit": ingested.examples,
         "rejected_at_validation": validated.rejects,
+        **{f"of_them_contaminated_by_{name}": n for name, n in validated.contaminated.items()},
+        "of_them_near_duplicates": validated.near_duplicates,
         "held_out_for_evaluation": validated.heldout,
         "rejected_at_scoring": aggregated.rejects,
         "scored": len(selection.scores),

@@ -7,7 +7,15 @@ import json
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from helpers import TINY_ROWS, command_env, lineage_chain, pipeline_params, stage_context
+from helpers import (
+    GSM8K_QUESTION,
+    TINY_ROWS,
+    command_env,
+    lineage_chain,
+    pipeline_params,
+    stage_context,
+    tiny_benchmarks,
+)
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -15,13 +23,27 @@ MORE_ROWS = [
 ]
 
 
+# Rows the validate stage's hygiene pass removes: a copied GSM8K question, and TINY_ROWS[3] with
+# other punctuation (the suite's exact-content check keeps it; its words are the same).
+PLANTED = [
+    {"instruction": "Solve this.", "input": GSM8K_QUESTION, "output": "She makes $18 every day."},
+    {**TINY_ROWS[3], "output": "Bonjour!"},
+]
+
+
 @pytest.fixture
 def project(tmp_path, tiny_model, prefect_harness):
     source = tmp_path / "source.json"
-    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS))
+    source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + PLANTED))
     twin = tmp_path / "twin-llama"
     twin.symlink_to(tiny_model, target_is_directory=True)
-    params = pipeline_params(tmp_path, source, [str(tiny_model), str(twin)])
+    params = pipeline_params(
+        tmp_path,
+        source,
+        [str(tiny_model), str(twin)],
+        hygiene__decontaminate=True,
+        evaluate__benchmarks_dir=str(tiny_benchmarks(tmp_path / "benchmarks")),
+    )
     return params, tmp_path / "data", source
 
 
@@ -44,6 +66,9 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     source_section = card.split("## Source")[1].split("## Counts")[0]
     assert "| `source.json` |" in source_section and str(params.parent) not in source_section
     assert (data / "reports" / "validation" / "index.html").is_file()
+    # The hygiene pass: the GSM8K question and the near-duplicate are rejects, never scored.
+    assert results.stages["validate"].contaminated == {"gsm8k": 1} and results.stages["validate"].near_duplicates == 1
+    assert "| of them contaminated by gsm8k | 1 |" in card and "| of them near duplicates | 1 |" in card
     assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 14  # 7 examples x 2 prompts
 
     from mlflow.tracking import MlflowClient
@@ -64,7 +89,8 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert all(r.data.tags.get("code_version", "").startswith("0.") for r in runs)
     # The parent run carries each stage's headline metrics, for MLflow's run table and compare view.
     parent_metrics = parents[0].data.metrics
-    assert parent_metrics["ingest.examples"] == 10 and parent_metrics["select.selected"] == 4
+    assert parent_metrics["ingest.examples"] == 12 and parent_metrics["select.selected"] == 4
+    assert parent_metrics["validate.contaminated"] == 1 and parent_metrics["validate.near_duplicates"] == 1
     assert parent_metrics["aggregate.examples"] == 7 and "aggregate.score_median" in parent_metrics
     assert parent_metrics["score_twin-llama.texts_run"] == 14
 

@@ -22,6 +22,14 @@ BASE = {
         "download_timeout_s": 1800,
     },
     "validate": {"min_chars": 1, "max_chars": 20000, "max_reject_fraction": 0.2, "heldout": 0.1, "seed": 0},
+    "hygiene": {
+        "decontaminate": False,  # on, it needs benchmarks_dir to exist (test_decontamination_needs_the_benchmarks)
+        "ngram": 13,
+        "near_duplicates": True,
+        "jaccard": 0.8,
+        "shingle_words": 5,
+        "minhash_permutations": 128,
+    },
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],
         "prompt_set": "default",
@@ -249,6 +257,11 @@ def test_k_outside_two_to_nine_rejected(tmp_path, k):
         ("ray.cpus_per_replica", 0, "ray.cpus_per_replica"),
         ("ray.gpus_per_replica", -1, "ray.gpus_per_replica"),
         ("ray.retries", -1, "ray.retries"),
+        ("hygiene.ngram", 4, "hygiene.ngram"),
+        ("hygiene.jaccard", 0, "hygiene.jaccard"),
+        ("hygiene.jaccard", 1.5, "hygiene.jaccard"),
+        ("hygiene.shingle_words", 0, "hygiene.shingle_words"),
+        ("hygiene.minhash_permutations", 8, "hygiene.minhash_permutations"),
     ],
 )
 def test_invalid_values_rejected_naming_the_key(tmp_path, dotted, value, where):
@@ -395,3 +408,10 @@ def test_benchmarks_dir_is_relative_to_the_params_file(tmp_path):
     assert params.evaluate.benchmarks_dir == str(tmp_path / "sub" / "benchmarks")
     assert params.finetune.accumulation_steps == 2
     assert params.evaluate.active_benchmarks == {"mmlu": 1}
+
+
+def test_decontamination_needs_the_benchmarks(tmp_path):
+    with pytest.raises(ParamsError, match=r"evaluate\.benchmarks_dir: .*benchmarks is not a folder.*hygiene"):
+        load_params(write_params(tmp_path, {"hygiene.decontaminate": True}))
+    (tmp_path / "benchmarks").mkdir()
+    assert load_params(write_params(tmp_path, {"hygiene.decontaminate": True})).hygiene.decontaminate

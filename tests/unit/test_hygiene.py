@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
+from helpers import GSM8K_QUESTION, ROOT, tiny_benchmarks
 
+from selectit.checks.run import validate_folder
+from selectit.config import HygieneConfig, ValidateConfig
 from selectit.core.errors import InputError
+from selectit.core.layout import Layout
+from selectit.core.records import Example, example_id, write_example_records
 from selectit.hygiene.benchmark_texts import BenchmarkText, iter_benchmark_texts
 from selectit.hygiene.decontamination import BenchmarkNgrams, words
 from selectit.hygiene.near_duplicates import NearDuplicateFilter, shingles
-
-GSM8K_QUESTION = (
-    "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
-    "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg."
-)
 
 
 def test_words_drop_case_punctuation_and_whitespace():
@@ -50,18 +50,10 @@ def test_the_first_question_owns_a_shared_ngram():
 
 
 def test_benchmark_texts_read_every_benchmark(tmp_path: Path):
-    (tmp_path / "bbh").mkdir()
-    (tmp_path / "bbh" / "navigate.json").write_text(json.dumps({"examples": [{"input": "Turn left.", "target": "No"}]}))
-    (tmp_path / "gsm8k_test.jsonl").write_text(json.dumps({"question": "Q1", "answer": "#### 1"}) + "\n")
-    with gzip.open(tmp_path / "humaneval.jsonl.gz", "wt") as handle:
-        handle.write(json.dumps({"task_id": "HumanEval/0", "prompt": "def f():"}) + "\n")
-    (tmp_path / "alpaca_eval_805_davinci003.json").write_text(json.dumps([{"instruction": "Say hi.", "output": "Hi"}]))
-    with zipfile.ZipFile(tmp_path / "mmlu.zip", "w") as archive:
-        archive.writestr("data/test/anatomy_test.csv", "What is it?,a,b,c,d,A\n")
-    found = [(t.benchmark, t.index, t.text) for t in iter_benchmark_texts(tmp_path)]
+    found = [(t.benchmark, t.index, t.text[:12]) for t in iter_benchmark_texts(tiny_benchmarks(tmp_path))]
     assert found == [
-        ("mmlu", "anatomy/test/0", "What is it? a b c d"),
-        ("gsm8k", "0", "Q1"),
+        ("mmlu", "anatomy/test/0", "What is it? "),
+        ("gsm8k", "0", "Janet's duck"),
         ("bbh", "navigate/0", "Turn left."),
         ("humaneval", "HumanEval/0", "def f():"),
         ("alpaca_eval", "0", "Say hi."),
@@ -111,3 +103,54 @@ def test_the_first_occurrence_is_kept_and_later_ones_point_to_it():
     assert dedup.check("first", text) is None
     assert dedup.check("second", text + " ").of == "first"
     assert dedup.check("third", text.upper()).of == "first"  # normalised like decontamination
+
+
+def _validate(tmp_path: Path, rows: list[dict], **hygiene):
+    """The validate stage's library call on `rows` as ingested records, with the tiny benchmarks."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    layout = Layout(tmp_path / "data")
+    examples = [
+        Example(
+            example_id(r["instruction"], r["input"], r["output"]),
+            r["instruction"],
+            r["input"],
+            r["output"],
+            "in.json",
+            i,
+            "alpaca",
+            r,
+        )
+        for i, r in enumerate(rows)
+    ]
+    write_example_records(examples, layout.examples(layout.ingested))
+    validate = ValidateConfig(**{**raw["validate"], "heldout": 0.0})
+    summary = validate_folder(
+        validate, HygieneConfig(**{**raw["hygiene"], **hygiene}), tiny_benchmarks(tmp_path / "bench"), layout, False
+    )
+    kept = [json.loads(line)["row"] for line in layout.examples(layout.validated).read_text().splitlines()]
+    rejects = [json.loads(line) for line in layout.rejects(layout.validated).read_text().splitlines()]
+    return summary, kept, rejects
+
+
+POOL = [
+    {"instruction": "Solve it.", "input": GSM8K_QUESTION, "output": "She makes $18 every day."},
+    {"instruction": "Write a short poem about the sea and the wind at night.", "input": "", "output": "Waves hum low."},
+    {"instruction": "Write a short poem about the sea and the wind at night!", "input": "", "output": "Waves hum low."},
+    {"instruction": "Name a primary colour.", "input": "", "output": "Red."},
+]
+
+
+def test_the_validate_stage_rejects_a_benchmark_question_and_a_near_duplicate(tmp_path):
+    summary, kept, rejects = _validate(tmp_path, POOL)
+    assert kept == [1, 3]  # the GSM8K question and the later near-duplicate are gone, the first poem stays
+    assert summary.contaminated == {"gsm8k": 1} and summary.near_duplicates == 1
+    assert (summary.valid, summary.rejects) == (2, 2)
+    reasons = {r["row"]: r["reason"] for r in rejects}
+    assert reasons[0].startswith("contaminated: shares the words 'janet s ducks") and "gsm8k question 0" in reasons[0]
+    assert reasons[2].startswith("near-duplicate of ")
+    assert summary.settings["hygiene"]["ngram"] == 13
+
+
+def test_with_the_hygiene_switched_off_every_valid_row_stays(tmp_path):
+    summary, kept, rejects = _validate(tmp_path, POOL, decontaminate=False, near_duplicates=False)
+    assert kept == [0, 1, 2, 3] and rejects == [] and summary.contaminated == {}

@@ -30,6 +30,11 @@ def pytest_collection_modifyitems(config, items):
 def pytest_configure(config: pytest.Config) -> None:
     # No internet here: nothing the tests start (Prefect's test server, MLflow) reports usage.
     switch_off_telemetry()
+    # DVC binds its log handlers to the sys.stdout of the moment it is first imported. Imported
+    # here, that is the session's capture; imported first inside a test that uses capsys or capfd,
+    # it would be that test's stream, closed when the test ends, and DVC's next log line (an
+    # in-process `dvc init` in a later test) would fail on it.
+    import dvc  # noqa: F401
 
 
 @pytest.fixture(scope="session")

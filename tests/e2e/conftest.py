@@ -19,8 +19,14 @@ def prefect_harness():
 
 
 @pytest.fixture
-def project_copy(tmp_path, tiny_model) -> ProjectCopy:
-    return ProjectCopy(tmp_path, tiny_model)
+def project_copy(tmp_path, tiny_model, prefect_harness) -> ProjectCopy:
+    from prefect.settings import PREFECT_API_URL
+
+    project = ProjectCopy(tmp_path, tiny_model)
+    # The project's commands report to the session's Prefect API rather than each starting a
+    # temporary server of its own: seconds per command, and the DVC tests run over thirty.
+    project.env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    return project
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from selectit.tracking import lineage
 from tasks.aggregate import aggregate_scores
 
 
-@flow(name=Stage.AGGREGATE, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.AGGREGATE.value, log_prints=True, version=code_version(__name__))
 def aggregate_flow(context: RunContext) -> AggregateSummary:
     params, layout = context.params, context.layout
     with tracked_stage(context, Stage.AGGREGATE, {"aggregate": dataclasses.asdict(params.aggregate)}, __name__) as log:

@@ -18,7 +18,7 @@ from selectit.tracking import lineage
 from tasks.audit import audit_judged_pairs
 
 
-@flow(name=Stage.AUDIT, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.AUDIT.value, log_prints=True, version=code_version(__name__))
 def audit_flow(context: RunContext) -> AuditSummary:
     params, layout = context.params, context.layout
     with tracked_stage(context, Stage.AUDIT, {"audit": dataclasses.asdict(params.audit)}, __name__) as log:

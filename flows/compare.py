@@ -15,7 +15,7 @@ from selectit.provenance import code_version
 from tasks.compare import compare
 
 
-@flow(name=Stage.COMPARE, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.COMPARE.value, log_prints=True, version=code_version(__name__))
 def compare_flow(context: RunContext) -> Comparison:
     params, layout = context.params, context.layout
     with tracked_stage(context, Stage.COMPARE, {"evaluate": dataclasses.asdict(params.evaluate)}, __name__) as log:

@@ -17,7 +17,7 @@ from selectit.tracking import lineage
 from tasks.evaluate import evaluate_variant
 
 
-@flow(name=Stage.EVALUATE, flow_run_name="evaluate-{variant}", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.EVALUATE.value, flow_run_name="evaluate-{variant}", log_prints=True, version=code_version(__name__))
 def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
     """`variant` is one entry of finetune.variants (DVC's stage is `evaluate@<variant>`)."""
     params, layout = context.params, context.layout

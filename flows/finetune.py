@@ -20,7 +20,7 @@ from tasks.finetune import train_variant
 
 # log_prints off: `datasets` fingerprints functions with dill, which disassembles them
 # through print() into a captured stdout; Prefect's print logging would log every line.
-@flow(name=Stage.FINETUNE, flow_run_name="finetune-{variant}", log_prints=False, version=code_version(__name__))
+@flow(name=Stage.FINETUNE.value, flow_run_name="finetune-{variant}", log_prints=False, version=code_version(__name__))
 def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
     """`variant` is one entry of finetune.variants (DVC's stage is `finetune@<variant>`)."""
     cfg, layout = context.params.finetune, context.layout

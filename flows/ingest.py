@@ -21,7 +21,7 @@ from tasks.ingest import ingest_sources
 DATASET_HEAD_ROWS = 10_000  # the rows MLflow's dataset digest reads (mlflow.data.digest_utils.MAX_ROWS)
 
 
-@flow(name=Stage.INGEST, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.INGEST.value, log_prints=True, version=code_version(__name__))
 def ingest_flow(context: RunContext) -> IngestSummary:
     layout = context.layout
     cfg = context.params.ingest

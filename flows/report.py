@@ -15,7 +15,7 @@ from selectit.report import ReportResult
 from tasks.report import build_run_report
 
 
-@flow(name=Stage.REPORT, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.REPORT.value, log_prints=True, version=code_version(__name__))
 def report_flow(context: RunContext) -> ReportResult:
     params, layout = context.params, context.layout
     settings = {name: dataclasses.asdict(getattr(params, name)) for name in ("select", "aggregate", "report")}

@@ -32,7 +32,7 @@ from selectit.summaries import ScoreSummary
 from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
 
 
-@flow(name=Stage.SCORE, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
+@flow(name=Stage.SCORE.value, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
 def score_flow(context: RunContext, rater: str) -> ScoreSummary:
     """`rater` is one entry of score.raters, as written there (DVC's stage is `score@<rater>`)."""
     cfg, layout = context.params.score, context.layout

@@ -22,7 +22,7 @@ from tasks.select import select_examples
 REPRODUCE = "make run    # or: dvc repro"
 
 
-@flow(name=Stage.SELECT, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.SELECT.value, log_prints=True, version=code_version(__name__))
 def select_flow(context: RunContext) -> SelectSummary:
     params, layout = context.params, context.layout
     source = params.ingest.source

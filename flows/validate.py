@@ -17,7 +17,7 @@ from selectit.tracking import lineage
 from tasks.validate import validate_records
 
 
-@flow(name=Stage.VALIDATE, log_prints=True, version=code_version(__name__))
+@flow(name=Stage.VALIDATE.value, log_prints=True, version=code_version(__name__))
 def validate_flow(context: RunContext) -> ValidateSummary:
     layout, params = context.layout, context.params
     settings = {"validate": dataclasses.asdict(params.validate), "hygiene": dataclasses.asdict(params.hygiene)}

@@ -245,7 +245,8 @@ def _stage_command(module: str, params, tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        # A hang guard: a fresh Prefect home migrates a new database first, over a minute on a busy 2-core machine.
+        timeout=300,
         env=command_env(tmp_path / "prefect"),
     )
 

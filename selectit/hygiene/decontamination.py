@@ -66,8 +66,9 @@ class BenchmarkNgrams:
             self.questions.append((item.benchmark, item.index))
         self._known = set(hashes)
         # A stable sort keeps the first question first among equal hashes.
-        order = np.argsort(np.array(hashes, dtype=np.int64), kind="stable")
-        self._sorted = np.array(hashes, dtype=np.int64)[order]
+        all_hashes = np.array(hashes, dtype=np.int64)
+        order = np.argsort(all_hashes, kind="stable")
+        self._sorted = all_hashes[order]
         self._owners = np.array(owners, dtype=np.int32)[order]
 
     def __len__(self) -> int:

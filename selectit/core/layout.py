@@ -47,6 +47,12 @@ class Layout:
     def shard_cache(self) -> Path:
         return self.root / "cache" / "ratings"
 
+    @property
+    def embeddings(self) -> Path:
+        """One embedding per scored example (selectit/core/embeddings.py), for semantic duplicates,
+        diversity-aware selection and coverage."""
+        return self.root / "embeddings" / "embeddings.parquet"
+
     # aggregate
     @property
     def aggregated(self) -> Path:

@@ -14,15 +14,22 @@ from collections.abc import Iterator
 
 from prefect import get_client
 from prefect.futures import PrefectFuture
-
-# Internal: the temporary ("ephemeral") server Prefect starts when no PREFECT_API_URL is
-# set. Prefect has no public handle on it; this one starts it (see
-# server_that_outlives_ctrl_c) and gives its address to Ray workers. It is a singleton
-# per port, so the instance made here is the one Prefect's client uses.
-from prefect.server.api.server import SubprocessASGIServer
 from prefect.settings import PREFECT_API_URL
 
 from selectit.core.errors import SelectitError
+
+
+def _temporary_server():
+    """Prefect's temporary ("ephemeral") server, the one it starts when no PREFECT_API_URL is set.
+
+    Internal: Prefect has no public handle on it; this one starts it (see
+    server_that_outlives_ctrl_c) and gives its address to Ray workers. It is a singleton per
+    port, so the instance made here is the one Prefect's client uses."""
+    # Imported here: the server module loads Prefect's whole server (FastAPI app, database
+    # models), seconds of every stage command's start, needed only when no server is configured.
+    from prefect.server.api.server import SubprocessASGIServer
+
+    return SubprocessASGIServer()
 
 
 def configured_api_url() -> str | None:
@@ -45,7 +52,7 @@ def server_that_outlives_ctrl_c() -> Iterator[None]:
         try:
             # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
             # default 20 s on a busy 2-core machine.
-            SubprocessASGIServer().start(timeout=120)
+            _temporary_server().start(timeout=120)
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     yield
@@ -60,7 +67,7 @@ def api_url_for_workers(chosen: str | None) -> str | None:
         return chosen
     if configured := configured_api_url():
         return configured
-    server = SubprocessASGIServer()  # the run's temporary server, when server_that_outlives_ctrl_c started one
+    server = _temporary_server()  # the run's temporary server, when server_that_outlives_ctrl_c started one
     return server.api_url if server.running else None
 
 

@@ -280,6 +280,9 @@ class EvaluateConfig:
     benchmarks_dir: str  # the offline benchmark files (relative to params.yaml)
     run_code: bool  # HumanEval executes model-written code; only when you accept that
     judge: JudgeConfig  # AlpacaEval-style win rate against text-davinci-003's answers
+    preference_pairs: int  # judged pairs for preference accuracy (0: off); never fitted on (preference_split.py)
+    preference_file: str  # the judged pairs (JSON lines, relative to params.yaml)
+    preference_seed: int  # which pairs are chosen
     max_new_tokens: int  # cap on generated tokens (GSM8K, BBH, HumanEval, judged answers)
     batch_size: int  # sequences per forward pass
     reference: str  # the variant every other one is compared with (paired bootstrap)
@@ -297,6 +300,12 @@ class EvaluateConfig:
                 f"{where}.benchmarks.humaneval: HumanEval runs model-written code; set "
                 "evaluate.run_code: true to allow it, or set humaneval to 0"
             )
+        if self.preference_pairs < 0:
+            raise ParamsError(f"{where}.preference_pairs: expected a count >= 0 (0: off), got {self.preference_pairs}")
+        if self.preference_pairs and not self.preference_file.strip():
+            raise ParamsError(f"{where}.preference_file: expected a JSON lines file of judged pairs")
+        if self.preference_seed < 0:
+            raise ParamsError(f"{where}.preference_seed: expected an integer >= 0, got {self.preference_seed}")
         _positive(self.max_new_tokens, f"{where}.max_new_tokens")
         _positive(self.batch_size, f"{where}.batch_size")
         _positive(self.bootstrap_resamples, f"{where}.bootstrap_resamples")
@@ -434,6 +443,9 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
     benchmarks_dir = evaluate.get("benchmarks_dir") if isinstance(evaluate, dict) else None
     if isinstance(benchmarks_dir, str):
         evaluate["benchmarks_dir"] = str(folder / benchmarks_dir)
+    preference_file = evaluate.get("preference_file") if isinstance(evaluate, dict) else None
+    if isinstance(preference_file, str) and preference_file.strip():
+        evaluate["preference_file"] = str(folder / preference_file)
     audit = raw.get("audit")
     pairs = audit.get("pairs") if isinstance(audit, dict) else None
     if isinstance(pairs, str) and pairs.strip():
@@ -448,8 +460,21 @@ def _check_across_sections(params: Params, path: Path) -> None:
             f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
         )
     evaluate = params.evaluate
-    if not evaluate.heldout_loss and not evaluate.active_benchmarks and not evaluate.judge.enabled:
-        raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true, a benchmark count or a judge")
+    if (
+        not evaluate.heldout_loss
+        and not evaluate.active_benchmarks
+        and not evaluate.judge.enabled
+        and not evaluate.preference_pairs
+    ):
+        raise ParamsError(
+            f"{path}: evaluate: nothing to measure; set heldout_loss: true, preference_pairs, a benchmark count "
+            "or a judge"
+        )
+    if evaluate.preference_pairs and not Path(evaluate.preference_file).is_file():
+        raise ParamsError(
+            f"{path}: evaluate.preference_file: {evaluate.preference_file} not found; name the judged pairs "
+            "(JSON lines), or set evaluate.preference_pairs: 0"
+        )
     if params.evaluate.heldout_loss and params.validate.heldout == 0:
         raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
     if params.hygiene.decontaminate and not Path(evaluate.benchmarks_dir).is_dir():

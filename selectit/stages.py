@@ -217,6 +217,7 @@ STAGES: dict[Stage, StageSpec] = {
                     ]
                 ),
                 Entry("evaluate.seed", comment="the judged questions and alpaca-eval's order swaps"),
+                *_entries(["evaluate.preference_pairs", "evaluate.preference_file", "evaluate.preference_seed"]),
                 *_entries(
                     ["finetune.base_model", "finetune.max_length", "finetune.device", "finetune.trust_remote_code"]
                 ),
@@ -225,6 +226,7 @@ STAGES: dict[Stage, StageSpec] = {
                 Entry(DATA.finetuned(ITEM).as_posix()),
                 Entry(DATA.validated.as_posix(), comment="the held-out examples"),
                 Entry("${evaluate.benchmarks_dir}"),
+                Entry("${evaluate.preference_file}", comment="the judged pairs of preference accuracy"),
                 Entry("selectit/evaluation/tasks"),
             ),
             outs=_entries([DATA.evaluation(ITEM)]),

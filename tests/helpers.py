@@ -148,6 +148,10 @@ def _small_tail(params: dict, base_model: str) -> None:
     # named absolutely, since these params files sit outside the project.
     params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
     params["evaluate"]["heldout_loss"] = True
+    # Preference accuracy on two judged pairs: the metric's path through every stage, at little cost.
+    params["evaluate"].update(
+        {"preference_pairs": 2, "preference_file": str(SHARED_DATA / "judged" / "dev_pairs.jsonl")}
+    )
     # Decontamination reads every benchmark (about 10 s); tests/unit/test_hygiene.py and the pipeline
     # test with every option on run it against a tiny benchmarks folder (tiny_benchmarks).
     params["evaluate"]["benchmarks_dir"] = str(SHARED_DATA / "benchmarks")

@@ -4,7 +4,7 @@ the evaluate stage and `selectit evaluate`."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from selectit.config import EvaluateConfig
@@ -12,7 +12,7 @@ from selectit.core.records import Example
 from selectit.evaluation.benchmarks import run_benchmarks
 from selectit.evaluation.heldout import heldout_nll
 from selectit.evaluation.judge import judge_win_rate
-from selectit.evaluation.metrics import HELDOUT_NLL, JUDGE_WIN_RATE, benchmark_metric
+from selectit.evaluation.metrics import HELDOUT_NLL, JUDGE_WIN_RATE, PREFERENCE_ACCURACY, benchmark_metric
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +27,22 @@ def measure(
     work_dir: Path,
     variant: str = "model",
     answers_dir: Path | None = None,
+    preference: Callable[[], tuple[list[str], list[float]]] | None = None,
     progress: bool = True,
 ) -> dict[str, dict[str, list]]:
     """metric -> {"ids": [...], "scores": [...]}: the held-out loss (when `heldout` is
-    given and cfg.heldout_loss is on), each benchmark cfg gives a count, and the judge's
-    win rate when a judge is configured (its answers are kept in `answers_dir`)."""
+    given and cfg.heldout_loss is on), preference accuracy (when `preference` is given: it
+    returns pair ids and scores, preference.py), each benchmark cfg gives a count, and the
+    judge's win rate when a judge is configured (its answers are kept in `answers_dir`)."""
     questions: dict[str, dict[str, list]] = {}
     if cfg.heldout_loss and heldout:
         ids, scores = heldout_nll(
             model, tokenizer, heldout, batch_size=cfg.batch_size, max_length=max_length, progress=progress
         )
         questions[HELDOUT_NLL] = {"ids": ids, "scores": scores}
+    if preference is not None:
+        ids, scores = preference()
+        questions[PREFERENCE_ACCURACY] = {"ids": ids, "scores": scores}
     if cfg.active_benchmarks:
         results = run_benchmarks(
             model,

@@ -10,6 +10,7 @@ from selectit.core.io import write_json
 from selectit.evaluation.compare import MetricSpec
 
 HELDOUT_NLL = "heldout_nll"
+PREFERENCE_ACCURACY = "preference_accuracy"  # share of judged pairs the tuning moved towards the preferred response
 JUDGE_WIN_RATE = "alpaca_eval_win_rate"  # share of questions the judge prefers the variant over text-davinci-003
 QUESTIONS_FILE = "questions.json"  # in each variant's evaluation folder
 
@@ -20,14 +21,18 @@ def benchmark_metric(benchmark: str, metric: str) -> str:
 
 
 def metric_spec(name: str) -> MetricSpec:
-    """Held-out NLL first (lower is better); benchmark scores and the win rate are shares (higher is better)."""
+    """Held-out NLL first (lower is better), preference accuracy next; benchmark scores and the
+    win rate are shares (higher is better)."""
     if name == HELDOUT_NLL:
         return MetricSpec(HELDOUT_NLL, higher_is_better=False, label="held-out NLL ↓")
+    if name == PREFERENCE_ACCURACY:
+        return MetricSpec(PREFERENCE_ACCURACY, higher_is_better=True, label="preference accuracy ↑")
     return MetricSpec(name, higher_is_better=True, label=f"{name} ↑")
 
 
 def ordered_specs(names) -> list[MetricSpec]:
-    return [metric_spec(n) for n in sorted(set(names), key=lambda n: (n != HELDOUT_NLL, n))]
+    first = (HELDOUT_NLL, PREFERENCE_ACCURACY)
+    return [metric_spec(n) for n in sorted(set(names), key=lambda n: (first.index(n) if n in first else 2, n))]
 
 
 def write_questions(folder: Path, questions: dict[str, dict[str, list]]) -> None:

@@ -11,6 +11,8 @@ from selectit.config import Params
 from selectit.core.records import Example
 from selectit.evaluation.measure import means, measure
 from selectit.evaluation.metrics import write_questions
+from selectit.evaluation.preference import BaseNllCache, nll_with, preference_accuracy
+from selectit.evaluation.preference_split import PreferenceSplit, preference_split, write_split
 from selectit.finetune.models import load_variant
 from selectit.finetune.train import training_dtype
 from selectit.rating.models import resolve
@@ -35,6 +37,9 @@ def evaluate_model(
     source = resolve(tuning.base_model, tuning.trust_remote_code)
     summary = FinetuneSummary.load(trained, "finetune") if trained is not None else None
     model_folder = trained / "model" if summary is not None and summary.method != "none" else None
+    # The judged pairs are read before any model loads: a bad pairs file or too few pairs is one line.
+    split = preference_split(params.evaluate)
+    write_split(folder, split)
     _, device = training_dtype(tuning)
     model, tokenizer = load_variant(model_folder, source.location, device, tuning.trust_remote_code)
     started = time.perf_counter()
@@ -47,6 +52,7 @@ def evaluate_model(
         work_dir=work_dir,
         variant=variant,
         answers_dir=folder,
+        preference=_preference(split, model, tokenizer, model_folder is None, source, params, work_dir, progress),
         progress=progress,
     )
     write_questions(folder, questions)
@@ -60,3 +66,21 @@ def evaluate_model(
     )
     result.save(folder)
     return result
+
+
+def _preference(split: PreferenceSplit, model, tokenizer, is_base: bool, source, params: Params, work_dir, progress):
+    """Preference accuracy of the model on the split's pairs, as `measure` takes it (None: off)."""
+    if not split.pairs:
+        return None
+    tuning, cfg = params.finetune, params.evaluate
+    sizes = {"batch_size": cfg.batch_size, "max_length": tuning.max_length, "progress": progress}
+
+    def base_model_nll():
+        if is_base:
+            return nll_with(model, tokenizer, **sizes)
+        base, base_tokenizer = load_variant(None, source.location, model.device, tuning.trust_remote_code)
+        return nll_with(base, base_tokenizer, **sizes)
+
+    cache = BaseNllCache(Path(work_dir) / "preference", source.content_id, tuning.max_length)
+    tuned = None if is_base else nll_with(model, tokenizer, **sizes)
+    return lambda: preference_accuracy(split.pairs, tuned, lambda examples: cache.lookup(examples, base_model_nll))

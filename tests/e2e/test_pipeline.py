@@ -106,6 +106,11 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert dvc_metrics["selectit"]["heldout_nll"] == pytest.approx(nll["mean"])
     assert parent_metrics["selectit.heldout_nll"] == pytest.approx(nll["mean"])
     assert "selectit.heldout_nll_vs_random" in parent_metrics
+    # Preference accuracy on the params' two judged pairs, in the same places; the base model ties on each.
+    preference = comparison["variants"]["selectit"]["preference_accuracy"]
+    assert preference["n"] == 2 and comparison["variants"]["base"]["preference_accuracy"]["mean"] == 0.5
+    assert dvc_metrics["selectit"]["preference_accuracy"] == pytest.approx(preference["mean"])
+    assert parent_metrics["selectit.preference_accuracy"] == pytest.approx(preference["mean"])
 
     # Lineage: the number -> the variant's evaluate run -> its finetune run -> the select run
     # -> the aggregate run -> validate -> ingest, each link a tagged run id with file hashes.

@@ -212,3 +212,8 @@ def test_cli_finetune_evaluate_compare(tiny_model, tmp_path, tiny_alpaca):
     cell = comparison["variants"]["tuned"]["heldout_nll"]
     assert cell["n"] == 6 and cell["vs_reference"]["verdict"] in ("better", "worse", "no clear difference")
     assert "held-out NLL" in (tmp_path / "cmp" / "comparison.md").read_text()
+    # Preference accuracy on the two judged pairs of the test params; the base model ties on each.
+    preference = comparison["variants"]["base"]["preference_accuracy"]
+    assert preference["n"] == 2 and preference["mean"] == 0.5
+    assert comparison["variants"]["tuned"]["preference_accuracy"]["n"] == 2
+    assert len((tmp_path / "eval-tuned" / "preference_pairs.txt").read_text().split()) == 2

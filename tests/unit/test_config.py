@@ -77,6 +77,9 @@ BASE = {
         "benchmarks_dir": "benchmarks",
         "run_code": False,
         "judge": {"base_url": None, "model": None, "api_key_env": None, "questions": 100, "annotator": "chatgpt"},
+        "preference_pairs": 0,
+        "preference_file": "pairs.jsonl",
+        "preference_seed": 0,
         "max_new_tokens": 256,
         "batch_size": 8,
         "reference": "random",
@@ -396,6 +399,9 @@ def test_rater_weights_are_checked_when_params_are_read(tmp_path, weights, expec
         ({"evaluate.confidence": 1.0}, r"evaluate.confidence: expected a number in \(0, 1\)"),
         ({"evaluate.heldout_loss": False, "evaluate.benchmarks": {"mmlu": 0}}, r"evaluate: nothing to measure"),
         ({"validate.heldout": 0}, r"evaluate.heldout_loss needs held-out examples"),
+        ({"evaluate.preference_pairs": -1}, r"evaluate.preference_pairs: expected a count >= 0 \(0: off\)"),
+        ({"evaluate.preference_seed": -1}, r"evaluate.preference_seed: expected an integer >= 0"),
+        ({"evaluate.preference_pairs": 5}, r"evaluate.preference_file: .*pairs.jsonl not found.*preference_pairs: 0"),
     ],
 )
 def test_finetune_and_evaluate_settings_are_checked(tmp_path, changes, message):
@@ -408,6 +414,14 @@ def test_benchmarks_dir_is_relative_to_the_params_file(tmp_path):
     assert params.evaluate.benchmarks_dir == str(tmp_path / "sub" / "benchmarks")
     assert params.finetune.accumulation_steps == 2
     assert params.evaluate.active_benchmarks == {"mmlu": 1}
+
+
+def test_preference_file_is_relative_to_the_params_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "pairs.jsonl").write_text("")
+    params = load_params(write_params(tmp_path / "sub", {"evaluate.preference_pairs": 3}))
+    assert params.evaluate.preference_file == str(tmp_path / "sub" / "pairs.jsonl")
+    assert params.evaluate.preference_pairs == 3
 
 
 def test_decontamination_needs_the_benchmarks(tmp_path):

@@ -30,6 +30,10 @@ LAYERS: list[tuple[str, ...]] = [
         "selectit.selection",
         "selectit.hygiene",
         "selectit.plots",
+        # judged pairs, the file, and which of them the evaluation keeps from any fitter: no model,
+        # so that a selector fitted on judged pairs (select stage) reads the same split
+        "selectit.audit.pairs",
+        "selectit.evaluation.preference_split",
     ),
     ("selectit.rating", "selectit.finetune", "selectit.evaluation"),  # models
     # studies and records of runs; params.yaml's score and ray keys as rating's plain values

@@ -11,7 +11,14 @@ import pytest
 from helpers import ROOT
 
 from selectit.plots import histogram_png
-from selectit.tracking.runs import PARAM_VALUE_LIMIT, PipelineTracker, default_tracking_uri, flatten
+from selectit.tracking.runs import (
+    EXPERIMENT_KIND_TAG,
+    MACHINE_LEARNING_KIND,
+    PARAM_VALUE_LIMIT,
+    PipelineTracker,
+    default_tracking_uri,
+    flatten,
+)
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -81,6 +88,21 @@ def test_default_tracking_uri(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- runs
+
+
+def test_the_experiment_opens_on_its_runs_in_mlflows_ui(tracker, store):
+    """MLflow 3's UI shows an experiment of this kind as machine learning (the runs table), not
+    as a GenAI app (traces); an experiment made before the tag gets it, a chosen kind stays."""
+    client = tracker.client
+    made = client.get_experiment(tracker.experiment_id())
+    assert made.tags[EXPERIMENT_KIND_TAG] == MACHINE_LEARNING_KIND
+
+    older = client.create_experiment(f"{tracker.experiment}-older")
+    chosen = client.create_experiment(f"{tracker.experiment}-chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    PipelineTracker(store, f"{tracker.experiment}-older").experiment_id()
+    PipelineTracker(store, f"{tracker.experiment}-chosen").experiment_id()
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == MACHINE_LEARNING_KIND
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "genai_development"
 
 
 def test_pipeline_with_two_stages(tracker, tmp_path):

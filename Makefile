@@ -38,7 +38,9 @@ repro: setup
 serve: setup
 	$(PY) -m flows.serve
 
+# MLflow 3's UI opens on its GenAI views unless the address asks for the runs: print that address.
 mlflow-ui: setup
+	@$(PY) -m selectit.tracking.ui --params params.yaml --url http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # The report's browser test renders it in Debian's chromium, driven by Playwright with the

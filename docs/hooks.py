@@ -127,7 +127,8 @@ def param_rows(cls: type, prefix: str, values: dict, notes: dict[str, str]) -> I
             continue
         # params.yaml's comment is what users read; the class's comment where the file has none.
         what = notes.get(key) or comments.get(field.name, "")
-        yield (f"`{key}`", f"`{kind}`", f"`{_yaml_value(value)}`", what)
+        # `int | None` would need an escaped pipe, which a code span in a table shows as written.
+        yield (f"`{key}`", f"`{kind.replace(' | ', ' or ')}`", f"`{_yaml_value(value)}`", what)
         if isinstance(value, dict):
             for name, item in value.items():
                 yield (f"`{key}.{name}`", "", f"`{_yaml_value(item)}`", notes.get(f"{key}.{name}", ""))

@@ -12,10 +12,12 @@ TORCH ?= torch==2.13.0
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export MLFLOW_DISABLE_TELEMETRY := true
+# MkDocs Material prints an advertisement for its successor on every build.
+export NO_MKDOCS_2_WARNING := 1
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean dvc-yaml
+.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean dvc-yaml docs docs-serve
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -36,7 +38,9 @@ repro: setup
 serve: setup
 	$(PY) -m flows.serve
 
+# MLflow 3's UI opens on its GenAI views unless the address asks for the runs: print that address.
 mlflow-ui: setup
+	@$(PY) -m selectit.tracking.ui --params params.yaml --url http://127.0.0.1:5000
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 # The report's browser test renders it in Debian's chromium, driven by Playwright with the
@@ -68,6 +72,14 @@ format: setup
 # dvc.yaml is generated from the stage registry (selectit/stages.py), code deps from the import graph.
 dvc-yaml: setup
 	$(PY) -m selectit.stages > dvc.yaml
+
+# The documentation site (mkdocs.yml): built offline into site/, or served on 127.0.0.1:8000
+# with live reload. The Reference pages are generated from the code at build time (docs/hooks.py).
+docs: setup
+	$(BIN)/mkdocs build --strict
+
+docs-serve: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8000
 
 bench: setup
 	$(PY) benchmarks/bench_scoring.py --examples 64

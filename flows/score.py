@@ -1,7 +1,7 @@
 """Stage 3: rate the validated examples with one rater, shard by shard (each saved when done).
 
 Shards are rated in this process, or on Ray when params.yaml's `ray.address` names a
-cluster or `local` (README "Scoring on Ray"): the same shard cache and tables either way."""
+cluster or `local` (docs/getting-started/ray.md): the same shard cache and tables either way."""
 
 # No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.

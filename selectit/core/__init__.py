@@ -1,1 +1,2 @@
-"""The data model, record files, paths, errors and names every layer above shares (README "Layout")."""
+"""The data model, record files, paths, errors and names every layer above shares
+(docs/how-it-works/architecture.md)."""

@@ -19,15 +19,20 @@ class Layout:
     # ingest
     @property
     def ingested(self) -> Path:
+        """examples.jsonl (the normalised rows), rejects.jsonl (rows that cannot be used, with their reason)
+        and summary.json (source sha256, counts)."""
         return self.root / "ingested"
 
     @property
     def downloads(self) -> Path:
+        """URL sources, downloaded once (through a .partial file) before they are read."""
         return self.root / "downloads"
 
     # validate
     @property
     def validated(self) -> Path:
+        """examples.jsonl (the valid examples that are scored), heldout.jsonl, rejects.jsonl (each failing row
+        with the expectation, benchmark question or near-duplicate it matched) and summary.json."""
         return self.root / "validated"
 
     @property
@@ -37,14 +42,17 @@ class Layout:
 
     @property
     def validation_docs(self) -> Path:
+        """Great Expectations Data Docs of the validate stage's suite (index.html)."""
         return self.reports / "validation"
 
     # score
     def rater_scores(self, rater: str) -> Path:
+        """One rater's ratings.parquet (example x prompt) and summary.json (throughput, digit mass)."""
         return self.root / "scores" / rater
 
     @property
     def shard_cache(self) -> Path:
+        """Finished rating shards per rater, keyed by content: a re-run rates only what no shard holds."""
         return self.root / "cache" / "ratings"
 
     @property
@@ -56,6 +64,8 @@ class Layout:
     # aggregate
     @property
     def aggregated(self) -> Path:
+        """scores.parquet (sentence and model level per example, best first), rejects.jsonl (texts no rater
+        could fit) and summary.json (rater weights, score quantiles, the rating checks)."""
         return self.root / "aggregated"
 
     @property
@@ -64,11 +74,14 @@ class Layout:
 
     @property
     def rating_docs(self) -> Path:
+        """Great Expectations Data Docs of the aggregate stage's checks of the rating tables."""
         return self.reports / "ratings"
 
     # select
     @property
     def selected(self) -> Path:
+        """selective_alpaca.json (the top select.ratio as Alpaca JSON), dataset_card.md, selected_ids.txt,
+        excluded_ids.txt and summary.json."""
         return self.root / "selected"
 
     @property
@@ -77,6 +90,7 @@ class Layout:
 
     @property
     def dataset_card(self) -> Path:
+        """Source and hash, counts, rejects, settings, raters, score distribution, how to reproduce, licence."""
         return self.selected / "dataset_card.md"
 
     @property
@@ -145,6 +159,7 @@ class Layout:
 
     @property
     def run_report_html(self) -> Path:
+        """The run report: one self-contained HTML page (plots inline, nothing from a CDN)."""
         return self.run_report / "report.html"
 
     # shared

@@ -1,1 +1,1 @@
-"""Benchmark decontamination and near-duplicate removal, before anything is scored (README "Clean data")."""
+"""Benchmark decontamination and near-duplicate removal, before anything is scored (docs/guides/clean-data.md)."""

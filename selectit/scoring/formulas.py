@@ -7,9 +7,8 @@ digit probabilities in digit order (index 0 is the rating "1").
 - sentence level: S_sent  = mean_p(S_token) / (1 + alpha * std_p(S_token))   (ddof = 0)
 - model level:    S_model = sum_m w_m * S_sent_m,  w = theta / sum(theta)
 
-Two alternatives to the token level, measured by the audit (README "Making small
-raters better"; both stayed at chance there, as the paper's score did, so the
-selection keeps the paper's):
+Two alternatives to the token level, measured by the audit (docs/results/small-raters.md;
+both stayed at chance there, as the paper's score did, so the selection keeps the paper's):
 
 - expected rating: E = sum_k k * P'_k, which reads the whole distribution where
   the paper's score reads its peak;

@@ -24,19 +24,19 @@ from selectit.scoring import formulas as scoring
 
 RATINGS_SCHEMA = pa.schema(
     [
-        ("example_id", pa.string()),
-        ("model", pa.string()),
-        ("model_params", pa.int64()),
-        ("prompt_id", pa.int16()),
-        ("prompt_version", pa.string()),
-        ("template", pa.string()),
-        ("k", pa.int8()),
-        ("probs", pa.list_(pa.float64())),
-        ("mass", pa.float64()),
-        ("top_is_digit", pa.bool_()),
-        ("token_score", pa.float64()),
-        ("n_tokens", pa.int32()),
-        ("truncated", pa.bool_()),
+        ("example_id", pa.string()),  # content id of the example
+        ("model", pa.string()),  # rater name (short name, hub id, or the folder's name)
+        ("model_params", pa.int64()),  # rater parameter count, from the loaded model
+        ("prompt_id", pa.int16()),  # index of the rating prompt in the prompt set
+        ("prompt_version", pa.string()),  # hash of prompts, template, cue and K (and the layout, if not prompt-first)
+        ("template", pa.string()),  # plain or chat
+        ("k", pa.int8()),  # rating scale 1..K
+        ("probs", pa.list_(pa.float64())),  # the K raw next-token probabilities of the digits 1..K, in digit order
+        ("mass", pa.float64()),  # their sum: how much of the next-token probability is on the digits
+        ("top_is_digit", pa.bool_()),  # whether the most likely next token was one of the digits
+        ("token_score", pa.float64()),  # the paper's token-level score (without the authors' softmax)
+        ("n_tokens", pa.int32()),  # length of the rating text in tokens
+        ("truncated", pa.bool_()),  # whether the response was shortened to fit the context
     ]
 )
 

@@ -63,6 +63,11 @@ BATCH_METRICS = 1000
 ROLE_TAG = "selectit.role"
 STAGE_TAG = "selectit.stage"
 DATA_TAG = "selectit.data"  # on pipeline runs: the data folder the run writes
+# The experiment's kind, which MLflow 3's UI reads to choose between its GenAI views (traces) and
+# its machine-learning views (the runs table, the compare view). The tag is MLflow's own
+# (`mlflow.experimentKind`; its UI's ExperimentKind values); no public constant names it.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MACHINE_LEARNING_KIND = "custom_model_development"
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
 
 
@@ -271,7 +276,9 @@ class PipelineTracker:
                 if found is None:
                     try:
                         self._experiment_id = self.client.create_experiment(
-                            self.experiment, artifact_location=_artifact_root(self.tracking_uri)
+                            self.experiment,
+                            artifact_location=_artifact_root(self.tracking_uri),
+                            tags={EXPERIMENT_KIND_TAG: MACHINE_LEARNING_KIND},
                         )
                     except MlflowException as exc:  # another process created it meanwhile
                         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -281,6 +288,9 @@ class PipelineTracker:
                     self._experiment_id = found.experiment_id
                     if found.lifecycle_stage == "deleted":
                         self.client.restore_experiment(found.experiment_id)
+                    # An experiment made before the tag existed; a kind someone chose stays.
+                    if EXPERIMENT_KIND_TAG not in found.tags:
+                        self.client.set_experiment_tag(found.experiment_id, EXPERIMENT_KIND_TAG, MACHINE_LEARNING_KIND)
         return self._experiment_id
 
     def _create_run(self, run_name: str, tags: Mapping[str, str], experiment_id: str | None = None) -> str:

@@ -7,7 +7,7 @@ this test). A function-local import of a project module is allowed only to
 keep a heavy dependency off the import path of light commands, and says which
 in a comment on its line or the line above.
 
-The layers, bottom to top (README "Layout" draws them):"""
+The layers, bottom to top (docs/how-it-works/architecture.md draws them):"""
 
 from __future__ import annotations
 

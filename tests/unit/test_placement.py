@@ -60,7 +60,7 @@ def test_parameters_are_counted_from_the_config_alone(sizes):
     assert count_parameters(smollm2_135m()) == pytest.approx(134.5e6, rel=0.01)
 
 
-# The README's table: (rater, GPUs) -> (dtype, n_gpus, split)
+# The table of docs/getting-started/gpus.md: (rater, GPUs) -> (dtype, n_gpus, split)
 TABLE = [
     ("7b", [A100_80], "bfloat16", 1, False),  # fp32 weights + bf16 matmuls: 40 GB with autocast's copies
     ("13b", [A100_80], "bfloat16-weights", 1, False),  # fp32 would need 78 GB with the copies

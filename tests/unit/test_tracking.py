@@ -11,7 +11,15 @@ import pytest
 from helpers import ROOT
 
 from selectit.plots import histogram_png
-from selectit.tracking.runs import PARAM_VALUE_LIMIT, PipelineTracker, default_tracking_uri, flatten
+from selectit.tracking.runs import (
+    EXPERIMENT_KIND_TAG,
+    MACHINE_LEARNING_KIND,
+    PARAM_VALUE_LIMIT,
+    PipelineTracker,
+    default_tracking_uri,
+    flatten,
+)
+from selectit.tracking.ui import find_experiment_id, runs_address
 
 mlflow = pytest.importorskip("mlflow")
 
@@ -81,6 +89,21 @@ def test_default_tracking_uri(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- runs
+
+
+def test_the_experiment_opens_on_its_runs_in_mlflows_ui(tracker, store):
+    """MLflow 3's UI shows an experiment of this kind as machine learning (the runs table), not
+    as a GenAI app (traces); an experiment made before the tag gets it, a chosen kind stays."""
+    client = tracker.client
+    made = client.get_experiment(tracker.experiment_id())
+    assert made.tags[EXPERIMENT_KIND_TAG] == MACHINE_LEARNING_KIND
+
+    older = client.create_experiment(f"{tracker.experiment}-older")
+    chosen = client.create_experiment(f"{tracker.experiment}-chosen", tags={EXPERIMENT_KIND_TAG: "genai_development"})
+    PipelineTracker(store, f"{tracker.experiment}-older").experiment_id()
+    PipelineTracker(store, f"{tracker.experiment}-chosen").experiment_id()
+    assert client.get_experiment(older).tags[EXPERIMENT_KIND_TAG] == MACHINE_LEARNING_KIND
+    assert client.get_experiment(chosen).tags[EXPERIMENT_KIND_TAG] == "genai_development"
 
 
 def test_pipeline_with_two_stages(tracker, tmp_path):
@@ -225,3 +248,18 @@ def test_a_stage_on_its_own_opens_or_joins_the_pipeline_run_of_its_data_folder(s
     tags = later.tracker().client.get_run(later.parent_run_id).data.tags
     assert tags["selectit.role"] == "pipeline" and tags["selectit.data"] == (tmp_path / "data").resolve().as_posix()
     assert tags["git_commit"]
+
+
+def test_the_printed_mlflow_address_opens_the_runs_table(tracker, store, tmp_path):
+    experiment_id = find_experiment_id(store, tracker.experiment)
+    assert experiment_id is None  # the tracker has not created it yet
+    experiment_id = tracker.experiment_id()
+    assert find_experiment_id(store, tracker.experiment) == experiment_id
+    assert runs_address("http://127.0.0.1:5000/", experiment_id) == (
+        f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+    )
+    # no store yet: the list of experiments, and no store created by asking
+    missing = tmp_path / "none" / "mlflow.db"
+    assert find_experiment_id(f"sqlite:///{missing}", "selectit") is None
+    assert not missing.exists()
+    assert runs_address("http://h:1", None) == "http://h:1/#/experiments?workflowType=machine_learning"

@@ -1,0 +1,100 @@
+"""Which earlier-kept example is closest to a new one, at or above a cosine threshold.
+
+Both the representation filter (DEITA) and semantic duplicates walk a ranking and ask,
+for each example in turn, "is it too close to one already kept?". Comparing it with
+every kept example costs time in proportion to the pool times the kept set, which
+grows with the square of the pool. `KeptSet` instead files each kept example in
+buckets of random-hyperplane LSH (Charikar's SimHash): `tables` hash tables, each
+keyed by the signs of `bits` random projections. Two unit vectors at angle t agree on
+one sign with probability 1 - t/pi, so a pair at the threshold shares at least one
+bucket with probability 1 - (1 - p^bits)^tables; `tables` is chosen so that a pair at
+the threshold is missed at most once in `MISS_RATE` (closer pairs even more rarely).
+The cosine of the candidates a bucket brings up is then computed exactly.
+
+With `exact=True` (and for pools too small for buckets to pay off) every kept example
+is a candidate: the plain search, which the tests compare the bucketed one with.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+MISS_RATE = 1e-3  # at most this share of pairs exactly at the threshold escape the buckets
+BITS = 10  # signs per bucket key: 1,024 buckets a table
+MAX_TABLES = 64  # lower thresholds would need more tables: the search falls back to exact
+EXACT_BELOW = 2_000  # kept sets smaller than this are searched exactly (one small product)
+# Cosines are computed in float32 from float16-stored vectors: an example and its exact copy
+# may come out at 0.99999994, so "at or above the threshold" allows this much rounding.
+TOLERANCE = 1e-6
+
+
+def tables_for(threshold: float, bits: int = BITS, miss_rate: float = MISS_RATE) -> int | None:
+    """Hash tables that find a pair at cosine `threshold` in at least one bucket with
+    probability 1 - miss_rate; None when that needs more than MAX_TABLES."""
+    agree = 1 - math.acos(min(1.0, max(-1.0, threshold))) / math.pi
+    collide = agree**bits
+    if collide >= 1:
+        return 1
+    tables = math.ceil(math.log(miss_rate) / math.log1p(-collide))
+    return tables if tables <= MAX_TABLES else None
+
+
+@dataclass(frozen=True)
+class Match:
+    index: int  # row of the kept example it is closest to
+    similarity: float  # their cosine
+
+
+class KeptSet:
+    """The examples kept so far (rows of `vectors`, unit length), searchable by cosine."""
+
+    def __init__(self, vectors: np.ndarray, threshold: float, *, exact: bool = False, seed: int = 0):
+        self.vectors, self.threshold = vectors, threshold
+        self.kept: list[int] = []
+        tables = None if exact else tables_for(threshold)
+        self._codes: np.ndarray | None = None
+        if tables is not None and len(vectors) > EXACT_BELOW:
+            self._codes = _bucket_keys(vectors, tables, BITS, seed)
+            self._buckets: list[dict[int, list[int]]] = [{} for _ in range(tables)]
+
+    @property
+    def bucketed(self) -> bool:
+        return self._codes is not None
+
+    def closest(self, row: int) -> Match | None:
+        """The kept example most similar to `row`, if their cosine is at or above the threshold."""
+        candidates = self._candidates(row)
+        if not len(candidates):
+            return None
+        similarities = self.vectors[candidates] @ self.vectors[row]
+        best = int(np.argmax(similarities))
+        if similarities[best] < self.threshold - TOLERANCE:
+            return None
+        return Match(int(candidates[best]), float(similarities[best]))
+
+    def add(self, row: int) -> None:
+        self.kept.append(row)
+        if self._codes is not None:
+            for table, key in zip(self._buckets, self._codes[row].tolist(), strict=True):
+                table.setdefault(key, []).append(row)
+
+    def _candidates(self, row: int) -> np.ndarray:
+        if self._codes is None:
+            return np.asarray(self.kept, dtype=np.int64)
+        found = [table.get(key, ()) for table, key in zip(self._buckets, self._codes[row].tolist(), strict=True)]
+        return np.unique(np.fromiter((i for bucket in found for i in bucket), dtype=np.int64))
+
+
+def _bucket_keys(vectors: np.ndarray, tables: int, bits: int, seed: int, block: int = 8192) -> np.ndarray:
+    """Per row and table, the integer whose bits are the signs of `bits` random projections.
+    Projected a block of rows at a time, so memory stays one block's worth."""
+    planes = np.random.default_rng(seed).standard_normal((vectors.shape[1], tables * bits)).astype(np.float32)
+    powers = (1 << np.arange(bits, dtype=np.int64)).reshape(1, 1, bits)
+    keys = np.empty((len(vectors), tables), dtype=np.int64)
+    for start in range(0, len(vectors), block):
+        signs = (vectors[start : start + block] @ planes > 0).reshape(-1, tables, bits)
+        keys[start : start + block] = (signs * powers).sum(axis=2)
+    return keys

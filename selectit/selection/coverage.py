@@ -128,3 +128,73 @@ def describe_selections(
         "selections": described,
         "overlap": {a: {b: round(jaccard(selections[a], selections[b]), 4) for b in names} for a in names},
     }
+
+
+def _cell(value, form: str) -> str:
+    return "—" if value is None else format(value, form)
+
+
+def selection_rows(report: Mapping) -> list[dict[str, str]]:
+    """diversity.json's selections as table rows, for the card and the run report."""
+    clusters = report["pool"]["clusters"]
+    return [
+        {
+            "selection": name,
+            "examples": f"{d['examples']:,}",
+            "coverage (mean cosine distance, lower covers more)": _cell(d["coverage"], ".4f"),
+            "clusters touched": "—" if d["clusters_touched"] is None else f"{d['clusters_touched']} of {clusters}",
+            "response words (mean / median)": f"{_cell(d['response_words_mean'], '.1f')} / "
+            f"{_cell(d['response_words_median'], '.0f')}",
+            "leading verbs": ", ".join(f"{verb} {share:.0%}" for verb, share in d["leading_verbs"].items()),
+        }
+        for name, d in report["selections"].items()
+    ]
+
+
+def overlap_rows(report: Mapping) -> list[dict[str, str]]:
+    """The Jaccard overlap of every two selections, one row per selection."""
+    return [
+        {"": name, **{other: f"{value:.3f}" for other, value in row.items()}} for name, row in report["overlap"].items()
+    ]
+
+
+def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
+    if not rows:
+        return ""
+    header = list(rows[0])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row[h] for h in header) + " |" for row in rows])
+
+
+def diversity_markdown(report: Mapping) -> str:
+    """The card's diversity section body."""
+    pool = report["pool"]
+    notes = [
+        f"Diversity mode: `{report['diversity']}`; budget {report['budget']:,} examples "
+        f"(R% of the {pool['examples']:,} scored, after {report['semantic_duplicates']:,} semantic duplicates).",
+    ]
+    short = {mode: n for mode, n in report["shortfall"].items() if n}
+    if short:
+        notes.append(
+            "The repr filter ran out of ranking before the budget was filled: "
+            + ", ".join(f"`{mode}` kept {n:,} fewer" for mode, n in short.items())
+            + " (lower select.max_similarity keeps fewer still; raise it to fill the budget)."
+        )
+    if not pool["embeddings"]:
+        notes.append("No embeddings in this run: coverage and clusters are not measured.")
+    else:
+        notes.append(
+            f"Coverage over a seeded sample of {pool['coverage_sample']:,} pool examples; "
+            f"clusters: k-means with k = {pool['clusters']} over the pool."
+        )
+    return "\n".join(
+        [
+            " ".join(notes),
+            "",
+            markdown_table(selection_rows(report)),
+            "",
+            "Jaccard overlap of the selections:",
+            "",
+            markdown_table(overlap_rows(report)),
+        ]
+    )

@@ -29,14 +29,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from selectit.config import DIVERSITY_MODES, DIVERSITY_VARIANTS, SelectConfig
+from selectit.core.embeddings import read_embeddings
+from selectit.core.errors import InputError
 from selectit.selection.semantic_duplicates import SemanticDuplicate, semantic_duplicate_rows
 from selectit.selection.similarity import KeptSet
 from selectit.selection.top import n_to_keep
 
-DIVERSITY_MODES = ("none", "repr-filter", "k-center")
 CANDIDATE_FACTOR = 2  # k-center picks from the ranking's best 2 x budget
 KCENTER_LEAF = 2048  # candidates per leaf of the random-projection tree
 
@@ -74,7 +77,9 @@ def k_center(vectors: np.ndarray, budget: int, *, seed: int = 0, leaf: int = KCE
         return list(range(len(candidates)))
     leaves = _projection_tree(candidates, leaf, np.random.default_rng(seed))
     quotas = _shares(budget, [len(rows) for rows in leaves])
-    chosen = [rows[i] for rows, quota in zip(leaves, quotas, strict=True) for i in _farthest_first(candidates[rows], quota)]
+    chosen = [
+        rows[i] for rows, quota in zip(leaves, quotas, strict=True) for i in _farthest_first(candidates[rows], quota)
+    ]
     return sorted(int(row) for row in chosen)
 
 
@@ -158,3 +163,34 @@ def choose(
         budget=budget,
         duplicates={ranked[r]: SemanticDuplicate(ranked[of], cosine) for r, (of, cosine) in duplicates.items()},
     )
+
+
+def ranked_vectors(path: Path, ranked: Sequence[str]) -> np.ndarray:
+    """The unit embeddings of `ranked` (ids best first), one row each in that order."""
+    ids, matrix = read_embeddings(path)
+    row_of = {example_id: row for row, example_id in enumerate(ids)}
+    missing = [i for i in ranked if i not in row_of]
+    if missing:
+        raise InputError(
+            f"{path}: {len(missing)} of {len(ranked)} scored examples (e.g. {missing[0]}) have no embedding; "
+            "the embeddings come from another run: run the score stage again"
+        )
+    return matrix[np.fromiter((row_of[i] for i in ranked), dtype=np.int64, count=len(ranked))]
+
+
+def choices_by_mode(cfg: SelectConfig, ranked: Sequence[str], vectors: np.ndarray | None) -> dict[str, Choice]:
+    """The selection of select.diversity's mode and, with embeddings, of every mode a
+    diversity variant trains on (DIVERSITY_VARIANTS), each from the same ranking."""
+    modes = dict.fromkeys([cfg.diversity, *(DIVERSITY_VARIANTS.values() if vectors is not None else [])])
+    return {
+        mode: choose(
+            ranked,
+            cfg.ratio,
+            diversity=mode,
+            vectors=vectors,
+            max_similarity=cfg.max_similarity,
+            duplicate_threshold=cfg.semantic_duplicates,
+            seed=cfg.seed,
+        )
+        for mode in modes
+    }

@@ -166,19 +166,19 @@ def markdown_table(rows: Sequence[Mapping[str, str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(row[h] for h in header) + " |" for row in rows])
 
 
-def diversity_markdown(report: Mapping) -> str:
-    """The card's diversity section body."""
+def diversity_summary(report: Mapping) -> str:
+    """What the numbers of diversity.json were measured on, in a few sentences."""
     pool = report["pool"]
     notes = [
-        f"Diversity mode: `{report['diversity']}`; budget {report['budget']:,} examples "
+        f"Diversity mode: {report['diversity']}; budget {report['budget']:,} examples "
         f"(R% of the {pool['examples']:,} scored, after {report['semantic_duplicates']:,} semantic duplicates).",
     ]
     short = {mode: n for mode, n in report["shortfall"].items() if n}
     if short:
         notes.append(
             "The repr filter ran out of ranking before the budget was filled: "
-            + ", ".join(f"`{mode}` kept {n:,} fewer" for mode, n in short.items())
-            + " (lower select.max_similarity keeps fewer still; raise it to fill the budget)."
+            + ", ".join(f"{mode} kept {n:,} fewer" for mode, n in short.items())
+            + " (raise select.max_similarity to fill it)."
         )
     if not pool["embeddings"]:
         notes.append("No embeddings in this run: coverage and clusters are not measured.")
@@ -187,9 +187,14 @@ def diversity_markdown(report: Mapping) -> str:
             f"Coverage over a seeded sample of {pool['coverage_sample']:,} pool examples; "
             f"clusters: k-means with k = {pool['clusters']} over the pool."
         )
+    return " ".join(notes)
+
+
+def diversity_markdown(report: Mapping) -> str:
+    """The card's diversity section body."""
     return "\n".join(
         [
-            " ".join(notes),
+            diversity_summary(report),
             "",
             markdown_table(selection_rows(report)),
             "",

@@ -109,5 +109,5 @@ def test_diversity_json(run):
 
 def test_the_cards_diversity_section(run):
     text = diversity_markdown(json.loads(run.diversity_report.read_text()))
-    assert "Diversity mode: `repr-filter`; budget 3 examples (R% of the 8 scored, after 2 semantic duplicates)." in text
+    assert "Diversity mode: repr-filter; budget 3 examples (R% of the 8 scored, after 2 semantic duplicates)." in text
     assert "| selectit | 3 | 0.1992 | " in text

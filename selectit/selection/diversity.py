@@ -37,7 +37,7 @@ from selectit.config import DIVERSITY_MODES, DIVERSITY_VARIANTS, SelectConfig
 from selectit.core.embeddings import read_embeddings
 from selectit.core.errors import InputError
 from selectit.selection.semantic_duplicates import SemanticDuplicate, semantic_duplicate_rows
-from selectit.selection.similarity import KeptSet
+from selectit.selection.similarity import KeptSet, small_products
 from selectit.selection.top import n_to_keep
 
 CANDIDATE_FACTOR = 2  # k-center picks from the ranking's best 2 x budget
@@ -62,11 +62,12 @@ def repr_filter(
 ) -> list[int]:
     """Rows (in ranking order: row 0 is the best) kept by DEITA's filter, at most `budget`."""
     kept = KeptSet(vectors, max_similarity, exact=exact, seed=seed)
-    for row in range(len(vectors)):
-        if len(kept.kept) == budget:
-            break
-        if kept.closest(row) is None:
-            kept.add(row)
+    with small_products():
+        for row in range(len(vectors)):
+            if len(kept.kept) == budget:
+                break
+            if kept.closest(row) is None:
+                kept.add(row)
     return kept.kept
 
 
@@ -77,10 +78,13 @@ def k_center(vectors: np.ndarray, budget: int, *, seed: int = 0, leaf: int = KCE
         return list(range(len(candidates)))
     leaves = _projection_tree(candidates, leaf, np.random.default_rng(seed))
     quotas = _shares(budget, [len(rows) for rows in leaves])
-    chosen = [
-        rows[i] for rows, quota in zip(leaves, quotas, strict=True) for i in _farthest_first(candidates[rows], quota)
-    ]
-    return sorted(int(row) for row in chosen)
+    with small_products():
+        chosen = [
+            int(rows[i])
+            for rows, quota in zip(leaves, quotas, strict=True)
+            for i in _farthest_first(candidates[rows], quota)
+        ]
+    return sorted(chosen)
 
 
 def _farthest_first(vectors: np.ndarray, count: int) -> list[int]:
@@ -108,10 +112,15 @@ def _projection_tree(vectors: np.ndarray, leaf: int, rng: np.random.Generator) -
             done.append(rows)
             continue
         direction = rng.standard_normal(vectors.shape[1]).astype(np.float32)
-        order = np.argsort(vectors[rows] @ direction, kind="stable")
+        order = np.argsort(_project(vectors, rows, direction), kind="stable")
         half = len(rows) // 2
         parts += [np.sort(rows[order[:half]]), np.sort(rows[order[half:]])]
     return sorted(done, key=lambda rows: int(rows[0]))
+
+
+def _project(vectors: np.ndarray, rows: np.ndarray, direction: np.ndarray, block: int = 4096) -> np.ndarray:
+    """vectors[rows] @ direction, a block of rows at a time: no copy of all the rows at once."""
+    return np.concatenate([vectors[rows[start : start + block]] @ direction for start in range(0, len(rows), block)])
 
 
 def _shares(total: int, sizes: Sequence[int]) -> list[int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from selectit.selection.similarity import KeptSet
+from selectit.selection.similarity import KeptSet, small_products
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,11 @@ def semantic_duplicate_rows(
     better-ranked kept row is at or above `threshold`: row -> (that row, cosine)."""
     kept = KeptSet(vectors, threshold, exact=exact, seed=seed)
     duplicates = {}
-    for row in range(len(vectors)):
-        match = kept.closest(row)
-        if match is None:
-            kept.add(row)
-        else:
-            duplicates[row] = (match.index, match.similarity)
+    with small_products():
+        for row in range(len(vectors)):
+            match = kept.closest(row)
+            if match is None:
+                kept.add(row)
+            else:
+                duplicates[row] = (match.index, match.similarity)
     return duplicates

@@ -61,7 +61,7 @@ def repr_filter(
     vectors: np.ndarray, budget: int, max_similarity: float, *, exact: bool = False, seed: int = 0
 ) -> list[int]:
     """Rows (in ranking order: row 0 is the best) kept by DEITA's filter, at most `budget`."""
-    kept = KeptSet(vectors, max_similarity, exact=exact, seed=seed)
+    kept = KeptSet(vectors, max_similarity, capacity=budget, exact=exact, seed=seed)
     with small_products():
         for row in range(len(vectors)):
             if len(kept.kept) == budget:

@@ -11,12 +11,17 @@ bucket with probability 1 - (1 - p^bits)^tables; `tables` is chosen so that a pa
 the threshold is missed at most once in `MISS_RATE` (closer pairs even more rarely).
 The cosine of the candidates a bucket brings up is then computed exactly.
 
+`bits` grows with the most examples the set will hold, so that a bucket holds about the
+same few examples at any pool size: a query then costs about the same at 5,000 rows as
+at 50,000, and the walk's time grows linearly with the pool.
+
 With `exact=True` (and for pools too small for buckets to pay off) every kept example
 is a candidate: the plain search, which the tests compare the bucketed one with.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -24,9 +29,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 MISS_RATE = 1e-3  # at most this share of pairs exactly at the threshold escape the buckets
-BITS = 10  # signs per bucket key: 1,024 buckets a table
+BITS = range(8, 17)  # signs per bucket key (keys are 16-bit): 256 to 65,536 buckets a table
 MAX_TABLES = 64  # lower thresholds would need more tables: the search falls back to exact
-EXACT_BELOW = 2_000  # kept sets smaller than this are searched exactly (one small product)
+EXACT_BELOW = 2_000  # pools smaller than this are searched exactly (one small product)
 # Cosines are computed in float32 from float16-stored vectors: an example and its exact copy
 # may come out at 0.99999994, so "at or above the threshold" allows this much rounding.
 TOLERANCE = 1e-6
@@ -40,7 +45,7 @@ def small_products():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def tables_for(threshold: float, bits: int = BITS, miss_rate: float = MISS_RATE) -> int | None:
+def tables_for(threshold: float, bits: int, miss_rate: float = MISS_RATE) -> int | None:
     """Hash tables that find a pair at cosine `threshold` in at least one bucket with
     probability 1 - miss_rate; None when that needs more than MAX_TABLES."""
     agree = 1 - math.acos(min(1.0, max(-1.0, threshold))) / math.pi
@@ -49,6 +54,18 @@ def tables_for(threshold: float, bits: int = BITS, miss_rate: float = MISS_RATE)
         return 1
     tables = math.ceil(math.log(miss_rate) / math.log1p(-collide))
     return tables if tables <= MAX_TABLES else None
+
+
+def bucket_plan(threshold: float, capacity: int) -> tuple[int, int] | None:
+    """(bits, tables) of the cheapest bucketed search for a set of up to `capacity` examples:
+    a query reads `tables` buckets of about capacity / 2^bits examples each. None: no plan
+    within MAX_TABLES (a low threshold), so the search is exact."""
+    plans = [
+        (tables * (1 + capacity / 2**bits), bits, tables)
+        for bits in BITS
+        if (tables := tables_for(threshold, bits)) is not None
+    ]
+    return min(plans)[1:] if plans else None
 
 
 @dataclass(frozen=True)
@@ -60,13 +77,23 @@ class Match:
 class KeptSet:
     """The examples kept so far (rows of `vectors`, unit length), searchable by cosine."""
 
-    def __init__(self, vectors: np.ndarray, threshold: float, *, exact: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        vectors: np.ndarray,
+        threshold: float,
+        *,
+        capacity: int | None = None,
+        exact: bool = False,
+        seed: int = 0,
+    ):
+        """`capacity`: the most examples it will keep (default: all the rows)."""
         self.vectors, self.threshold = vectors, threshold
         self.kept: list[int] = []
-        tables = None if exact else tables_for(threshold)
+        plan = None if exact or len(vectors) <= EXACT_BELOW else bucket_plan(threshold, capacity or len(vectors))
         self._codes: np.ndarray | None = None
-        if tables is not None and len(vectors) > EXACT_BELOW:
-            self._codes = _bucket_keys(vectors, tables, BITS, seed)
+        if plan is not None:
+            bits, tables = plan
+            self._codes = _bucket_keys(vectors, tables, bits, seed)
             self._buckets: list[dict[int, list[int]]] = [{} for _ in range(tables)]
 
     @property
@@ -94,7 +121,7 @@ class KeptSet:
         if self._codes is None:
             return np.asarray(self.kept, dtype=np.int64)
         found = [table.get(key, ()) for table, key in zip(self._buckets, self._codes[row].tolist(), strict=True)]
-        return np.unique(np.fromiter((i for bucket in found for i in bucket), dtype=np.int64))
+        return np.unique(np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64))
 
 
 def _bucket_keys(vectors: np.ndarray, tables: int, bits: int, seed: int, block: int = 8192) -> np.ndarray:

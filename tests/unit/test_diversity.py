@@ -19,7 +19,7 @@ from selectit.selection.coverage import (
 )
 from selectit.selection.diversity import choose, k_center, repr_filter
 from selectit.selection.semantic_duplicates import semantic_duplicate_rows
-from selectit.selection.similarity import KeptSet, tables_for
+from selectit.selection.similarity import KeptSet, bucket_plan, tables_for
 
 
 def at(degrees: float) -> list[float]:
@@ -120,9 +120,17 @@ def test_bucketed_search_equals_the_plain_one_on_random_data():
 
 def test_tables_for_the_threshold():
     # p = 1 - acos(0.9)/pi = 0.8564; p^10 = 0.2122; ceil(ln(1e-3) / ln(1 - 0.2122)) = 29.
-    assert tables_for(0.9) == 29
-    assert tables_for(1.0) == 1
-    assert tables_for(0.3) is None  # too many tables: the plain search
+    assert tables_for(0.9, 10) == 29
+    assert tables_for(1.0, 10) == 1
+    assert tables_for(0.3, 8) is None  # too many tables: the plain search
+    assert bucket_plan(0.3, 1000) is None
+
+
+def test_bucket_plan_grows_the_keys_with_the_set():
+    # Cost: tables x (1 + capacity / 2^bits). At 1,000: 12 bits, 41 tables (41 x 1.24 = 51);
+    # at 10,000: 14 bits, 57 tables (57 x 1.61 = 92).
+    assert bucket_plan(0.9, 1000) == (12, 41)
+    assert bucket_plan(0.9, 10000) == (14, 57)
 
 
 def test_coverage_on_a_hand_made_pool():

@@ -21,7 +21,6 @@ is a candidate: the plain search, which the tests compare the bucketed one with.
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -94,7 +93,13 @@ class KeptSet:
         if plan is not None:
             bits, tables = plan
             self._codes = _bucket_keys(vectors, tables, bits, seed)
-            self._buckets: list[dict[int, list[int]]] = [{} for _ in range(tables)]
+            self._tables = np.arange(tables)
+            # Each bucket is a linked list in two arrays, not a Python list per bucket (a
+            # dict of lists costs about 90 bytes a bucket, more than the embedding itself):
+            # `_heads[table, key]` is the bucket's last-added row (-1: empty), and
+            # `_next[row, table]` the row added to that bucket before `row`.
+            self._heads = np.full((tables, 2**bits), -1, dtype=np.int32)
+            self._next = np.full((len(vectors), tables), -1, dtype=np.int32)
 
     @property
     def bucketed(self) -> bool:
@@ -114,14 +119,25 @@ class KeptSet:
     def add(self, row: int) -> None:
         self.kept.append(row)
         if self._codes is not None:
-            for table, key in zip(self._buckets, self._codes[row].tolist(), strict=True):
-                table.setdefault(key, []).append(row)
+            keys = self._codes[row]
+            self._next[row] = self._heads[self._tables, keys]
+            self._heads[self._tables, keys] = row
 
     def _candidates(self, row: int) -> np.ndarray:
         if self._codes is None:
             return np.asarray(self.kept, dtype=np.int64)
-        found = [table.get(key, ()) for table, key in zip(self._buckets, self._codes[row].tolist(), strict=True)]
-        return np.unique(np.fromiter(itertools.chain.from_iterable(found), dtype=np.int64))
+        # Walk every table's bucket at once, one link a step: as many steps as the longest bucket.
+        tables, rows = self._tables, self._heads[self._tables, self._codes[row]]
+        found = []
+        while True:
+            filled = rows >= 0
+            tables, rows = tables[filled], rows[filled]
+            if not len(rows):
+                break
+            found.append(rows)
+            rows = self._next[rows, tables]
+        # A row found in several tables is compared more than once: cheaper than np.unique's sort.
+        return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
 
 
 def _bucket_keys(vectors: np.ndarray, tables: int, bits: int, seed: int, block: int = 8192) -> np.ndarray:

@@ -51,8 +51,8 @@ def synthetic_embeddings(n: int, dim: int, seed: int = 0, topics: int = 2000, bl
     for start in range(0, n, block):
         stop = min(n, start + block)
         noise = rng.standard_normal((stop - start, dim), dtype=np.float32) / np.sqrt(dim, dtype=np.float32)
-        rows[start:stop] = centres[rng.integers(0, topics, stop - start)] * 0.75 + noise
-    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+        part = centres[rng.integers(0, topics, stop - start)] * 0.75 + noise
+        rows[start:stop] = part / np.linalg.norm(part, axis=1, keepdims=True)  # by block: no N x dim temporary
     for i in range(n // 10, n, 10):  # paraphrases of earlier rows
         source = rows[rng.integers(0, i)]
         noise = rng.standard_normal(dim, dtype=np.float32)

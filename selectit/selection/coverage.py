@@ -203,3 +203,16 @@ def diversity_markdown(report: Mapping) -> str:
             markdown_table(overlap_rows(report)),
         ]
     )
+
+
+def diversity_metrics(report: Mapping) -> dict[str, float]:
+    """diversity.json's numbers as flat metric names (MLflow): per selection `coverage/<name>`
+    and `clusters_touched/<name>` (null ones are skipped by the tracker), and the counts."""
+    metrics: dict[str, float] = {
+        "semantic_duplicates": report["semantic_duplicates"],
+        "shortfall": report["shortfall"][report["diversity"]],
+    }
+    for name, described in report["selections"].items():
+        metrics[f"coverage/{name}"] = described["coverage"]
+        metrics[f"clusters_touched/{name}"] = described["clusters_touched"]
+    return metrics

@@ -13,6 +13,7 @@ from selectit.selection.coverage import (
     clusters_touched,
     coverage,
     describe_selections,
+    diversity_metrics,
     kmeans_labels,
     leading_verb,
     verb_mix,
@@ -175,3 +176,23 @@ def test_describe_selections_without_and_with_embeddings():
     assert full["selections"]["selectit"]["coverage"] == pytest.approx(1 / 3)  # distances 0, 0, 1
     assert full["selections"]["random"]["clusters_touched"] == 2
     assert full["pool"]["clusters"] == 3
+
+
+def test_diversity_metrics_are_flat_names():
+    report = {
+        "diversity": "repr-filter",
+        "shortfall": {"repr-filter": 2, "k-center": 0},
+        "semantic_duplicates": 3,
+        "selections": {
+            "selectit": {"coverage": 0.25, "clusters_touched": 4},
+            "random": {"coverage": None, "clusters_touched": None},
+        },
+    }
+    assert diversity_metrics(report) == {
+        "semantic_duplicates": 3,
+        "shortfall": 2,
+        "coverage/selectit": 0.25,
+        "clusters_touched/selectit": 4,
+        "coverage/random": None,
+        "clusters_touched/random": None,
+    }

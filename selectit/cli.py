@@ -24,7 +24,7 @@ from selectit.finetune.run import finetune_variant
 from selectit.ingest.formats import read_examples
 from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
-from selectit.selection.diversity import choices_by_mode, ranked_vectors
+from selectit.selection.diversity import choose, ranked_vectors
 from selectit.selection.output import write_selection
 
 log = logging.getLogger("selectit")
@@ -154,9 +154,23 @@ def _diversity_chooser(params: Params, scores, embeddings: str | None):
             "pass --embeddings (the score stage's data/embeddings/embeddings.parquet)"
         )
     ranked = scores.sort_by("rank")["example_id"].to_pylist()
-    choice = choices_by_mode(cfg, ranked, ranked_vectors(Path(embeddings), ranked))[cfg.diversity]
+    choice = choose(
+        ranked,
+        cfg.ratio,
+        diversity=cfg.diversity,
+        vectors=ranked_vectors(Path(embeddings), ranked),
+        max_similarity=cfg.max_similarity,
+        duplicate_threshold=cfg.semantic_duplicates,
+        seed=cfg.seed,
+    )
     if choice.duplicates:
         log.info("left out %d semantic duplicates of better-ranked examples", len(choice.duplicates))
+    if choice.shortfall:
+        log.warning(
+            "the repr filter ran out of ranking: %d kept, %d short of the budget (raise select.max_similarity)",
+            len(choice.kept),
+            choice.shortfall,
+        )
     return lambda ids: (choice.kept, choice.left_out)
 
 

@@ -40,13 +40,15 @@ def leading_verb(instruction: str) -> str:
     return found.group().lower() if found else "(none)"
 
 
-def coverage(pool: np.ndarray, selected: np.ndarray, block: int = 4096) -> float:
+def coverage(pool: np.ndarray, selected: np.ndarray, cells: int = 1 << 22) -> float:
     """Mean over the rows of `pool` of the cosine distance (1 - cosine) to the nearest row of
-    `selected` (all unit rows); the pool is taken a block at a time against the whole selection."""
+    `selected` (all unit rows); the pool is taken a block at a time against the whole selection,
+    each block's similarity matrix at most `cells` floats (16 MB), whatever the selection's size."""
     if not len(pool):
         return float("nan")
     if not len(selected):
         return 1.0  # nothing selected: as far as orthogonal
+    block = max(1, cells // len(selected))
     total = 0.0
     for start in range(0, len(pool), block):
         nearest = (pool[start : start + block] @ selected.T).max(axis=1)

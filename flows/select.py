@@ -4,6 +4,7 @@
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.
 
 import dataclasses
+import json
 import os
 
 import pandas as pd
@@ -14,6 +15,7 @@ from selectit.config import is_remote
 from selectit.context import RunContext
 from selectit.core.stages import Stage
 from selectit.provenance import code_version
+from selectit.selection.coverage import diversity_metrics
 from selectit.stages import load_current
 from selectit.summaries import SelectSummary
 from selectit.tracking import lineage
@@ -33,10 +35,12 @@ def select_flow(context: RunContext) -> SelectSummary:
         load_current(Stage.AGGREGATE, layout, params)
         summary = select_examples(params, layout, shown, REPRODUCE)
         log.metrics(summary.headline(), headline=True)
+        log.metrics(diversity_metrics(json.loads(layout.diversity_report.read_text(encoding="utf-8"))))
         log.tags(
             {**lineage.input_tags(log, Stage.AGGREGATE, layout.scores_table), **lineage.output_sha(layout.selected_ids)}
         )
         log.artifact(layout.dataset_card, Stage.SELECT)
+        log.artifact(layout.diversity_report, Stage.SELECT)
         log.dataset(pd.read_json(layout.selection), source=layout.selection, name="selective_alpaca", context="output")
     return summary
 

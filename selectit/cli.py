@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from selectit.config import load_params
+from selectit.config import Params, load_params
 from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
 from selectit.core.errors import InputError, SelectitError
 from selectit.core.io import write_json
@@ -24,6 +24,7 @@ from selectit.finetune.run import finetune_variant
 from selectit.ingest.formats import read_examples
 from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
+from selectit.selection.diversity import choose, ranked_vectors
 from selectit.selection.output import write_selection
 
 log = logging.getLogger("selectit")
@@ -142,6 +143,37 @@ def cmd_aggregate(args) -> None:
     log.info("wrote %s (%d examples, weights %s)", args.out, scores.table.num_rows, scores.weights)
 
 
+def _diversity_chooser(params: Params, scores, embeddings: str | None):
+    """select.diversity and select.semantic_duplicates over the embeddings file, or None (top R%)."""
+    cfg = params.select
+    if not cfg.needs_embeddings:
+        return None
+    if embeddings is None:
+        raise InputError(
+            f"select.diversity {cfg.diversity} / select.semantic_duplicates {cfg.semantic_duplicates}: "
+            "pass --embeddings (the score stage's data/embeddings/embeddings.parquet)"
+        )
+    ranked = scores.sort_by("rank")["example_id"].to_pylist()
+    choice = choose(
+        ranked,
+        cfg.ratio,
+        diversity=cfg.diversity,
+        vectors=ranked_vectors(Path(embeddings), ranked),
+        max_similarity=cfg.max_similarity,
+        duplicate_threshold=cfg.semantic_duplicates,
+        seed=cfg.seed,
+    )
+    if choice.duplicates:
+        log.info("left out %d semantic duplicates of better-ranked examples", len(choice.duplicates))
+    if choice.shortfall:
+        log.warning(
+            "the repr filter ran out of ranking: %d kept, %d short of the budget (raise select.max_similarity)",
+            len(choice.kept),
+            choice.shortfall,
+        )
+    return lambda ids: (choice.kept, choice.left_out)
+
+
 def cmd_select(args) -> None:
     """The select stage's files, from any scored inputs: the selection as one Alpaca JSON list,
     selected_ids.txt beside it, and the left-out ids."""
@@ -150,14 +182,16 @@ def cmd_select(args) -> None:
     if out.suffix != ".json":
         raise InputError(f"--out {out}: the selection is written as one Alpaca JSON list; name it *.json")
     excluded = Path(args.excluded or out.with_name("excluded_ids.txt"))
+    scores = read_scores(args.scores)
     selection = write_selection(
-        read_scores(args.scores),
+        scores,
         read_examples(_inputs(args, params), params.ingest.rows_key).examples,
         params.select.ratio,
         out,
         out.with_name("selected_ids.txt"),
         excluded,
         allow_unscored=args.allow_unscored,
+        choose=_diversity_chooser(params, scores, args.embeddings),
     )
     if selection.unscored:
         log.warning(
@@ -352,6 +386,10 @@ def _select_parser(sub) -> None:
         "--out", required=True, help="selected examples, one Alpaca JSON list (.json); selected_ids.txt beside it"
     )
     select.add_argument("--excluded", help="file for the left-out ids (default: excluded_ids.txt beside --out)")
+    select.add_argument(
+        "--embeddings",
+        help="the examples' embeddings (Parquet: id, embedding) for select.diversity and semantic duplicates",
+    )
     select.add_argument(
         "--allow-unscored", action="store_true", help="when some inputs were not scored, select among the scored ones"
     )

@@ -158,13 +158,36 @@ class AggregateConfig:
             raise ParamsError(f"{where}.weights: expected finite numbers >= 0, not all zero, got {self.weights}")
 
 
+# How the budget is filled from the ranking (selectit/selection/diversity.py); none is the paper's.
+DIVERSITY_MODES = ("none", "repr-filter", "k-center")
+
+
 @dataclass(frozen=True)
 class SelectConfig:
     ratio: float  # share of examples kept, in (0, 1] (the paper: 0.2)
+    diversity: str  # one of DIVERSITY_MODES: none (top R%) | repr-filter (DEITA) | k-center
+    max_similarity: float  # repr-filter: keep an example only if its cosine to every kept one is below this
+    semantic_duplicates: float | None  # cosine at or above which an example duplicates a better-ranked one; None: off
+    clusters: int  # k of the k-means over the pool whose clusters each selection touches (diversity.json)
+    coverage_sample: int | None  # pool examples the coverage is measured over (seeded); None: all
+    seed: int  # the LSH planes, k-center's projection tree, the k-means and the coverage sample
 
     def validate(self, where: str) -> None:
         if not 0 < self.ratio <= 1:
             raise ParamsError(f"{where}.ratio: expected a number in (0, 1], got {self.ratio}")
+        _one_of(self.diversity, DIVERSITY_MODES, f"{where}.diversity")
+        for key in ("max_similarity", "semantic_duplicates"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value <= 1:  # also rejects NaN
+                raise ParamsError(f"{where}.{key}: expected a cosine similarity in (0, 1], got {value}")
+        _positive(self.clusters, f"{where}.clusters")
+        _positive(self.coverage_sample, f"{where}.coverage_sample", allow_none=True)
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise ParamsError(f"{where}.seed: expected an integer >= 0, got {self.seed}")
+
+    @property
+    def needs_embeddings(self) -> bool:
+        return self.diversity != "none" or self.semantic_duplicates is not None
 
 
 @dataclass(frozen=True)
@@ -186,7 +209,10 @@ class AuditConfig:
 
 
 # What each fine-tuning variant trains on; all but `full` and `base` have the selection's size.
-VARIANTS = ("selectit", "random", "longest", "bottom", "full", "base")
+# The diversity variants train on the ranking's selection by that diversity mode, whatever
+# select.diversity says (the select stage writes one selection per mode when embeddings exist).
+DIVERSITY_VARIANTS = {"selectit-diverse": "repr-filter", "selectit-kcenter": "k-center"}
+VARIANTS = ("selectit", "random", "longest", "bottom", "full", "base", *DIVERSITY_VARIANTS)
 FINETUNE_METHODS = ("lora", "full")
 
 
@@ -452,7 +478,32 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
         audit["pairs"] = str(folder / pairs)
 
 
+def writes_embeddings(params: Params) -> bool:
+    """Whether the score stage writes the examples' embeddings (Layout.embeddings), which the
+    diversity modes, semantic duplicates and the diversity variants read."""
+    # The producer's own switch in the score section (branch `embed`); until it is there no
+    # run has embeddings. The merge names its key here.
+    return bool(getattr(params.score, "embeddings", False))
+
+
+def _check_embeddings(params: Params, path: Path) -> None:
+    if writes_embeddings(params):
+        return
+    select = params.select
+    needing = [
+        *([f"select.diversity: {select.diversity}"] if select.diversity != "none" else []),
+        *(["select.semantic_duplicates"] if select.semantic_duplicates is not None else []),
+        *[f"finetune.variants: {v}" for v in params.finetune.variants if v in DIVERSITY_VARIANTS],
+    ]
+    if needing:
+        raise ParamsError(
+            f"{path}: {needing[0]} needs the examples' embeddings, and the score stage writes none; "
+            "switch them on in the score section, or leave the option off"
+        )
+
+
 def _check_across_sections(params: Params, path: Path) -> None:
+    _check_embeddings(params, path)
     weights = params.aggregate.weights
     names = sorted(rater_name(r) for r in params.score.raters)
     if weights is not None and sorted(weights) != names:

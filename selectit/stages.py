@@ -146,6 +146,7 @@ STAGES: dict[Stage, StageSpec] = {
             params=(
                 Entry("select"),
                 Entry("score.raters", comment="which raters' summaries go into the dataset card"),
+                Entry("finetune.seed", comment="the random baseline diversity.json describes"),
             ),
             deps=_entries([DATA.ingested, DATA.validated, DATA.rater_scores(ITEM).parent, DATA.aggregated]),
             outs=_entries([DATA.selected]),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from selectit.config import Params
+from selectit.config import DIVERSITY_VARIANTS, Params
+from selectit.core.errors import InputError
 from selectit.core.io import file_sha256
 from selectit.core.layout import Layout
 from selectit.core.records import read_example_records
@@ -30,7 +33,7 @@ def train_variant(
     layout.finetune_checkpoints(variant).mkdir(parents=True, exist_ok=True)
     pool = read_example_records(layout.examples(layout.validated))
     ranked = read_scores(layout.scores_table).sort_by("rank")["example_id"].to_pylist()
-    selected = layout.selected_ids.read_text(encoding="utf-8").split()
+    selected = _selected_ids(layout, variant)
     data = variant_examples(variant, pool, ranked, selected, cfg.seed)
     return finetune_variant(
         variant,
@@ -38,7 +41,24 @@ def train_variant(
         cfg,
         layout.finetuned(variant),
         layout.finetune_checkpoints(variant),
-        selection_sha256=file_sha256(layout.selected_ids),
+        selection_sha256=file_sha256(_selection_file(layout, variant)),
         report_to_mlflow=report_to_mlflow,
         progress=progress,
     )
+
+
+def _selection_file(layout: Layout, variant: str) -> Path:
+    """The selection a variant is built against: a diversity variant's own mode's selection."""
+    if variant in DIVERSITY_VARIANTS:
+        return layout.diverse_selection_ids(DIVERSITY_VARIANTS[variant])
+    return layout.selected_ids
+
+
+def _selected_ids(layout: Layout, variant: str) -> list[str]:
+    path = _selection_file(layout, variant)
+    if not path.is_file():
+        raise InputError(
+            f"variant {variant!r}: {path} not found; the select stage writes it when the score stage "
+            "writes embeddings: run the select stage again"
+        )
+    return path.read_text(encoding="utf-8").split()

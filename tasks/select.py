@@ -1,45 +1,106 @@
-"""Task of the select stage: the top R% as Alpaca JSON, the ids kept and left out, a dataset card."""
+"""Task of the select stage: the selection as Alpaca JSON, the ids kept and left out, the
+selections of the diversity modes, their diversity numbers (diversity.json) and a dataset card."""
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from selectit.config import Params
-from selectit.core.io import write_text
+from selectit.config import DIVERSITY_VARIANTS, Params, writes_embeddings
+from selectit.core.io import write_json, write_text
 from selectit.core.layout import Layout
-from selectit.core.records import iter_example_records
+from selectit.core.records import Example, Reject, iter_example_records, read_example_records, write_rejects
+from selectit.finetune.variants import variant_examples
 from selectit.provenance import code_version
 from selectit.scoring.tables import read_scores
 from selectit.selection.card import run_card
+from selectit.selection.coverage import ExampleFacts, describe_selections, leading_verb
+from selectit.selection.diversity import Choice, choices_by_mode, ranked_vectors
 from selectit.selection.output import write_selection
 from selectit.summaries import SelectSummary
+
+BASELINES = ("random", "longest", "bottom")  # the fine-tuning baselines of the selection's size
 
 
 @task(name="select-top", cache_policy=NO_CACHE, version=code_version(__name__))
 def select_examples(params: Params, layout: Layout, shown_source: str, command: str) -> SelectSummary:
-    """Write the selection (input order), the ids kept and left out, and the dataset card.
+    """Write the selection (input order), the ids kept and left out, the semantic duplicates
+    (rejects), the diversity modes' selections, diversity.json and the dataset card.
 
     `shown_source` is the source as the card names it (see `run_card`)."""
+    cfg = params.select
+    scores = read_scores(layout.scores_table)
+    ranked = scores.sort_by("rank")["example_id"].to_pylist()
+    vectors = ranked_vectors(layout.embeddings, ranked) if writes_embeddings(params) else None
+    choices = choices_by_mode(cfg, ranked, vectors)
+    choice = choices[cfg.diversity]
     selection = write_selection(
-        read_scores(layout.scores_table),
+        scores,
         iter_example_records(layout.examples(layout.validated)),
-        params.select.ratio,
+        cfg.ratio,
         layout.selection,
         layout.selected_ids,
         layout.excluded_ids,
         # Examples the aggregate stage rejected were validated but never scored.
         allow_unscored=True,
+        choose=lambda ids: (choice.kept, choice.left_out),
+    )
+    # One ids file per diversity variant's mode; none left from an earlier run with embeddings.
+    shutil.rmtree(layout.diverse_selection_ids("none").parent, ignore_errors=True)
+    for mode in DIVERSITY_VARIANTS.values():
+        if mode in choices:
+            write_text(layout.diverse_selection_ids(mode), "".join(i + "\n" for i in choices[mode].kept))
+    pool = read_example_records(layout.examples(layout.validated))
+    write_rejects(
+        [
+            Reject(e.source, e.row, None, choice.duplicates[e.id].reason, e.raw)
+            for e in pool
+            if e.id in choice.duplicates
+        ],
+        layout.rejects(layout.selected),
+    )
+    described = describe_selections(
+        ranked,
+        vectors,
+        {e.id: ExampleFacts(leading_verb(e.instruction), len(e.output.split())) for e in pool},
+        _selections(params, choices, pool, ranked, selection.kept),
+        clusters=cfg.clusters,
+        coverage_sample=cfg.coverage_sample,
+        seed=cfg.seed,
+    )
+    write_json(
+        layout.diversity_report,
+        {
+            "diversity": cfg.diversity,
+            "budget": choice.budget,
+            "shortfall": {mode: c.shortfall for mode, c in choices.items()},
+            "semantic_duplicates": len(choice.duplicates),
+            **described,
+        },
     )
     write_text(layout.dataset_card, run_card(params, layout, selection, shown_source, command))
     summary = SelectSummary(
         selected=len(selection.kept),
         left_out=len(selection.left_out),
-        ratio=params.select.ratio,
+        ratio=cfg.ratio,
         lowest_kept_score=selection.lowest_kept_score,
-        settings={"select": dataclasses.asdict(params.select)},
+        settings={"select": dataclasses.asdict(cfg)},
     )
     summary.save(layout.selected)
     return summary
+
+
+def _selections(
+    params: Params, choices: dict[str, Choice], pool: list[Example], ranked: list[str], kept: list[str]
+) -> dict[str, list[str]]:
+    """The training sets of the fine-tuning variants of the selection's size, made as the
+    finetune stage makes them: the selection, each diversity mode's, and the baselines."""
+    selections = {"selectit": kept}
+    selections.update({v: choices[mode].kept for v, mode in DIVERSITY_VARIANTS.items() if mode in choices})
+    for baseline in BASELINES:
+        data = variant_examples(baseline, pool, ranked, kept, params.finetune.seed)
+        selections[baseline] = [e.id for e in data.examples]
+    return selections

@@ -102,6 +102,15 @@ class Layout:
     def excluded_ids(self) -> Path:
         return self.selected / "excluded_ids.txt"
 
+    @property
+    def diversity_report(self) -> Path:
+        """Coverage, clusters touched, leading verbs, length and overlap of each selection."""
+        return self.selected / "diversity.json"
+
+    def diverse_selection_ids(self, mode: str) -> Path:
+        """Ids chosen from the ranking by one diversity mode, best first (the diversity variants)."""
+        return self.selected / "by_diversity" / f"{mode}.txt"
+
     # audit
     @property
     def audit(self) -> Path:

@@ -8,6 +8,9 @@ between them is a difference of which examples, not how many:
   responses; this tells whether it does more than that);
 - bottom: the same number with the lowest scores (if the score carries signal,
   top beats bottom);
+- selectit-diverse, selectit-kcenter: the ranking's selection by the repr filter and by
+  k-center (select.diversity's modes, docs/guides/diversity.md), from the select stage's
+  by_diversity/ files, whatever select.diversity says; they need the embeddings;
 - full: the whole training pool;
 - base: nothing; the base model untuned, as a floor.
 
@@ -21,6 +24,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from selectit.config import DIVERSITY_VARIANTS
 from selectit.core.errors import InputError
 from selectit.core.records import Example
 
@@ -38,10 +42,11 @@ def variant_examples(
     selected_ids: Sequence[str],
     seed: int,
 ) -> VariantData:
-    """`ranked_ids`: scored example ids best first (aggregate); `selected_ids`: the selection."""
+    """`ranked_ids`: scored example ids best first (aggregate); `selected_ids`: the selection
+    (for a diversity variant, its diversity mode's selection)."""
     size = len(selected_ids)
     by_id = {e.id: e for e in pool}
-    if name == "selectit":
+    if name == "selectit" or name in DIVERSITY_VARIANTS:
         chosen = set(selected_ids)
     elif name == "bottom":
         chosen = set(ranked_ids[len(ranked_ids) - size :]) if size else set()

@@ -27,6 +27,7 @@ from selectit.report import analysis, figures, stability
 from selectit.report.page import Section, render, status_html, table_html
 from selectit.report.rundata import RunData, load_run
 from selectit.scoring.tables import SENTENCE_PREFIX, without_examples
+from selectit.selection.coverage import diversity_summary, overlap_rows, selection_rows
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def build_report(params: Params, layout: Layout, out: Path) -> ReportResult:
         _agreement(run, frame, plots),
         _stability_section(run, curves, plots),
         _selected(features, plots),
+        *([_diversity(run.diversity)] if run.diversity else []),
         _examples(run, frame),
         _finetuning(run, plots),
         _validation(run),
@@ -296,6 +298,22 @@ def _selected(features: pd.DataFrame, plots: _Plots) -> Section:
     )
     section.table(analysis.selected_vs_dropped(features), "selected against dropped")
     section.table(shares, "task type (leading verb): share among selected and among dropped", index=True)
+    return section
+
+
+def _diversity(report: dict) -> Section:
+    """Each selection's coverage of the pool, clusters, verbs and length, and their overlap,
+    as the select stage measured them (diversity.json)."""
+    section = Section("diversity", "Diversity and coverage of the selections")
+    section.text(
+        "The training sets of the fine-tuning variants of the selection's size, side by side: coverage is the "
+        "mean cosine distance from a pool example to its nearest selected one (lower covers the pool better), "
+        "clusters are k-means clusters of the pool that hold a selected example, and the leading verb is the "
+        "instruction's first word. docs/guides/diversity.md says how each selection is made."
+    )
+    section.note(diversity_summary(report))
+    section.table(pd.DataFrame(selection_rows(report)), "each selection")
+    section.table(pd.DataFrame(overlap_rows(report)), "Jaccard overlap of the selections")
     return section
 
 

@@ -49,6 +49,7 @@ class RunData:
     validate_rejects: list[Reject]
     comparison: Comparison | None = None  # comparison.json when the compare stage has run
     audit: AuditReport | None = None  # audit.json when the audit stage has run, switched on
+    diversity: dict | None = None  # diversity.json of the select stage (selectit/selection/coverage.py)
     finetune: dict[str, FinetuneSummary] = field(default_factory=dict)
     # variant -> [(step, loss)]: every logged loss (loss_history.json beside the model), else
     # the first and last, which the finetune summary keeps (results trained before it was saved).
@@ -104,6 +105,8 @@ def load_run(params: Params, layout: Layout) -> RunData:
     comparison = layout.comparison / COMPARISON_JSON
     if comparison.is_file():
         run.comparison = Comparison.load(comparison)
+    if layout.diversity_report.is_file():
+        run.diversity = json.loads(layout.diversity_report.read_text(encoding="utf-8"))
     if layout.audit_report.is_file():
         run.audit = AuditReport.load(layout.audit_report, layout.rejects(layout.audit))
     for variant in params.finetune.variants:

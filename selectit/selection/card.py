@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import yaml
@@ -10,6 +11,7 @@ import yaml
 from selectit.config import Params
 from selectit.core.catalog import rater_name
 from selectit.core.layout import Layout
+from selectit.selection.coverage import diversity_markdown
 from selectit.selection.output import Selection
 from selectit.summaries import AggregateSummary, IngestSummary, ScoreSummary, ValidateSummary
 
@@ -46,8 +48,10 @@ def dataset_card(
     scores: np.ndarray,
     kept_scores: np.ndarray,
     command: str,
+    diversity: dict | None = None,
 ) -> str:
-    """The card as Markdown; `settings` are the nested settings each stage ran with."""
+    """The card as Markdown; `settings` are the nested settings each stage ran with;
+    `diversity` is diversity.json (select stage), when there is one."""
     source_rows = "\n".join(f"| `{s['source']}` | `{s['sha256'][:16]}` | {s['bytes']:,} |" for s in sources)
     rater_rows = "\n".join(
         f"| `{r.rater}` | {r.n_params or '—'} | {weights.get(r.rater, 0):.3f} | "
@@ -59,6 +63,7 @@ def dataset_card(
     threshold = np.nanmin(kept_scores) if len(kept_scores) else float("nan")
     # YAML, so values with newlines (the cue) read as they are written in params.yaml.
     settings_block = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True).rstrip()
+    diversity_block = f"\n## Diversity\n\n{diversity_markdown(diversity)}\n" if diversity else ""
     return f"""# {name}
 
 A subset of instruction-tuning data chosen with SelectIT (arXiv 2402.16705):
@@ -92,7 +97,7 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 ```
 {_histogram(scores)}
 ```
-
+{diversity_block}
 ## Settings
 
 ```yaml
@@ -120,6 +125,8 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
     validated = ValidateSummary.load(layout.validated)
     raters = [ScoreSummary.load(layout.rater_scores(rater_name(r))) for r in params.score.raters]
     aggregated = AggregateSummary.load(layout.aggregated)
+    report = layout.diversity_report
+    diversity = json.loads(report.read_text(encoding="utf-8")) if report.is_file() else None
     counts = {
         "rows_read": ingested.examples_read + ingested.rejects,
         "rejected_at_ingest": ingested.rejects,
@@ -131,6 +138,7 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         "held_out_for_evaluation": validated.heldout,
         "rejected_at_scoring": aggregated.rejects,
         "scored": len(selection.scores),
+        **({"of_them_semantic_duplicates": diversity["semantic_duplicates"]} if diversity else {}),
         "selected": len(selection.kept),
     }
     # Each stage recorded the settings it ran with; the card shows those, so it
@@ -153,4 +161,5 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         scores=selection.scores,
         kept_scores=selection.kept_scores,
         command=command,
+        diversity=diversity,
     )

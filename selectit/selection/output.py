@@ -4,7 +4,7 @@ The select stage and `selectit select` both write them with `write_selection`.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,10 +23,7 @@ class Selection:
     left_out: list[str]  # ids, best first
     scores: np.ndarray  # the model-level score of every scored example, best first
     unscored: int  # examples that were read but never scored (left out unseen)
-
-    @property
-    def kept_scores(self) -> np.ndarray:
-        return self.scores[: len(self.kept)]
+    kept_scores: np.ndarray  # the scores of the kept examples, best first
 
     @property
     def lowest_kept_score(self) -> float | None:
@@ -42,21 +39,26 @@ def write_selection(
     excluded_ids: Path,
     *,
     allow_unscored: bool,
+    choose: Callable[[Sequence[str]], tuple[list[str], list[str]]] | None = None,
 ) -> Selection:
-    """Keep the top `ratio` of `scores`; write the kept examples to `out` in the order of
-    `examples` (a filtered copy of the input), then the kept and the left-out ids, best first.
+    """Keep the top `ratio` of `scores` (or what `choose` keeps of the ranked ids: the kept
+    and the left-out ids, best first; select.diversity); write the kept examples to `out` in
+    the order of `examples` (a filtered copy of the input), then the kept and the left-out ids.
 
     `examples` are streamed: no example is held longer than its row. Every scored example
     must be among them (`InputError` otherwise); an example that was never scored is an
     `InputError` too unless `allow_unscored`. On an error nothing is written."""
     ranked = scores.sort_by("rank")
-    kept, left_out = select_top(ranked, ratio)
+    kept, left_out = select_top(ranked, ratio) if choose is None else choose(ranked["example_id"].to_pylist())
     unscored = _Unscored(set(left_out))
     rows = _kept_rows(examples, kept, unscored, allow_unscored)
     write_json_list(rows, out)
     write_text(selected_ids, "".join(i + "\n" for i in kept))
     write_text(excluded_ids, "".join(i + "\n" for i in left_out))
-    return Selection(kept, left_out, ranked["model_score"].to_numpy(), unscored.count)
+    scores_best_first = ranked["model_score"].to_numpy()
+    kept_set = set(kept)
+    is_kept = np.array([i in kept_set for i in ranked["example_id"].to_pylist()], dtype=bool)
+    return Selection(kept, left_out, scores_best_first, unscored.count, scores_best_first[is_kept])
 
 
 @dataclass

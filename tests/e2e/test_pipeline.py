@@ -261,7 +261,8 @@ def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     done = _stage_command("select", params, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio']"
+        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio', 'diversity', "
+        "'max_similarity', 'semantic_duplicates', 'clusters', 'coverage_sample', 'seed']"
     )
     assert "Traceback" not in done.stderr
 

@@ -20,6 +20,7 @@ SECTIONS = [
     "agreement",
     "stability",
     "selected",
+    "diversity",
     "examples",
     "finetuning",
     "validation",
@@ -130,6 +131,9 @@ def test_the_report_has_every_section_and_plot_from_the_runs_own_files(finished_
     # The comparison table: every variant with its interval.
     for variant in ("selectit", "random"):
         assert variant in page.sections["finetuning"]
+    # The selections side by side (no embeddings in this run: no coverage, the rest is there).
+    assert "No embeddings in this run" in page.sections["diversity"]
+    assert all(name in page.sections["diversity"] for name in ("selectit", "random", "longest", "bottom"))
 
     plots = data / "reports" / "run" / "plots"
     ratio = np.genfromtxt(plots / "stability_ratio.csv", delimiter=",", names=True)

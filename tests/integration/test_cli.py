@@ -7,10 +7,13 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from helpers import TINY_ROWS, write_params
 
+from selectit import config
 from selectit.cli import main
 from selectit.config import load_params
+from selectit.core.embeddings import write_embeddings
 from selectit.ingest.formats import read_examples
 from selectit.scoring.tables import SENTENCE_PREFIX
 
@@ -115,6 +118,27 @@ def test_select_writes_what_the_select_stage_writes(scored, tmp_path, tiny_alpac
     ]
     assert (tmp_path / "selected_ids.txt").read_text().split() == best[:3]
     assert (tmp_path / "excluded_ids.txt").read_text().split() == best[3:]
+
+
+def test_select_with_the_repr_filter_over_embeddings(scored, tmp_path, monkeypatch, capsys):
+    """--embeddings: the second-best example points the same way as the best, so the filter skips it."""
+    params, out = scored
+    monkeypatch.setattr(config, "writes_embeddings", lambda params: True)
+    raw = yaml.safe_load(params.read_text())
+    raw["select"].update(diversity="repr-filter", max_similarity=0.9)
+    params.write_text(yaml.safe_dump(raw))
+    best = pq.read_table(out / "scores.parquet").sort_by("rank")["example_id"].to_pylist()
+    vectors = np.eye(len(best), dtype=np.float32)
+    vectors[1] = vectors[0]
+    write_embeddings(tmp_path / "embeddings.parquet", best, vectors)
+    words = ["select", "--scores", out / "scores.parquet", "--ratio", "0.5", "--out", tmp_path / "selected.json"]
+    assert selectit(params, *words, "--embeddings", tmp_path / "embeddings.parquet") == 0
+    assert (tmp_path / "selected_ids.txt").read_text().split() == [best[0], best[2], best[3]]
+    assert (tmp_path / "excluded_ids.txt").read_text().split() == [best[1], *best[4:]]
+    capsys.readouterr()
+    assert selectit(params, *words) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert "select.diversity repr-filter" in error and "pass --embeddings" in error
 
 
 def test_select_refuses_an_output_that_is_not_json(scored, tmp_path, capsys):

@@ -7,6 +7,7 @@ import pytest
 import yaml
 from helpers import ROOT
 
+from selectit import config
 from selectit.config import Params, ParamsError, load_params
 
 REPO_PARAMS = ROOT / "params.yaml"
@@ -47,7 +48,15 @@ BASE = {
         "compile": False,
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None, "token_score": "paper"},
-    "select": {"ratio": 0.2},
+    "select": {
+        "ratio": 0.2,
+        "diversity": "none",
+        "max_similarity": 0.9,
+        "semantic_duplicates": None,
+        "clusters": 50,
+        "coverage_sample": 5000,
+        "seed": 0,
+    },
     "audit": {"enabled": True, "pairs": "pairs.jsonl", "limit": 40, "ifd_raters": [], "ifd_max_tokens": 400},
     "finetune": {
         "base_model": "smollm2-135m-instruct",
@@ -228,6 +237,51 @@ def test_ratio_outside_zero_one_rejected(tmp_path, ratio):
 
 def test_ratio_of_one_accepted(tmp_path):
     assert load_params(write_params(tmp_path, {"select.ratio": 1.0})).select.ratio == 1.0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("max_similarity", 0, r"select.max_similarity: expected a cosine similarity in \(0, 1\], got 0"),
+        ("max_similarity", 1.1, r"select.max_similarity: expected a cosine similarity in \(0, 1\], got 1.1"),
+        ("semantic_duplicates", -0.5, r"select.semantic_duplicates: expected a cosine similarity in \(0, 1\]"),
+        ("diversity", "deita", r"select.diversity: expected one of \['none', 'repr-filter', 'k-center'\]"),
+        ("clusters", 0, "select.clusters: expected an integer >= 1"),
+        ("coverage_sample", 0, "select.coverage_sample: expected an integer >= 1"),
+        ("seed", -1, "select.seed: expected an integer >= 0"),
+    ],
+)
+def test_select_diversity_keys_checked(tmp_path, key, value, message):
+    with pytest.raises(ParamsError, match=message):
+        load_params(write_params(tmp_path, {f"select.{key}": value}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"select.diversity": "repr-filter"}, "select.diversity: repr-filter needs the examples' embeddings"),
+        ({"select.diversity": "k-center"}, "select.diversity: k-center needs the examples' embeddings"),
+        ({"select.semantic_duplicates": 0.95}, "select.semantic_duplicates needs the examples' embeddings"),
+        (
+            {"finetune.variants": ["selectit", "selectit-kcenter"]},
+            "finetune.variants: selectit-kcenter needs the examples' embeddings",
+        ),
+    ],
+)
+def test_diversity_without_embeddings_is_a_params_error(tmp_path, changes, named):
+    with pytest.raises(ParamsError, match=named):
+        load_params(write_params(tmp_path, changes))
+
+
+def test_diversity_with_embeddings_loads(tmp_path, monkeypatch):
+    monkeypatch.setattr(config, "writes_embeddings", lambda params: True)
+    changes = {
+        "select.diversity": "repr-filter",
+        "select.semantic_duplicates": 1,
+        "finetune.variants": ["selectit-diverse"],
+    }
+    select = load_params(write_params(tmp_path, changes)).select
+    assert (select.diversity, select.semantic_duplicates, select.needs_embeddings) == ("repr-filter", 1.0, True)
 
 
 @pytest.mark.parametrize("k", [1, 10])

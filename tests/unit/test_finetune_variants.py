@@ -73,3 +73,9 @@ def test_a_selection_from_another_run_is_an_input_error():
 
     with pytest.raises(InputError, match="not in the training pool"):
         variant_examples("selectit", POOL[:10], RANKED, ["nope"], seed=0)
+
+
+def test_a_diversity_variant_trains_on_its_modes_selection():
+    diverse = RANKED[:3] + RANKED[5:8]  # a diversity mode's selection, not the top of the ranking
+    for name in ("selectit-diverse", "selectit-kcenter"):
+        assert {e.id for e in variant_examples(name, POOL, RANKED, diverse, seed=0).examples} == set(diverse)

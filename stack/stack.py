@@ -42,6 +42,10 @@ DATABASES = ("mlflow", "prefect")
 # The servers migrate a fresh database at their first start: minutes on a busy 2-core machine.
 START_TIMEOUT_S = 300
 # No internet on the machines this targets: nothing the stack starts reports usage.
+# Marks a flow run Crashed when its heartbeats stop (a killed worker never reports the end).
+AUTOMATIONS = Path(__file__).with_name("crashed-runs.yaml")
+CRASHED_RUNS = "selectit-crashed-runs"
+HEARTBEAT_S = "30"
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
@@ -227,6 +231,10 @@ class Stack:
         if pool.returncode != 0:
             create = [_venv_binary("prefect"), "work-pool", "create", settings.pool, "--type", "process"]
             _run(create, "prefect work-pool create", env=env)
+        inspect = [_venv_binary("prefect"), "automation", "inspect", CRASHED_RUNS]
+        if subprocess.run(inspect, env=env, capture_output=True, check=False).returncode != 0:
+            create = [_venv_binary("prefect"), "automation", "create", "--from-file", str(AUTOMATIONS)]
+            _run(create, "prefect automation create", env=env)
 
     def worker_up(self, settings: Settings) -> None:
         if self.running("worker"):
@@ -234,6 +242,7 @@ class Stack:
         env = self.server_env(settings)
         # Its flow runs log to this stack's MLflow where params.yaml names no tracking server.
         env["MLFLOW_TRACKING_URI"] = settings.mlflow_url
+        env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] = HEARTBEAT_S  # what crashed-runs.yaml watches
         # The flow runs import flows/ and selectit/ from the checkout the worker serves.
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT), env.get("PYTHONPATH")]))
         command = [_venv_binary("prefect"), "worker", "start", "--pool", settings.pool, "--type", "process"]

@@ -7,11 +7,13 @@ the tiny model in a git copy of the project:
   finish, each with its own MLflow parent run;
 - the flow run's state from Prefect's REST API, runs and metrics from MLflow's REST API
   (PostgreSQL behind it), an artifact the client uploaded over HTTP, fetched over HTTP;
-- `dvc push`, a fresh clone, `dvc pull`: `dvc status` is up to date, nothing re-runs."""
+- `dvc push`, a fresh clone, `dvc pull`: `dvc status` is up to date, nothing re-runs;
+- PostgreSQL stopped under a run: one line of error naming the MLflow server."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -196,3 +198,50 @@ def _search(team: Team, experiment_id: str, filter_string: str) -> list[dict]:
 
 def _tag(run: dict, key: str) -> str | None:
     return next((t["value"] for t in run["data"].get("tags", []) if t["key"] == key), None)
+
+
+def test_postgresql_stopped_under_a_run_ends_it_with_one_line_naming_the_tracking_server(team, tmp_path):
+    """The tracking server's database stops while a run logs to it (last in this module: the
+    stack's PostgreSQL stays down): the run ends with one line naming the MLflow server, and
+    leaves nothing half-written under data/. Its Prefect API is a temporary one of its own,
+    since the stack's Prefect server lost its database too."""
+    project = team.project
+    clone = tmp_path / "clone"
+    project.run("git", "clone", "-q", str(project.root), str(clone))
+    env = {**project.env, "PYTHONPATH": str(clone), "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL")
+    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"  # fail at once, not after MLflow's minutes of back-off
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flows.pipeline", "--no-progress"],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        experiment = team.mlflow_api("GET", "/experiments/get-by-name?experiment_name=selectit")["experiment"]
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while not any(
+            _tag(parent, "selectit.data") == str(clone / "data")
+            for parent in _search(team, experiment["experiment_id"], "tags.`selectit.role` = 'pipeline'")
+        ):
+            assert run.poll() is None and time.monotonic() < deadline, "the run never opened its MLflow run"
+            time.sleep(1)
+        _pg_ctl(team, "stop", "-m", "immediate")
+        _, stderr = run.communicate(timeout=RUN_TIMEOUT_S)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 2, stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"pipeline: error: MLflow tracking server {team.mlflow} failed"), stderr[-3000:]
+    assert not [p for p in (clone / "data").rglob("*") if p.name.endswith(".tmp")]  # no file cut short
+
+
+def _pg_ctl(team: Team, action: str, *options: str) -> None:
+    pg_ctl = shutil.which("pg_ctl") or str(max(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")))
+    command = [pg_ctl, action, "-D", str(team.folder / "postgres" / "data"), "-w", *options]
+    if os.geteuid() == 0:  # the cluster runs as the postgres user (stack/stack.py)
+        command = ["runuser", "-u", os.environ.get("STACK_PG_OS_USER", "postgres"), "--", *command]
+    subprocess.run(command, check=True, capture_output=True, timeout=120)

@@ -284,15 +284,15 @@ class Stack:
         return state != "Z" and int(group) == pid
 
     def stop(self, name: str, grace_s: float = 30) -> None:
-        """SIGTERM to the process group (the server and its children), SIGKILL after `grace_s`."""
+        """SIGTERM to the server's process group and to those of its children (the worker starts
+        each flow run in a session of its own), SIGKILL to what is left after `grace_s`."""
         if self.running(name):
-            pid = self.pid(name)
-            os.killpg(pid, signal.SIGTERM)
+            groups = process_groups(self.pid(name))
+            _signal_groups(groups, signal.SIGTERM)
             deadline = time.monotonic() + grace_s
-            while self.running(name) and time.monotonic() < deadline:
+            while any(_group_alive(group) for group in groups) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            if self.running(name):
-                os.killpg(pid, signal.SIGKILL)
+            _signal_groups(groups, signal.SIGKILL)
         self.pid_file(name).unlink(missing_ok=True)
 
     # -- the commands ---------------------------------------------------------------------
@@ -331,6 +331,37 @@ class Stack:
     def env_lines(self) -> str:
         settings = self.settings()
         return f"export MLFLOW_TRACKING_URI={settings.mlflow_url}\nexport PREFECT_API_URL={settings.prefect_api_url}"
+
+
+def _processes() -> list[tuple[int, int, int, str]]:
+    """(pid, parent pid, process group, state) of every process, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError):
+            state, parent, group = stat.read_text().rpartition(")")[2].split()[:3]
+            found.append((int(stat.parent.name), int(parent), int(group), state))
+    return found
+
+
+def process_groups(pid: int) -> list[int]:
+    """The process group of `pid` and those of all its descendants."""
+    processes = _processes()
+    family, todo = set(), [pid]
+    while todo:
+        parent = todo.pop()
+        family.add(parent)
+        todo += [child for child, ppid, _, _ in processes if ppid == parent and child not in family]
+    return sorted({group for child, _, group, _ in processes if child in family})
+
+
+def _group_alive(group: int) -> bool:
+    return any(g == group and state != "Z" for _, _, g, state in _processes())
+
+
+def _signal_groups(groups: list[int], signum: int) -> None:
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signum)
 
 
 def _port(variable: str) -> int:

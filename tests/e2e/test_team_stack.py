@@ -8,6 +8,7 @@ the tiny model in a git copy of the project:
 - the flow run's state from Prefect's REST API, runs and metrics from MLflow's REST API
   (PostgreSQL behind it), an artifact the client uploaded over HTTP, fetched over HTTP;
 - `dvc push`, a fresh clone, `dvc pull`: `dvc status` is up to date, nothing re-runs;
+- the worker SIGKILLed mid-run: the run Crashed, a new run resumes from the cached shards;
 - PostgreSQL stopped under a run: one line of error naming the MLflow server."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from helpers import ProjectCopy
+from helpers import ROOT, ProjectCopy
 
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
@@ -200,6 +202,35 @@ def _tag(run: dict, key: str) -> str | None:
     return next((t["value"] for t in run["data"].get("tags", []) if t["key"] == key), None)
 
 
+def test_a_killed_worker_leaves_its_run_crashed_and_a_new_run_resumes_from_the_shards(team):
+    """SIGKILL to the worker and the flow run it started (as when its machine dies), once a rating
+    shard is finished: the run's heartbeats stop and it is marked Crashed (stack/crashed-runs.yaml);
+    a new worker runs the same data folder again, taking the finished shards as they are."""
+    project = team.project
+    deployment = team.prefect("GET", f"/deployments/name/{DEPLOYMENT}")
+    data = project.root / "data-killed"  # a folder of its own: data/ is already rated
+    body = {"parameters": {"data_dir": str(data)}}
+    killed = team.prefect("POST", f"/deployments/{deployment['id']}/create_flow_run", body)
+    shards = data / "cache" / "ratings" / "tiny"
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not list(shards.rglob("*.parquet")):
+        state = team.prefect("GET", f"/flow_runs/{killed['id']}")["state"]
+        assert state["type"] in ("SCHEDULED", "PENDING", "RUNNING"), state
+        assert time.monotonic() < deadline, "no rating shard finished"
+        time.sleep(0.5)
+    finished = {path: path.stat().st_mtime_ns for path in shards.rglob("*.parquet")}
+    # The worker, and the flow run it started in a session of its own, at once.
+    for group in _stack_module().process_groups(int((team.folder / "worker.pid").read_text())):
+        os.killpg(group, signal.SIGKILL)
+
+    up = _stack(project, team.folder, "up")  # starts a new worker: the rest still runs
+    assert up.returncode == 0, up.stderr
+    assert _wait_for_end(team, killed["id"])["type"] == "CRASHED"
+    again = team.prefect("POST", f"/deployments/{deployment['id']}/create_flow_run", body)
+    assert _wait_for_end(team, again["id"])["type"] == "COMPLETED"
+    assert all(path.stat().st_mtime_ns == mtime for path, mtime in finished.items())  # taken, not rated again
+
+
 def test_postgresql_stopped_under_a_run_ends_it_with_one_line_naming_the_tracking_server(team, tmp_path):
     """The tracking server's database stops while a run logs to it (last in this module: the
     stack's PostgreSQL stays down): the run ends with one line naming the MLflow server, and
@@ -237,6 +268,17 @@ def test_postgresql_stopped_under_a_run_ends_it_with_one_line_naming_the_trackin
     last = stderr.strip().splitlines()[-1]
     assert last.startswith(f"pipeline: error: MLflow tracking server {team.mlflow} failed"), stderr[-3000:]
     assert not [p for p in (clone / "data").rglob("*") if p.name.endswith(".tmp")]  # no file cut short
+
+
+def _stack_module():
+    """stack/stack.py, a script rather than a package, loaded by its path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("selectit_stack", ROOT / "stack" / "stack.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
 
 
 def _pg_ctl(team: Team, action: str, *options: str) -> None:

@@ -45,7 +45,11 @@ START_TIMEOUT_S = 300
 # Marks a flow run Crashed when its heartbeats stop (a killed worker never reports the end).
 AUTOMATIONS = Path(__file__).with_name("crashed-runs.yaml")
 CRASHED_RUNS = "selectit-crashed-runs"
+# Runs the stack's worker starts beat every 30 s; others on the same server beat at Prefect's
+# default, every 180 s. The automation waits STACK_CRASHED_AFTER_S without a beat (default 600 s,
+# above both), and the tests, whose runs all beat every 30 s, shorten it.
 HEARTBEAT_S = "30"
+CRASHED_AFTER_S = 600
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
@@ -233,7 +237,7 @@ class Stack:
             _run(create, "prefect work-pool create", env=env)
         inspect = [_venv_binary("prefect"), "automation", "inspect", CRASHED_RUNS]
         if subprocess.run(inspect, env=env, capture_output=True, check=False).returncode != 0:
-            create = [_venv_binary("prefect"), "automation", "create", "--from-file", str(AUTOMATIONS)]
+            create = [_venv_binary("prefect"), "automation", "create", "--from-json", crashed_runs_automation()]
             _run(create, "prefect automation create", env=env)
 
     def worker_up(self, settings: Settings) -> None:
@@ -331,6 +335,18 @@ class Stack:
     def env_lines(self) -> str:
         settings = self.settings()
         return f"export MLFLOW_TRACKING_URI={settings.mlflow_url}\nexport PREFECT_API_URL={settings.prefect_api_url}"
+
+
+def crashed_runs_automation() -> str:
+    """crashed-runs.yaml as the JSON `prefect automation create` takes, with the wait chosen."""
+    import yaml  # a project dependency; imported here to keep `stack.py status` light
+
+    (automation,) = yaml.safe_load(AUTOMATIONS.read_text())["automations"]
+    chosen = os.environ.get("STACK_CRASHED_AFTER_S", "").strip()
+    if chosen and not chosen.isdigit():
+        raise StackError(f"STACK_CRASHED_AFTER_S={chosen!r}: expected a number of seconds")
+    automation["trigger"]["within"] = int(chosen or CRASHED_AFTER_S)
+    return json.dumps(automation)
 
 
 def _processes() -> list[tuple[int, int, int, str]]:

@@ -12,6 +12,7 @@ Settings, from the environment (the Makefile passes them on):
     STACK_PG_PORT, STACK_MLFLOW_PORT, STACK_PREFECT_PORT
                          ports; unset, free ones are chosen at the first start and kept
     STACK_POOL           the Prefect work pool (default: selectit)
+    STACK_CRASHED_AFTER_S  a flow run silent this long is marked Crashed (default 600; crashed-runs.yaml)
     STACK_PG_OS_USER     who runs PostgreSQL when this runs as root (default: postgres, the
                          user Debian's package creates): initdb and postgres refuse root
 
@@ -41,7 +42,6 @@ ROLE = "selectit"
 DATABASES = ("mlflow", "prefect")
 # The servers migrate a fresh database at their first start: minutes on a busy 2-core machine.
 START_TIMEOUT_S = 300
-# No internet on the machines this targets: nothing the stack starts reports usage.
 # Marks a flow run Crashed when its heartbeats stop (a killed worker never reports the end).
 AUTOMATIONS = Path(__file__).with_name("crashed-runs.yaml")
 CRASHED_RUNS = "selectit-crashed-runs"
@@ -50,6 +50,7 @@ CRASHED_RUNS = "selectit-crashed-runs"
 # above both), and the tests, whose runs all beat every 30 s, shorten it.
 HEARTBEAT_S = "30"
 CRASHED_AFTER_S = 600
+# No internet on the machines this targets: nothing the stack starts reports usage.
 TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
@@ -129,7 +130,8 @@ class Stack:
         self.pgdata.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(parents=True, exist_ok=True)
         password_file = self.pgdata.parent / "initial-password"
-        password_file.write_text(settings.password + "\n")
+        with os.fdopen(os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as handle:
+            handle.write(settings.password + "\n")
         try:
             self._hand_to_postgres_user(self.pgdata.parent, password_file)
             self.log_file("postgres").touch()

@@ -268,8 +268,8 @@ def test_postgresql_stopped_under_a_run_ends_it_with_one_line_naming_the_trackin
         if run.poll() is None:
             run.kill()
     assert run.returncode == 2, stderr[-3000:]
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith(f"pipeline: error: MLflow tracking server {team.mlflow} failed"), stderr[-3000:]
+    (error,) = [line for line in stderr.splitlines() if line.startswith("pipeline: error:")]
+    assert error.startswith(f"pipeline: error: MLflow tracking server {team.mlflow} failed"), stderr[-3000:]
     assert not [p for p in (clone / "data").rglob("*") if p.name.endswith(".tmp")]  # no file cut short
 
 

@@ -121,10 +121,10 @@ def test_a_deployment_run_through_the_worker_and_a_second_run_at_once(team, tmp_
 
     flow_run = team.prefect("POST", f"/deployments/{deployment['id']}/create_flow_run", {})
     env = {**project.env, "PYTHONPATH": str(second)}
-    log = (tmp_path / "second.log").open("w")
-    at_once = subprocess.Popen(
-        [sys.executable, "-m", "flows.pipeline", "--no-progress"], cwd=second, env=env, stdout=log, stderr=log
-    )
+    with (tmp_path / "second.log").open("w") as log:  # the child keeps its own copy of the descriptor
+        at_once = subprocess.Popen(
+            [sys.executable, "-m", "flows.pipeline", "--no-progress"], cwd=second, env=env, stdout=log, stderr=log
+        )
     started = time.perf_counter()
     try:
         state = _wait_for_end(team, flow_run["id"])

@@ -17,7 +17,8 @@ export NO_MKDOCS_2_WARNING := 1
 # DVC stages call `python`: make it the project's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup browser run repro serve mlflow-ui test test-fast lint format bench clean dvc-yaml docs docs-serve
+.PHONY: setup browser postgres run repro serve deploy stack-up stack-down stack-status mlflow-ui test test-fast lint \
+	format bench clean dvc-yaml docs docs-serve
 
 $(STAMP): pyproject.toml requirements-models.txt
 	python3 -m venv $(VENV)
@@ -38,6 +39,24 @@ repro: setup
 serve: setup
 	$(PY) -m flows.serve
 
+# The team stack (docs/guides/team-stack.md): PostgreSQL, an MLflow server and a Prefect server on
+# it, a process work pool and one worker, all on 127.0.0.1, their data in STACK_DIR (git-ignored).
+STACK_DIR ?= .stack
+STACK := STACK_DIR=$(STACK_DIR) $(PY) stack/stack.py
+
+stack-up: setup postgres
+	$(STACK) up
+
+stack-down:
+	$(STACK) down
+
+stack-status:
+	$(STACK) status
+
+# prefect.yaml's deployment, on the Prefect server PREFECT_API_URL names (`eval "$$($(PY) stack/stack.py env)"`).
+deploy: setup
+	$(BIN)/prefect --no-prompt deploy --all
+
 # MLflow 3's UI opens on its GenAI views unless the address asks for the runs: print that address.
 mlflow-ui: setup
 	@$(PY) -m selectit.tracking.ui --params params.yaml --url http://127.0.0.1:5000
@@ -51,9 +70,18 @@ browser:
 		$$SUDO apt-get install -y -q chromium || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
 	fi
 
+# PostgreSQL, Debian's package, for the team stack and its end-to-end test; installed as chromium is above.
+postgres:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+		&& command -v apt-get >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		APT="$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get"; \
+		$$APT install -y -q postgresql || { $$APT update -q && $$APT install -y -q postgresql; }; \
+	fi
+
 # Every tier (tests/unit, tests/integration, tests/e2e); --durations lists the slowest
 # tests, to keep the suite's time in view.
-test: setup browser
+test: setup browser postgres
 	$(PY) -m pytest --durations=15
 
 # The unit tier alone: no model, no subprocess, no server (under two minutes).

@@ -36,8 +36,10 @@ from selectit.summaries import (
 
 ITEM = "${item}"  # DVC's foreach variable: the rater or variant of one expanded stage
 DATA = Layout(Path("data"))  # the data folder as dvc.yaml names it, relative to the project
-UNCACHED = {"cache": False}
-WORKING_CACHE = {"persist": True, "cache": False}  # kept between runs, not a versioned output
+# Every output goes into DVC's cache, the metrics and plots too: data/ is not in git, so `dvc push`
+# and `dvc pull` are how another machine (docs/guides/team-stack.md) gets all of a run, and how
+# its `dvc status` comes out up to date.
+WORKING_CACHE = {"persist": True}  # kept between runs, and pushed: another machine resumes from it
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ STAGES: dict[Stage, StageSpec] = {
                     WORKING_CACHE,
                     note=(
                         "The shard cache survives re-runs (persist), so a re-run rates only new",
-                        "or unfinished shards; it is a working cache, not a versioned output.",
+                        "or unfinished shards; pushed with the rest, so another clone does not rate again.",
                     ),
                 ),
             ),
@@ -181,7 +183,7 @@ STAGES: dict[Stage, StageSpec] = {
                     note=("The audit's rating shards, kept between runs as the score stage keeps its own.",),
                 ),
             ),
-            metrics=(Entry(DATA.audit_metrics.as_posix(), UNCACHED),),
+            metrics=(Entry(DATA.audit_metrics.as_posix()),),
             note=("Optional: with audit.enabled false it only writes a note that it is switched off.",),
         ),
         StageSpec(
@@ -249,7 +251,7 @@ STAGES: dict[Stage, StageSpec] = {
             ),
             deps=_entries([DATA.evaluation(ITEM).parent]),
             outs=_entries([DATA.comparison / "comparison.md", DATA.comparison / "comparison.json"]),
-            metrics=(Entry(DATA.comparison_metrics.as_posix(), UNCACHED),),
+            metrics=(Entry(DATA.comparison_metrics.as_posix()),),
         ),
         StageSpec(
             Stage.REPORT,
@@ -280,13 +282,12 @@ STAGES: dict[Stage, StageSpec] = {
             plots=(
                 Entry(
                     (DATA.run_report / "plots" / "scores.csv").as_posix(),
-                    {**UNCACHED, "x": "rank", "y": "model_score", "title": "model-level score by rank"},
+                    {"x": "rank", "y": "model_score", "title": "model-level score by rank"},
                     note=("`dvc plots show` draws these; the report itself embeds its own pictures.",),
                 ),
                 Entry(
                     (DATA.run_report / "plots" / "stability_ratio.csv").as_posix(),
                     {
-                        **UNCACHED,
                         "x": "ratio",
                         "y": "jaccard_mean",
                         "title": "Jaccard overlap of the top R% under resampled prompts and raters, over R",
@@ -295,7 +296,6 @@ STAGES: dict[Stage, StageSpec] = {
                 Entry(
                     (DATA.run_report / "plots" / "stability_alpha.csv").as_posix(),
                     {
-                        **UNCACHED,
                         "x": "alpha",
                         "y": "jaccard_mean",
                         "title": "Jaccard overlap of the selection under resampled prompts and raters, over alpha",
@@ -304,7 +304,6 @@ STAGES: dict[Stage, StageSpec] = {
                 Entry(
                     (DATA.run_report / "plots" / "rater_overlap.csv").as_posix(),
                     {
-                        **UNCACHED,
                         "template": "bar_horizontal",
                         "x": "share of selection",
                         "y": "rater",
@@ -314,7 +313,6 @@ STAGES: dict[Stage, StageSpec] = {
                 Entry(
                     (DATA.run_report / "plots" / "losses.csv").as_posix(),
                     {
-                        **UNCACHED,
                         "template": "lines_by_variant",
                         "x": "step",
                         "y": "loss",

@@ -51,6 +51,8 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_USER,
 )
 
+from selectit.core.errors import SelectitError
+
 log = logging.getLogger(__name__)
 
 # MLflow's documented limits on key and value lengths, and on one log_batch call.
@@ -69,6 +71,43 @@ DATA_TAG = "selectit.data"  # on pipeline runs: the data folder the run writes
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MACHINE_LEARNING_KIND = "custom_model_development"
 _BAD_KEY_CHARS = re.compile(r"[^/\w.\- :]")
+
+
+# What MLflow's REST client reports when a tracking server fails a request or cannot be reached
+# (after its own retries, MLFLOW_HTTP_REQUEST_MAX_RETRIES): the server's database down, the server
+# stopped. Other codes (RESOURCE_ALREADY_EXISTS, ...) are answers, and callers handle them.
+SERVER_FAILURE_CODES = {"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"}
+
+
+class TrackingServerError(SelectitError):
+    """The MLflow tracking server failed or could not be reached; the message names it."""
+
+
+class _ServerClient:
+    """An MlflowClient for a tracking server whose failures become one TrackingServerError
+    naming the server, in place of a REST traceback from deep inside a stage."""
+
+    def __init__(self, client: MlflowClient, tracking_uri: str):
+        self._client = client
+        self._tracking_uri = tracking_uri
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+        if not callable(method):
+            return method
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except MlflowException as exc:
+                if exc.error_code not in SERVER_FAILURE_CODES:
+                    raise
+                reason = " ".join(str(exc.message).split())
+                raise TrackingServerError(
+                    f"MLflow tracking server {self._tracking_uri} failed ({name}): {_truncate(reason, 300)}"
+                ) from exc
+
+        return call
 
 
 def default_tracking_uri(project_root: Path) -> str:
@@ -266,7 +305,9 @@ class PipelineTracker:
         self.experiment = experiment
         self.run_tags = {safe_key(k): str(v) for k, v in (run_tags or {}).items()}
         with _quiet():
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            client = MlflowClient(tracking_uri=self.tracking_uri)
+        remote = self.tracking_uri.startswith(("http://", "https://"))
+        self.client = _ServerClient(client, self.tracking_uri) if remote else client
         self._experiment_id: str | None = None
 
     def experiment_id(self) -> str:
@@ -371,4 +412,10 @@ class PipelineTracker:
             raise
         finally:
             for run_id in run_ids:
-                self.client.set_terminated(run_id, _end_status(error))
+                try:
+                    self.client.set_terminated(run_id, _end_status(error))
+                except TrackingServerError:
+                    if error is None:
+                        raise
+                    # The server is down: the error that stopped the run says so; this one adds nothing.
+                    break

@@ -101,8 +101,11 @@ def stage_main(
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
+        context = open_context(args.params, args.data)
+        # The benchmark files are checked where a run starts (`dvc repro` starts at ingest) and where they are read.
+        context.check_ready(evaluates=flow.name in (Stage.INGEST, Stage.EVALUATE))
         # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.
-        context = open_context(args.params, args.data).on_its_own(new_pipeline_run=flow.name == Stage.INGEST)
+        context = context.on_its_own(new_pipeline_run=flow.name == Stage.INGEST)
         with server_that_outlives_ctrl_c():
             (runner or flow)(context, **flow_args)
 

@@ -84,7 +84,8 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
 
 def main() -> None:
     def run(args):
-        open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
+        # A broken params.yaml, a read-only folder or a broken benchmark file is one line, before Prefect starts.
+        open_context(args.params, args.data).check_ready()
         with server_that_outlives_ctrl_c():
             pipeline_flow(args.params, args.data, progress=not args.no_progress)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from selectit.config import load_params
+from selectit.context import unwritable_folder
 from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
 from selectit.core.errors import InputError, SelectitError
 from selectit.core.io import write_json
@@ -471,6 +472,8 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
+        if (out := getattr(args, "out", None)) and (blocked := unwritable_folder(Path(out))) is not None:
+            raise InputError(f"--out {out}: {blocked} cannot be written; make it writable, or name another folder")
         COMMANDS[args.command](args)
     except SelectitError as exc:
         print(f"selectit {args.command}: error: {exc}", file=sys.stderr)

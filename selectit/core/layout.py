@@ -5,11 +5,17 @@ dvc.yaml's stage deps and outputs are generated from these paths (selectit/stage
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 EXAMPLES = "examples.jsonl"
 REJECTS = "rejects.jsonl"
+
+
+def model_cache() -> Path:
+    """Where converted models and file digests are kept, outside every data folder (SELECTIT_CACHE)."""
+    return Path(os.environ.get("SELECTIT_CACHE", Path.home() / ".cache" / "selectit"))
 
 
 @dataclass(frozen=True)

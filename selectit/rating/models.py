@@ -26,6 +26,7 @@ from pathlib import Path
 from selectit.core.catalog import PACKAGED_RATERS, rater_name
 from selectit.core.errors import ModelLoadError
 from selectit.core.io import atomic_write
+from selectit.core.layout import model_cache
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ assert set(PACKAGED_GGUF) == set(PACKAGED_RATERS), "every packaged rater needs a
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SELECTIT_CACHE", Path.home() / ".cache" / "selectit"))
+    return model_cache()
 
 
 @dataclass(frozen=True)

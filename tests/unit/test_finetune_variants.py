@@ -73,3 +73,18 @@ def test_a_selection_from_another_run_is_an_input_error():
 
     with pytest.raises(InputError, match="not in the training pool"):
         variant_examples("selectit", POOL[:10], RANKED, ["nope"], seed=0)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("selectit", r"'selectit' has no examples to train on: the selection \(selected_ids.txt\) holds 0 examples"),
+        ("random", r"'random' has no examples .* as the selection \(selected_ids.txt\), which holds 0"),
+    ],
+)
+def test_an_empty_selection_names_the_variant_and_the_selection_size_before_training(name, why):
+    from selectit.core.errors import InputError
+
+    with pytest.raises(InputError, match=why):
+        variant_examples(name, POOL, RANKED, [], seed=0)
+    assert variant_examples("base", POOL, RANKED, [], seed=0).examples == []  # the base model trains on nothing

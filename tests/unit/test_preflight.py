@@ -41,3 +41,20 @@ def test_the_run_names_the_folder_and_what_it_holds(tmp_path, monkeypatch):
     _deny(monkeypatch, tmp_path / "cache")
     with pytest.raises(InputError, match=r"cache: this folder cannot be written \(it holds the model cache, SELECTIT"):
         context.check_ready(evaluates=False)
+
+
+def test_an_interruption_says_what_it_kept_and_exits_as_a_shell_reports_the_signal(tmp_path):
+    from selectit.core import interrupts
+
+    (tmp_path / "shards" / "rater").mkdir(parents=True)
+    (tmp_path / "shards" / "rater" / "0.parquet").write_bytes(b"")
+    (tmp_path / "runs" / "key" / "checkpoint-4").mkdir(parents=True)  # cut short: no trainer_state.json
+    (tmp_path / "runs" / "key" / "checkpoint-2").mkdir()
+    (tmp_path / "runs" / "key" / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    assert interrupts.kept_work(tmp_path / "shards", tmp_path / "runs") == (
+        f"kept 1 finished rating shard(s) in {tmp_path / 'shards'} and 1 fine-tuning checkpoint(s) in "
+        f"{tmp_path / 'runs'}; run the same command again to resume from them"
+    )
+    assert interrupts.exit_status(KeyboardInterrupt()) == 130
+    assert interrupts.exit_status(interrupts.Terminated()) == 143
+    assert interrupts.how_it_ended(interrupts.Terminated()) == "terminated (SIGTERM)"

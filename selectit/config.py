@@ -22,6 +22,7 @@ from selectit.core.catalog import (
     LAYOUTS,
     TEMPLATES,
     TOKEN_LEVEL_SCORES,
+    check_model_name,
     is_packaged_prompt_set,
     load_prompt_set,
     rater_name,
@@ -119,6 +120,8 @@ class ScoreConfig:
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
+        for i, rater in enumerate(self.raters):
+            check_model_name(rater, f"{where}.raters[{i}]")
         available = len(load_prompt_set(self.prompt_set))
         if not 1 <= self.num_prompts <= available:
             raise ParamsError(
@@ -182,6 +185,8 @@ class AuditConfig:
         names = [rater_name(r) for r in self.ifd_raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.ifd_raters: two models share a name: {names}")
+        for i, rater in enumerate(self.ifd_raters):
+            check_model_name(rater, f"{where}.ifd_raters[{i}]")
         _positive(self.ifd_max_tokens, f"{where}.ifd_max_tokens")
 
 
@@ -214,6 +219,7 @@ class FinetuneConfig:
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
 
     def validate(self, where: str) -> None:
+        check_model_name(self.base_model, f"{where}.base_model")
         if not self.variants:
             raise ParamsError(f"{where}.variants: expected at least one of {list(VARIANTS)}")
         for variant in self.variants:

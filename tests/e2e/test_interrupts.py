@@ -54,7 +54,9 @@ def _signal_when(args: list[str], env: dict, ready: str, signum: int, log) -> tu
 def test_sigterm_to_a_stage_marks_the_run_crashed_at_once_and_exits_143(tmp_path):
     """The ingest stage, stuck in a download that trickles, with Prefect's temporary server."""
     with trickling_server() as base:
-        params = pipeline_params(tmp_path, f"{base}/slow.jsonl", ["tiny"], ingest__download_timeout_s=600)
+        params = pipeline_params(
+            tmp_path, f"{base}/slow.jsonl", ["smollm2-135m-instruct"], ingest__download_timeout_s=600
+        )
         data = tmp_path / "data"
         args = ["flows.ingest", "--params", str(params), "--data", str(data)]
         status, output, seconds = _signal_when(

@@ -426,7 +426,7 @@ def test_decontamination_needs_the_benchmarks(tmp_path):
         ("audit.ifd_raters", ["smollm2-135m-instruct-q4"], "audit.ifd_raters[0]", "smollm2-135m-instruct"),
     ],
 )
-def test_a_misspelled_model_is_a_params_error_with_the_closest_known_name(tmp_path, monkeypatch, key, value, where, meant):
+def test_a_misspelled_model_is_a_params_error_with_the_closest_name(tmp_path, monkeypatch, key, value, where, meant):
     from selectit.core.catalog import PACKAGED_RATERS
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -16,6 +16,7 @@ from typing import ClassVar, TypeVar
 
 from selectit.core.errors import InputError
 from selectit.core.io import write_json
+from selectit.core.layout import Layout
 from selectit.core.stages import Stage, stage_id
 
 T = TypeVar("T", bound="StageSummary")
@@ -255,3 +256,20 @@ class AuditSummary(StageSummary):
 
     def headline(self):
         return dict(self.metrics)
+
+
+def require_selection_stages(layout: Layout, raters: list[str], through: Stage = Stage.SELECT) -> None:
+    """An InputError naming the first of ingest, validate, score@<rater>..., aggregate, select
+    (up to `through`: score or select) that has not finished in `layout`: a command reading a
+    later stage's files then says where the run stopped, not which of its files it looked for first."""
+    order = [(Stage.INGEST, None, layout.ingested), (Stage.VALIDATE, None, layout.validated)]
+    order += [(Stage.SCORE, rater, layout.rater_scores(rater)) for rater in raters]
+    if through == Stage.SELECT:
+        order += [(Stage.AGGREGATE, None, layout.aggregated), (Stage.SELECT, None, layout.selected)]
+    for stage, item, folder in order:
+        if not (folder / StageSummary.FILE).is_file():
+            name = stage_id(stage, item)
+            raise InputError(
+                f"{layout.root}: the {name} stage has not finished here (no {folder / StageSummary.FILE}); "
+                f"run the pipeline up to it (`dvc repro {name}`, or python -m flows.pipeline)"
+            )

@@ -12,7 +12,7 @@ from selectit.core.records import Example
 from selectit.evaluation.measure import means, measure
 from selectit.evaluation.metrics import write_questions
 from selectit.finetune.models import load_variant
-from selectit.finetune.train import training_dtype
+from selectit.finetune.train import BASE_MODEL, training_dtype
 from selectit.hygiene.benchmark_texts import check_evaluated_files
 from selectit.rating.models import resolve
 from selectit.summaries import EvaluateSummary, FinetuneSummary
@@ -35,7 +35,7 @@ def evaluate_model(
     tuning = params.finetune
     # A broken benchmark file stops here, naming its line, before a model is loaded.
     check_evaluated_files(list(params.evaluate.active_benchmarks), Path(params.evaluate.benchmarks_dir))
-    source = resolve(tuning.base_model, tuning.trust_remote_code)
+    source = resolve(tuning.base_model, tuning.trust_remote_code, role=BASE_MODEL)
     summary = FinetuneSummary.load(trained, "finetune") if trained is not None else None
     model_folder = trained / "model" if summary is not None and summary.method != "none" else None
     _, device = training_dtype(tuning)

@@ -13,7 +13,7 @@ from pathlib import Path
 from selectit.config import FinetuneConfig
 from selectit.core.errors import InputError
 from selectit.core.records import Example
-from selectit.finetune.train import checkpoint_key, finetune
+from selectit.finetune.train import BASE_MODEL, checkpoint_key, finetune
 from selectit.rating.models import resolve
 from selectit.summaries import FinetuneSummary
 
@@ -40,7 +40,7 @@ def finetune_variant(
     are the selection."""
     if examples is not None and not examples:
         raise InputError(f"finetune {variant}: no examples to train on; nothing was trained")
-    source = resolve(cfg.base_model, cfg.trust_remote_code)
+    source = resolve(cfg.base_model, cfg.trust_remote_code, role=BASE_MODEL)
     trained = examples or []
     key = source.content_id if examples is None else checkpoint_key(cfg, source.content_id, trained)
     folder = Path(folder)

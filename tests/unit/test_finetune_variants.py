@@ -88,3 +88,11 @@ def test_an_empty_selection_names_the_variant_and_the_selection_size_before_trai
     with pytest.raises(InputError, match=why):
         variant_examples(name, POOL, RANKED, [], seed=0)
     assert variant_examples("base", POOL, RANKED, [], seed=0).examples == []  # the base model trains on nothing
+
+
+def test_the_reported_loss_is_the_mean_over_every_step_those_before_a_resume_included():
+    from selectit.finetune.train import mean_step_loss
+
+    # steps 1-2 from the checkpoint's log, 3-4 run after the resume
+    assert mean_step_loss([(1, 2.0), (2, 1.5), (3, 1.0), (4, 0.5)]) == 1.25
+    assert mean_step_loss([]) is None

@@ -58,3 +58,30 @@ def test_an_interruption_says_what_it_kept_and_exits_as_a_shell_reports_the_sign
     assert interrupts.exit_status(KeyboardInterrupt()) == 130
     assert interrupts.exit_status(interrupts.Terminated()) == 143
     assert interrupts.how_it_ended(interrupts.Terminated()) == "terminated (SIGTERM)"
+
+
+def test_report_and_explain_name_the_first_stage_that_has_not_run(tmp_path):
+    from selectit.core.errors import InputError
+    from selectit.core.layout import Layout
+    from selectit.summaries import require_selection_stages
+
+    layout = Layout(tmp_path / "data")
+    layout.ingested.mkdir(parents=True)
+    (layout.ingested / "summary.json").write_text("{}")  # only ingest has run
+    with pytest.raises(InputError, match=r"the validate stage has not finished here .*`dvc repro validate`"):
+        require_selection_stages(layout, ["tiny"])
+    for stage in (layout.validated, layout.rater_scores("tiny")):
+        stage.mkdir(parents=True)
+        (stage / "summary.json").write_text("{}")
+    require_selection_stages(layout, ["tiny"], through="score")  # what explain needs
+    with pytest.raises(InputError, match=r"the aggregate stage has not finished"):
+        require_selection_stages(layout, ["tiny"])
+
+
+def test_a_missing_base_model_is_named_by_its_key_and_flag_not_as_a_rater(tmp_path):
+    from selectit.core.errors import ModelLoadError
+    from selectit.finetune.train import BASE_MODEL
+    from selectit.rating.models import resolve
+
+    with pytest.raises(ModelLoadError, match=r"^finetune.base_model \(--base-model\) '/absent/model': not a model"):
+        resolve("/absent/model", role=BASE_MODEL)

@@ -14,7 +14,7 @@ from prefect.exceptions import TerminationSignal
 from flows.prefect_runtime import quiet_user_errors, server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core import interrupts
-from selectit.core.errors import SelectitError
+from selectit.core.errors import ParamsError, SelectitError
 from selectit.core.layout import Layout
 from selectit.core.stages import Stage
 from selectit.core.telemetry import switch_off_telemetry
@@ -102,6 +102,11 @@ def stage_main(
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
         context = open_context(args.params, args.data)
+        if flow.name in (Stage.FINETUNE, Stage.EVALUATE, Stage.COMPARE) and not context.params.finetune.enabled:
+            raise ParamsError(
+                f"{args.params}: finetune.enabled is false (selection only), so the {flow.name} stage does not run; "
+                "`dvc repro select` runs the pipeline up to the selection"
+            )
         # The benchmark files are checked where a run starts (`dvc repro` starts at ingest) and where they are read.
         context.check_ready(evaluates=flow.name in (Stage.INGEST, Stage.EVALUATE))
         # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.

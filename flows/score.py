@@ -28,7 +28,7 @@ from selectit.rating.keys import rater_cache
 from selectit.rating.rate import RaterSession, rate_records
 from selectit.rating_params import rating_settings, ray_settings
 from selectit.stages import load_current
-from selectit.summaries import ScoreSummary
+from selectit.summaries import ScoreSummary, ledger_line
 from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
 
 
@@ -51,6 +51,9 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         summary = rate(context, rater, name, records)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
+        rated = summary.ratings // context.params.score.num_prompts
+        ledger = layout.rejects(layout.rater_scores(name))
+        print(ledger_line(stage_id(Stage.SCORE, name), rated + summary.rejects, rated, ledger, "rated"))
     return summary
 
 

@@ -197,6 +197,7 @@ FINETUNE_METHODS = ("lora", "full")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    enabled: bool  # false: selection only; the finetune, evaluate and compare stages do not run
     base_model: str  # offline short name, local folder or GGUF, or hub id (as score.raters)
     variants: list[str]  # which of VARIANTS to train; `base` is the base model untuned
     method: str  # lora (a peft adapter) | full (every weight)
@@ -454,9 +455,13 @@ def _check_across_sections(params: Params, path: Path) -> None:
             f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
         )
     evaluate = params.evaluate
-    if not evaluate.heldout_loss and not evaluate.active_benchmarks and not evaluate.judge.enabled:
-        raise ParamsError(f"{path}: evaluate: nothing to measure; set heldout_loss: true, a benchmark count or a judge")
-    if params.evaluate.heldout_loss and params.validate.heldout == 0:
+    measured = params.finetune.enabled  # selection only (finetune.enabled false): nothing is trained or measured
+    if measured and not evaluate.heldout_loss and not evaluate.active_benchmarks and not evaluate.judge.enabled:
+        raise ParamsError(
+            f"{path}: evaluate: nothing to measure; set heldout_loss: true, a benchmark count or a judge "
+            "(or finetune.enabled: false for the selection alone)"
+        )
+    if measured and params.evaluate.heldout_loss and params.validate.heldout == 0:
         raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
     if params.hygiene.decontaminate and not Path(evaluate.benchmarks_dir).is_dir():
         raise ParamsError(

@@ -66,7 +66,7 @@ class RunContext:
                 raise InputError(
                     f"{blocked}: this folder cannot be written (it holds {what}); make it writable, or name another"
                 )
-        if evaluates:
+        if evaluates and self.params.finetune.enabled:
             evaluate = self.params.evaluate
             check_evaluated_files(list(evaluate.active_benchmarks), Path(evaluate.benchmarks_dir))
 

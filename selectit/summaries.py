@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,3 +275,21 @@ def require_selection_stages(layout: Layout, raters: list[str], through: Stage =
                 f"{layout.root}: the {name} stage has not finished here (no {folder / StageSummary.FILE}); "
                 f"run the pipeline up to it (`dvc repro {name}`, or python -m flows.pipeline)"
             )
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reject's reason, for counting: its words before the first detail
+    ("duplicate of x.json row 3" -> "duplicate"; "validation: output empty: ..." -> "output empty")."""
+    reason = reason.removeprefix("validation: ")
+    return re.split(r"[:(;]| of | at | row ", reason, maxsplit=1)[0].strip() or "other"
+
+
+def ledger_line(stage: str, rows_in: int, kept: int, ledger: Path, what: str = "kept") -> str:
+    """The one line a stage ends with: rows in, kept, rejected by kind of reason, and where the rejects are."""
+    kinds: Counter[str] = Counter()
+    if Path(ledger).is_file():
+        with Path(ledger).open(encoding="utf-8") as handle:
+            kinds.update(reason_kind(json.loads(line).get("reason", "")) for line in handle if line.strip())
+    rejected = sum(kinds.values())
+    by_kind = f" ({', '.join(f'{n} {kind}' for kind, n in kinds.most_common())})" if rejected else ""
+    return f"{stage}: {rows_in} rows in, {kept} {what}, {rejected} rejected{by_kind}; rejects and reasons: {ledger}"

@@ -51,6 +51,7 @@ BASE = {
     "select": {"ratio": 0.2},
     "audit": {"enabled": True, "pairs": "pairs.jsonl", "limit": 40, "ifd_raters": [], "ifd_max_tokens": 400},
     "finetune": {
+        "enabled": True,
         "base_model": "smollm2-135m-instruct",
         "variants": ["selectit", "random", "longest", "bottom", "full", "base"],
         "method": "lora",
@@ -447,3 +448,11 @@ def test_a_bare_name_in_the_local_hub_cache_or_a_folder_is_a_model(tmp_path, mon
     assert params.score.raters == ["gpt2", "my-model"]
     with pytest.raises(ParamsError, match=r"'gpt3'.*; did you mean gpt2\?"):
         load_params(write_params(tmp_path, {"score.raters": ["gpt3"], "aggregate.weights": None}))
+
+
+def test_selection_only_needs_nothing_to_measure(tmp_path):
+    nothing = {"evaluate.heldout_loss": False, "evaluate.benchmarks": {"mmlu": 0}}
+    with pytest.raises(ParamsError, match=r"evaluate: nothing to measure.*finetune.enabled: false"):
+        load_params(write_params(tmp_path, nothing))
+    params = load_params(write_params(tmp_path, {**nothing, "finetune.enabled": False, "validate.heldout": 0.0}))
+    assert not params.finetune.enabled

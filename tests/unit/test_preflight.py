@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -85,3 +86,20 @@ def test_a_missing_base_model_is_named_by_its_key_and_flag_not_as_a_rater(tmp_pa
 
     with pytest.raises(ModelLoadError, match=r"^finetune.base_model \(--base-model\) '/absent/model': not a model"):
         resolve("/absent/model", role=BASE_MODEL)
+
+
+def test_a_stage_ends_with_one_line_of_rows_in_kept_and_rejected_by_reason(tmp_path):
+    from selectit.summaries import ledger_line
+
+    ledger = tmp_path / "rejects.jsonl"
+    reasons = [
+        "duplicate of a.json row 1",
+        "duplicate of a.json row 2",
+        "validation: output too short: 0 characters; input too long",
+        "invalid JSON: Expecting value",
+    ]
+    ledger.write_text("".join(json.dumps({"reason": r}) + "\n" for r in reasons))
+    assert ledger_line("ingest", 11, 7, ledger) == (
+        f"ingest: 11 rows in, 7 kept, 4 rejected (2 duplicate, 1 output too short, 1 invalid JSON); "
+        f"rejects and reasons: {ledger}"
+    )

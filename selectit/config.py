@@ -56,7 +56,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ValidateConfig:
     min_chars: int  # instruction and response need at least this many non-space characters
-    max_chars: int  # longest instruction + input + response accepted, in characters
+    max_chars: int  # instruction + input + response, in characters; a longer response is cut to fit (flagged)
     max_reject_fraction: float  # above this share of rejected rows the dataset fails
     heldout: float  # share of valid examples set aside before scoring, for the held-out loss (0: none)
     seed: int  # which examples are held out

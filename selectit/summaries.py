@@ -107,6 +107,7 @@ class ValidateSummary(StageSummary):
     data_docs: str | None
     contaminated: dict[str, int] = field(default_factory=dict)  # benchmark -> examples removed (hygiene)
     near_duplicates: int = 0  # examples removed as near-duplicates of earlier ones (hygiene)
+    flagged: dict[str, int] = field(default_factory=dict)  # flag -> examples kept with it (validated/flagged.jsonl)
     settings: dict = field(default_factory=dict)
 
     def headline(self):

@@ -159,6 +159,11 @@ class Layout:
         return self.root / "reports"
 
     @staticmethod
+    def flagged(stage_folder: Path) -> Path:
+        """Examples kept with a flag (a response cut to fit, ...): JSON lines {id, source, row, flag, detail}."""
+        return stage_folder / "flagged.jsonl"
+
+    @staticmethod
     def examples(stage_folder: Path) -> Path:
         return stage_folder / EXAMPLES
 

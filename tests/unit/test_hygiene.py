@@ -175,3 +175,14 @@ def test_a_broken_benchmark_file_is_named_with_its_line_before_evaluation(tmp_pa
     with pytest.raises(InputError, match=f"{broken[0]}.*{message}"):
         check_evaluated_files([benchmark], folder)
     check_evaluated_files([], folder)  # a benchmark not asked from is not read
+
+
+def test_a_300000_character_response_is_cut_kept_and_flagged_not_a_failed_run(tmp_path):
+    long = {"instruction": "Write a very long story.", "input": "", "output": "Once upon a time. " * 16_667}
+    summary, kept, rejects = _validate(tmp_path, [*POOL[1:], long], decontaminate=False, near_duplicates=False)
+    assert kept == [0, 1, 2, 3] and rejects == []  # before: 1 of 4 rejected, above the 20% limit: the run stopped
+    (flag,) = [
+        json.loads(line) for line in (tmp_path / "data" / "validated" / "flagged.jsonl").read_text().splitlines()
+    ]
+    assert flag["row"] == 3 and flag["flag"] == "truncated" and summary.flagged == {"truncated": 1}
+    assert flag["detail"] == "response cut from 300006 to 19976 characters (validate.max_chars)"

@@ -35,8 +35,8 @@ def validate_flow(context: RunContext) -> ValidateSummary:
         log.artifact(layout.rejects(layout.validated), Stage.VALIDATE)
         if summary.data_docs:
             log.artifact(layout.validation_docs, "validate/data_docs")
-        cut = summary.flagged.get("truncated", 0)
-        kept = f"kept ({summary.heldout} of them held out; {cut} with the response cut to fit, flagged.jsonl)"
+        flagged = ", ".join(f"{n} {flag}" for flag, n in summary.flagged.items()) or "none"
+        kept = f"kept ({summary.heldout} of them held out; flagged: {flagged}, in flagged.jsonl)"
         print(ledger_line(Stage.VALIDATE, summary.examples_in, summary.valid, layout.rejects(layout.validated), kept))
     return summary
 

@@ -83,8 +83,10 @@ class HygieneConfig:
     jaccard: float  # in (0, 1]; NeMo Curator and data-juicer use about 0.8
     shingle_words: int  # words per shingle of the MinHash
     minhash_permutations: int  # more: a closer Jaccard estimate, more time
+    rater_injection: str  # texts that address the rater: flag (kept, listed) | reject | off
 
     def validate(self, where: str) -> None:
+        _one_of(self.rater_injection, ("flag", "reject", "off"), f"{where}.rater_injection")
         if self.ngram < 5:  # shorter n-grams match ordinary phrases, not copied questions
             raise ParamsError(f"{where}.ngram: expected an integer >= 5 (GPT-3 used 13), got {self.ngram}")
         if not 0 < self.jaccard <= 1:

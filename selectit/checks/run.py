@@ -5,6 +5,8 @@ examples to score and the held-out ones."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections import Counter
 from pathlib import Path
 
 from selectit.checks.examples import cut_to_fit, validate_record_file
@@ -12,6 +14,7 @@ from selectit.config import HygieneConfig, ValidateConfig
 from selectit.core.io import atomic_write
 from selectit.core.layout import Layout
 from selectit.core.records import TRUNCATED, example_record_line, flag_line, iter_example_records, write_rejects
+from selectit.hygiene.injection import FLAG as INJECTION_FLAG
 from selectit.hygiene.run import clean
 from selectit.ingest.split import heldout_ids
 from selectit.summaries import ValidateSummary
@@ -53,6 +56,8 @@ def validate_folder(
                 if len(example.output) < length:
                     cut = f"response cut from {length} to {len(example.output)} characters (validate.max_chars)"
                     flags.append(flag_line(example, TRUNCATED, cut))
+                if (passage := removed.addresses_rater.get(example.id)) is not None:
+                    flags.append(flag_line(example, INJECTION_FLAG, f"addresses the rater: {passage!r}"))
 
     atomic_write(
         layout.examples(layout.validated),
@@ -69,6 +74,6 @@ def validate_folder(
         data_docs=str(result.docs_index) if result.docs_index else None,
         contaminated=dict(sorted(removed.contaminated.items())),
         near_duplicates=removed.near_duplicates,
-        flagged={TRUNCATED: len(flags)} if flags else {},
+        flagged=dict(Counter(json.loads(line)["flag"] for line in flags)),
         settings={"validate": dataclasses.asdict(cfg), "hygiene": dataclasses.asdict(hygiene)},
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import yaml
@@ -46,6 +47,7 @@ def dataset_card(
     scores: np.ndarray,
     kept_scores: np.ndarray,
     command: str,
+    flagged: list[dict] | None = None,
 ) -> str:
     """The card as Markdown; `settings` are the nested settings each stage ran with."""
     source_rows = "\n".join(f"| `{s['source']}` | `{s['sha256'][:16]}` | {s['bytes']:,} |" for s in sources)
@@ -93,6 +95,10 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 {_histogram(scores)}
 ```
 
+## Flagged examples in the selection
+
+{_flagged_section(flagged or [])}
+
 ## Settings
 
 ```yaml
@@ -109,6 +115,32 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 
 {LICENCE_NOTE}
 """
+
+
+def _flagged_section(flagged: list[dict]) -> str:
+    """The selected examples the validate stage kept with a flag (validated/flagged.jsonl)."""
+    if not flagged:
+        return "None: no selected example was cut to fit or addresses the rater."
+    rows = "\n".join(
+        f"| `{f['id']}` | {f['source']} row {f['row']} | {f['flag']} | {f['detail'].replace('|', '/')} |"
+        for f in flagged
+    )
+    return (
+        "Kept by the validate stage with a flag; an example that addresses the rater may have steered its own "
+        "score (hygiene.rater_injection: reject removes them).\n\n"
+        f"| id | where | flag | detail |\n| --- | --- | --- | --- |\n{rows}"
+    )
+
+
+def selected_flags(layout: Layout, kept: list[str]) -> list[dict]:
+    """The flags of validated/flagged.jsonl (an absent file: none) of the kept examples, best first."""
+    path = layout.flagged(layout.validated)
+    if not path.is_file():
+        return []
+    rank = {example_id: i for i, example_id in enumerate(kept)}
+    with path.open(encoding="utf-8") as handle:
+        flags = [json.loads(line) for line in handle if line.strip()]
+    return sorted((f for f in flags if f["id"] in rank), key=lambda f: rank[f["id"]])
 
 
 def run_card(params: Params, layout: Layout, selection: Selection, shown_source: str, command: str) -> str:
@@ -153,4 +185,5 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         scores=selection.scores,
         kept_scores=selection.kept_scores,
         command=command,
+        flagged=selected_flags(layout, selection.kept),
     )

@@ -30,6 +30,7 @@ BASE = {
         "jaccard": 0.8,
         "shingle_words": 5,
         "minhash_permutations": 128,
+        "rater_injection": "flag",
     },
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],

@@ -70,6 +70,11 @@ class RunContext:
             evaluate = self.params.evaluate
             check_evaluated_files(list(evaluate.active_benchmarks), Path(evaluate.benchmarks_dir))
 
+    def without_ray(self) -> RunContext:
+        """This context with ray.address null: the score stage rates in this process."""
+        params = dataclasses.replace(self.params, ray=dataclasses.replace(self.params.ray, address=None))
+        return dataclasses.replace(self, params=params)
+
     @property
     def tracking_uri(self) -> str:
         return self.params.tracking.tracking_uri or default_tracking_uri(self.project_root)

@@ -174,7 +174,8 @@ def test_an_unreachable_ray_address_is_one_line_and_a_cached_run_needs_no_ray(pr
         text=True,
     )
     output = done.stdout + done.stderr
-    assert done.returncode == 2 and time.monotonic() - started < 120, output[-3000:]  # 30 s of it after start-up
+    # Start-up (Python, a Prefect server) takes minutes on a loaded 2-core machine; the hang took 834 s more.
+    assert done.returncode == 2 and time.monotonic() - started < 600, output[-3000:]
     (line,) = [x for x in output.splitlines() if "error" in x]
     assert line.startswith("score: error: ray.address: nothing answers at '127.0.0.1:1'")
     assert "Traceback" not in output

@@ -74,7 +74,7 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
                 stages[stage_id(Stage.EVALUATE, variant)] = evaluate_flow(context, variant)
             comparison = compare_flow(context)
         else:
-            logging.getLogger(__name__).info("selection only (finetune.enabled: false): nothing is fine-tuned")
+            print("selection only (finetune.enabled: false): nothing is fine-tuned, evaluated or compared")
         report = report_flow(context)
         tracker.client.set_tag(run_id, "code_version", code_version(__name__))
     result = PipelineResult(stages, comparison, time.perf_counter() - started)

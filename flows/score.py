@@ -9,7 +9,6 @@ cluster or `local` (README "Scoring on Ray"): the same shard cache and tables ei
 import contextlib
 import contextvars
 import dataclasses
-import logging
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -158,7 +157,7 @@ def _all_cached(context: RunContext, raters: list[str]) -> bool:
         cache = rater_cache(context.layout.shard_cache, rater, settings)
         if plan_shard_refs(records, cache.done_ids(), context.params.score.shard_size).shards:
             return False
-    logging.getLogger(__name__).info("every shard is in the cache: nothing to rate, Ray is not used")
+    print("every shard is in the cache: nothing to rate, Ray is not used")
     return True
 
 

@@ -16,7 +16,7 @@ from selectit.plots import histogram_png
 from selectit.provenance import code_version
 from selectit.scoring.tables import read_scores
 from selectit.stages import load_current
-from selectit.summaries import AggregateSummary
+from selectit.summaries import AggregateSummary, ledger_line
 from selectit.tracking import lineage
 from tasks.aggregate import aggregate_scores
 
@@ -40,6 +40,8 @@ def aggregate_flow(context: RunContext) -> AggregateSummary:
         log.artifact(layout.rating_docs, "aggregate/rating_checks")
         scores = read_scores(layout.scores_table)["model_score"].to_numpy()
         log.figure(partial(histogram_png, scores, "SelectIT model-level scores"), "aggregate/score_histogram.png")
+        rows_in = summary.examples + summary.rejects
+        print(ledger_line(Stage.AGGREGATE, rows_in, summary.examples, layout.rejects(layout.aggregated), "scored"))
     return summary
 
 

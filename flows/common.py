@@ -9,9 +9,12 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from prefect.exceptions import TerminationSignal
+
 from flows.prefect_runtime import quiet_user_errors, server_that_outlives_ctrl_c
 from selectit.context import RunContext
-from selectit.core.errors import SelectitError
+from selectit.core import interrupts
+from selectit.core.errors import ParamsError, SelectitError
 from selectit.core.layout import Layout
 from selectit.core.stages import Stage
 from selectit.core.telemetry import switch_off_telemetry
@@ -51,12 +54,7 @@ def tracked_stage(
 def kept_work(data_dir: Path) -> str:
     """What an interrupted run leaves for the next one, and how to resume."""
     layout = Layout(data_dir)
-    shards = sum(1 for _ in layout.shard_cache.rglob("*.parquet")) if layout.shard_cache.is_dir() else 0
-    checkpoints = len(list((layout.root / "cache" / "finetune").glob("*/*/checkpoint-*")))
-    return (
-        f"kept {shards} finished rating shard(s) in {layout.shard_cache} and {checkpoints} fine-tuning "
-        "checkpoint(s); run the same command again to resume from them"
-    )
+    return interrupts.kept_work(layout.shard_cache, layout.root / "cache" / "finetune")
 
 
 def command_main(
@@ -67,8 +65,9 @@ def command_main(
 ) -> None:
     """Command line of a flow, as DVC and users run it: `python -m flows.<name> [--params] [--data] ...`.
 
-    An error the user can fix (SelectitError) is one line and exit status 2;
-    anything else is a bug and keeps its traceback."""
+    An error the user can fix (SelectitError) is one line and exit status 2; Ctrl-C and
+    SIGTERM are one line saying what was kept, and exit status 130 or 143; anything
+    else is a bug and keeps its traceback."""
     switch_off_telemetry()
     parser = argparse.ArgumentParser(prog=f"python -m flows.{name}", description=description)
     parser.add_argument("--params", default=str(DEFAULT_PARAMS))
@@ -79,13 +78,14 @@ def command_main(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     quiet_user_errors()
     try:
-        run(args)
+        with interrupts.sigterm_as_ctrl_c():
+            run(args)
     except SelectitError as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print(f"{name}: interrupted; {kept_work(Path(args.data))}", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, TerminationSignal) as exc:
+        print(f"{name}: {interrupts.how_it_ended(exc)}; {kept_work(Path(args.data))}", file=sys.stderr)
+        sys.exit(interrupts.exit_status(exc))
 
 
 def stage_main(
@@ -101,8 +101,16 @@ def stage_main(
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
+        context = open_context(args.params, args.data)
+        if flow.name in (Stage.FINETUNE, Stage.EVALUATE, Stage.COMPARE) and not context.params.finetune.enabled:
+            raise ParamsError(
+                f"{args.params}: finetune.enabled is false (selection only), so the {flow.name} stage does not run; "
+                "`dvc repro select` runs the pipeline up to the selection"
+            )
+        # The benchmark files are checked where a run starts (`dvc repro` starts at ingest) and where they are read.
+        context.check_ready(evaluates=flow.name in (Stage.INGEST, Stage.EVALUATE))
         # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.
-        context = open_context(args.params, args.data).on_its_own(new_pipeline_run=flow.name == Stage.INGEST)
+        context = context.on_its_own(new_pipeline_run=flow.name == Stage.INGEST)
         with server_that_outlives_ctrl_c():
             (runner or flow)(context, **flow_args)
 

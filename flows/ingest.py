@@ -14,7 +14,7 @@ from selectit.context import RunContext
 from selectit.core.records import iter_example_records
 from selectit.core.stages import Stage
 from selectit.provenance import code_version
-from selectit.summaries import IngestSummary
+from selectit.summaries import IngestSummary, ledger_line
 from selectit.tracking import lineage
 from tasks.ingest import ingest_sources
 
@@ -45,6 +45,8 @@ def ingest_flow(context: RunContext) -> IngestSummary:
             num_rows=summary.examples,
         )
         log.artifact(layout.rejects(layout.ingested), Stage.INGEST)
+        rows_in = summary.examples_read + summary.rejects
+        print(ledger_line(Stage.INGEST, rows_in, summary.examples, layout.rejects(layout.ingested)))
     return summary
 
 

@@ -36,7 +36,7 @@ from selectit.summaries import StageSummary
 @dataclass
 class PipelineResult:
     stages: dict[str, StageSummary]  # by DVC stage name: ingest, validate, score@<rater>, ..., evaluate@<variant>
-    comparison: Comparison
+    comparison: Comparison | None  # None when finetune.enabled is false (selection only)
     seconds: float
 
 
@@ -66,25 +66,30 @@ def pipeline_flow(params_path: str, data_dir: str, progress: bool = True, run_au
             # With audit.enabled off it only writes a note saying so: DVC's stage is then
             # recorded like the others, and no earlier audit is taken for this run's.
             stages[Stage.AUDIT] = audit_flow(context)
-        for variant in context.params.finetune.variants:
-            stages[stage_id(Stage.FINETUNE, variant)] = finetune_flow(context, variant)
-        for variant in context.params.finetune.variants:
-            stages[stage_id(Stage.EVALUATE, variant)] = evaluate_flow(context, variant)
-        comparison = compare_flow(context)
+        comparison = None
+        if context.params.finetune.enabled:
+            for variant in context.params.finetune.variants:
+                stages[stage_id(Stage.FINETUNE, variant)] = finetune_flow(context, variant)
+            for variant in context.params.finetune.variants:
+                stages[stage_id(Stage.EVALUATE, variant)] = evaluate_flow(context, variant)
+            comparison = compare_flow(context)
+        else:
+            print("selection only (finetune.enabled: false): nothing is fine-tuned, evaluated or compared")
         report = report_flow(context)
         tracker.client.set_tag(run_id, "code_version", code_version(__name__))
     result = PipelineResult(stages, comparison, time.perf_counter() - started)
+    compared = f"the variants compared -> {context.layout.comparison}; " if comparison is not None else ""
     print(
         f"pipeline finished in {result.seconds:.0f} s: {stages[Stage.SELECT].selected} examples selected "
-        f"-> {context.layout.selection}; the variants compared -> {context.layout.comparison}; "
-        f"the report -> {report.html}"
+        f"-> {context.layout.selection}; {compared}the report -> {report.html}"
     )
     return result
 
 
 def main() -> None:
     def run(args):
-        open_context(args.params, args.data)  # a broken params.yaml is one line, before Prefect starts
+        # A broken params.yaml, a read-only folder or a broken benchmark file is one line, before Prefect starts.
+        open_context(args.params, args.data).check_ready()
         with server_that_outlives_ctrl_c():
             pipeline_flow(args.params, args.data, progress=not args.no_progress)
 

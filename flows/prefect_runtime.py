@@ -8,9 +8,11 @@ is needed, so that a Prefect upgrade has one module to check."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
-import signal
+import subprocess
 from collections.abc import Iterator
+from unittest import mock
 
 from prefect import get_client
 from prefect.futures import PrefectFuture
@@ -39,23 +41,32 @@ def configured_api_url() -> str | None:
 
 @contextlib.contextmanager
 def server_that_outlives_ctrl_c() -> Iterator[None]:
-    """Start Prefect's temporary server (when no server is configured) with SIGINT blocked.
+    """Start Prefect's temporary server (when no server is configured) in a session of its own.
 
-    Ctrl-C in a terminal goes to the whole process group: the temporary server, a
-    child of this process, stopped at once, and the interrupted run then spent over
-    a minute retrying it before ending in a connection error. A blocked signal stays
-    blocked in the child (uvicorn installs handlers but keeps the mask), so the
-    server lives until this process stops it at exit, and the run records how it
-    ended. Prefect's client finds the server already running and uses it."""
+    Ctrl-C in a terminal goes to the whole foreground process group, and `timeout` and
+    systemd send SIGTERM to the whole group (or cgroup): the temporary server, a child of
+    this process, stopped at once, and the interrupted run then spent over a minute
+    retrying it before ending in a connection error. In its own session no group signal
+    reaches it: it lives until this process stops it at exit (Prefect registers that),
+    and the run records how it ended. Prefect's client finds it running and uses it."""
     if not configured_api_url():
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
-            # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
-            # default 20 s on a busy 2-core machine.
-            _temporary_server().start(timeout=120)
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        server = _temporary_server()
+        # Internal: Prefect starts the server with subprocess.Popen in _run_uvicorn_command and
+        # has no option for its session; Popen is given one for that call only.
+        launch = server._run_uvicorn_command
+
+        def launch_in_own_session():
+            with mock.patch.object(subprocess, "Popen", functools.partial(_POPEN, start_new_session=True)):
+                return launch()
+
+        server._run_uvicorn_command = launch_in_own_session
+        # The first start in a fresh PREFECT_HOME migrates a new database: over Prefect's
+        # default 20 s on a busy 2-core machine.
+        server.start(timeout=120)
     yield
+
+
+_POPEN = subprocess.Popen
 
 
 def api_url_for_workers(chosen: str | None) -> str | None:

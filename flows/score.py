@@ -26,9 +26,10 @@ from selectit.provenance import code_version
 from selectit.rating.distributed import RaterPool, ray_runtime
 from selectit.rating.keys import rater_cache
 from selectit.rating.rate import RaterSession, rate_records
+from selectit.rating.shards import plan_shard_refs
 from selectit.rating_params import rating_settings, ray_settings
 from selectit.stages import load_current
-from selectit.summaries import ScoreSummary
+from selectit.summaries import ScoreSummary, ledger_line
 from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
 
 
@@ -51,6 +52,9 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         summary = rate(context, rater, name, records)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
+        rated = summary.ratings // context.params.score.num_prompts
+        ledger = layout.rejects(layout.rater_scores(name))
+        print(ledger_line(stage_id(Stage.SCORE, name), rated + summary.rejects, rated, ledger, "rated"))
     return summary
 
 
@@ -120,8 +124,8 @@ def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
     """Every rater's score stage. On Ray they run at the same time (each with its own
     replicas, as resources allow); in this process one after the other."""
     raters = context.params.score.raters
-    if not context.params.ray.enabled:
-        return {rater: score_flow(context, rater) for rater in raters}
+    if not context.params.ray.enabled or _all_cached(context, raters):
+        return {rater: score_flow(context.without_ray(), rater) for rater in raters}
     from prefect_ray import RayTaskRunner  # imports ray
 
     on_ray = score_flow.with_options(task_runner=RayTaskRunner())  # joins the Ray that ray_runtime connects
@@ -133,12 +137,28 @@ def score_raters(context: RunContext) -> dict[str, ScoreSummary]:
 
 def score_stage(context: RunContext, rater: str) -> ScoreSummary:
     """One rater's score stage, on Ray when params ask for it (`python -m flows.score`)."""
-    if not context.params.ray.enabled:
-        return score_flow(context, rater)
+    if not context.params.ray.enabled or _all_cached(context, [rater]):
+        return score_flow(context.without_ray(), rater)
     from prefect_ray import RayTaskRunner  # imports ray
 
     with _ray(context):
         return score_flow.with_options(task_runner=RayTaskRunner())(context, rater)
+
+
+def _all_cached(context: RunContext, raters: list[str]) -> bool:
+    """Whether the shard cache already holds every shard of these raters: then Ray is not
+    started or joined (a cluster that is down does not stop a run with nothing to rate)."""
+    if not context.params.ray.enabled:
+        return False
+    settings, records = rating_settings(context.params.score), context.layout.examples(context.layout.validated)
+    if not records.is_file():  # the stage then says which stage to run first
+        return False
+    for rater in raters:
+        cache = rater_cache(context.layout.shard_cache, rater, settings)
+        if plan_shard_refs(records, cache.done_ids(), context.params.score.shard_size).shards:
+            return False
+    print("every shard is in the cache: nothing to rate, Ray is not used")
+    return True
 
 
 def _ray(context: RunContext) -> contextlib.AbstractContextManager[None]:

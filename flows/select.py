@@ -42,6 +42,10 @@ def select_flow(context: RunContext) -> SelectSummary:
         log.artifact(layout.dataset_card, Stage.SELECT)
         log.artifact(layout.diversity_report, Stage.SELECT)
         log.dataset(pd.read_json(layout.selection), source=layout.selection, name="selective_alpaca", context="output")
+        print(
+            f"select: {summary.selected + summary.left_out} rows in, {summary.selected} kept "
+            f"-> {layout.selection}, {summary.left_out} left out -> {layout.excluded_ids}"
+        )
     return summary
 
 

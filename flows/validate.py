@@ -12,7 +12,7 @@ from selectit.context import RunContext
 from selectit.core.stages import Stage
 from selectit.provenance import code_version
 from selectit.stages import check_ingested
-from selectit.summaries import ValidateSummary
+from selectit.summaries import ValidateSummary, ledger_line
 from selectit.tracking import lineage
 from tasks.validate import validate_records
 
@@ -35,6 +35,9 @@ def validate_flow(context: RunContext) -> ValidateSummary:
         log.artifact(layout.rejects(layout.validated), Stage.VALIDATE)
         if summary.data_docs:
             log.artifact(layout.validation_docs, "validate/data_docs")
+        flagged = ", ".join(f"{n} {flag}" for flag, n in summary.flagged.items()) or "none"
+        kept = f"kept ({summary.heldout} of them held out; flagged: {flagged}, in flagged.jsonl)"
+        print(ledger_line(Stage.VALIDATE, summary.examples_in, summary.valid, layout.rejects(layout.validated), kept))
     return summary
 
 

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from selectit.config import Params, load_params
+from selectit.context import unwritable_folder
+from selectit.core import interrupts
 from selectit.core.catalog import DTYPE_NAMES, TOKEN_LEVEL_SCORES
 from selectit.core.errors import InputError, SelectitError
 from selectit.core.io import write_json
@@ -509,8 +511,23 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     try:
-        COMMANDS[args.command](args)
+        if (out := getattr(args, "out", None)) and (blocked := unwritable_folder(Path(out))) is not None:
+            raise InputError(f"--out {out}: {blocked} cannot be written; make it writable, or name another folder")
+        with interrupts.sigterm_as_ctrl_c():
+            COMMANDS[args.command](args)
     except SelectitError as exc:
         print(f"selectit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (interrupts.Terminated)
+        print(f"selectit {args.command}: {interrupts.how_it_ended(exc)}; {_kept(args)}", file=sys.stderr)
+        return interrupts.exit_status(exc)
     return 0
+
+
+def _kept(args) -> str:
+    """What an interrupted command leaves under its --out folder for the next run."""
+    out = Path(args.out) if getattr(args, "out", None) else None
+    if out is None or args.command not in ("score", "audit", "finetune"):
+        return "nothing finished is kept: run the same command again"
+    finetunes = args.command == "finetune"
+    return interrupts.kept_work(None if finetunes else out / "cache", out / "checkpoints" if finetunes else None)

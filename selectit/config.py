@@ -22,6 +22,7 @@ from selectit.core.catalog import (
     LAYOUTS,
     TEMPLATES,
     TOKEN_LEVEL_SCORES,
+    check_model_name,
     is_packaged_prompt_set,
     load_prompt_set,
     rater_name,
@@ -55,7 +56,7 @@ class IngestConfig:
 @dataclass(frozen=True)
 class ValidateConfig:
     min_chars: int  # instruction and response need at least this many non-space characters
-    max_chars: int  # longest instruction + input + response accepted, in characters
+    max_chars: int  # instruction + input + response, in characters; a longer response is cut to fit (flagged)
     max_reject_fraction: float  # above this share of rejected rows the dataset fails
     heldout: float  # share of valid examples set aside before scoring, for the held-out loss (0: none)
     seed: int  # which examples are held out
@@ -82,8 +83,10 @@ class HygieneConfig:
     jaccard: float  # in (0, 1]; NeMo Curator and data-juicer use about 0.8
     shingle_words: int  # words per shingle of the MinHash
     minhash_permutations: int  # more: a closer Jaccard estimate, more time
+    rater_injection: str  # texts that address the rater: flag (kept, listed) | reject | off
 
     def validate(self, where: str) -> None:
+        _one_of(self.rater_injection, ("flag", "reject", "off"), f"{where}.rater_injection")
         if self.ngram < 5:  # shorter n-grams match ordinary phrases, not copied questions
             raise ParamsError(f"{where}.ngram: expected an integer >= 5 (GPT-3 used 13), got {self.ngram}")
         if not 0 < self.jaccard <= 1:
@@ -119,6 +122,8 @@ class ScoreConfig:
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
+        for i, rater in enumerate(self.raters):
+            check_model_name(rater, f"{where}.raters[{i}]")
         available = len(load_prompt_set(self.prompt_set))
         if not 1 <= self.num_prompts <= available:
             raise ParamsError(
@@ -205,6 +210,8 @@ class AuditConfig:
         names = [rater_name(r) for r in self.ifd_raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.ifd_raters: two models share a name: {names}")
+        for i, rater in enumerate(self.ifd_raters):
+            check_model_name(rater, f"{where}.ifd_raters[{i}]")
         _positive(self.ifd_max_tokens, f"{where}.ifd_max_tokens")
 
 
@@ -218,6 +225,7 @@ FINETUNE_METHODS = ("lora", "full")
 
 @dataclass(frozen=True)
 class FinetuneConfig:
+    enabled: bool  # false: selection only; the finetune, evaluate and compare stages do not run
     base_model: str  # offline short name, local folder or GGUF, or hub id (as score.raters)
     variants: list[str]  # which of VARIANTS to train; `base` is the base model untuned
     method: str  # lora (a peft adapter) | full (every weight)
@@ -240,6 +248,7 @@ class FinetuneConfig:
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
 
     def validate(self, where: str) -> None:
+        check_model_name(self.base_model, f"{where}.base_model")
         if not self.variants:
             raise ParamsError(f"{where}.variants: expected at least one of {list(VARIANTS)}")
         for variant in self.variants:
@@ -511,22 +520,20 @@ def _check_across_sections(params: Params, path: Path) -> None:
             f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
         )
     evaluate = params.evaluate
-    if (
-        not evaluate.heldout_loss
-        and not evaluate.active_benchmarks
-        and not evaluate.judge.enabled
-        and not evaluate.preference_pairs
+    measured = params.finetune.enabled  # selection only (finetune.enabled false): nothing is trained or measured
+    if measured and not (
+        evaluate.heldout_loss or evaluate.active_benchmarks or evaluate.judge.enabled or evaluate.preference_pairs
     ):
         raise ParamsError(
             f"{path}: evaluate: nothing to measure; set heldout_loss: true, preference_pairs, a benchmark count "
-            "or a judge"
+            "or a judge (or finetune.enabled: false for the selection alone)"
         )
-    if evaluate.preference_pairs and not Path(evaluate.preference_file).is_file():
+    if measured and evaluate.preference_pairs and not Path(evaluate.preference_file).is_file():
         raise ParamsError(
             f"{path}: evaluate.preference_file: {evaluate.preference_file} not found; name the judged pairs "
             "(JSON lines), or set evaluate.preference_pairs: 0"
         )
-    if params.evaluate.heldout_loss and params.validate.heldout == 0:
+    if measured and params.evaluate.heldout_loss and params.validate.heldout == 0:
         raise ParamsError(f"{path}: evaluate.heldout_loss needs held-out examples; set validate.heldout > 0")
     if params.hygiene.decontaminate and not Path(evaluate.benchmarks_dir).is_dir():
         raise ParamsError(

@@ -9,11 +9,14 @@ context is plain data, so Prefect can record it as a flow parameter.
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from selectit.config import Params, load_params
-from selectit.core.layout import Layout
+from selectit.core.errors import InputError
+from selectit.core.layout import Layout, model_cache
+from selectit.hygiene.benchmark_texts import check_evaluated_files
 from selectit.provenance import git_commit
 from selectit.tracking.runs import PipelineTracker, default_tracking_uri
 
@@ -50,6 +53,28 @@ class RunContext:
         run_id = run_id or tracker.open_pipeline_run("pipeline", self.layout.root)
         return dataclasses.replace(self, parent_run_id=run_id, parent_takes_stage_status=True)
 
+    def check_ready(self, evaluates: bool = True) -> None:
+        """What would otherwise fail late, checked in a second before any work: the folders the
+        run writes are writable, and (when `evaluates`) every benchmark file the evaluation asks
+        from parses. Each failure is one InputError naming the folder or the file and line."""
+        folders = {"the run's data, --data": self.layout.root, "the model cache, SELECTIT_CACHE": model_cache()}
+        if self.tracking_uri.startswith("sqlite:///"):
+            store = Path(self.tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]).parent
+            folders["the MLflow store, tracking.tracking_uri"] = store
+        for what, folder in folders.items():
+            if (blocked := unwritable_folder(folder)) is not None:
+                raise InputError(
+                    f"{blocked}: this folder cannot be written (it holds {what}); make it writable, or name another"
+                )
+        if evaluates and self.params.finetune.enabled:
+            evaluate = self.params.evaluate
+            check_evaluated_files(list(evaluate.active_benchmarks), Path(evaluate.benchmarks_dir))
+
+    def without_ray(self) -> RunContext:
+        """This context with ray.address null: the score stage rates in this process."""
+        params = dataclasses.replace(self.params, ray=dataclasses.replace(self.params.ray, address=None))
+        return dataclasses.replace(self, params=params)
+
     @property
     def tracking_uri(self) -> str:
         return self.params.tracking.tracking_uri or default_tracking_uri(self.project_root)
@@ -69,3 +94,18 @@ class RunContext:
             and self.params_path.resolve() == root / "params.yaml"
             and self.layout.root.resolve() == root / "data"
         )
+
+
+def unwritable_folder(folder: Path) -> Path | None:
+    """The first folder a run writing under `folder` could not write: the nearest existing
+    one when `folder` is not there yet, else `folder` and each folder below it (os.access
+    also sees a read-only mount, whoever runs)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return folder
+    for top, _, _ in os.walk(folder):
+        if not os.access(top, os.W_OK | os.X_OK):
+            return Path(top)
+    return None

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import ClassVar, TypeVar
 
 from selectit.core.errors import InputError
 from selectit.core.io import write_json
+from selectit.core.layout import Layout
 from selectit.core.stages import Stage, stage_id
 
 T = TypeVar("T", bound="StageSummary")
@@ -104,6 +107,7 @@ class ValidateSummary(StageSummary):
     data_docs: str | None
     contaminated: dict[str, int] = field(default_factory=dict)  # benchmark -> examples removed (hygiene)
     near_duplicates: int = 0  # examples removed as near-duplicates of earlier ones (hygiene)
+    flagged: dict[str, int] = field(default_factory=dict)  # flag -> examples kept with it (validated/flagged.jsonl)
     settings: dict = field(default_factory=dict)
 
     def headline(self):
@@ -255,3 +259,38 @@ class AuditSummary(StageSummary):
 
     def headline(self):
         return dict(self.metrics)
+
+
+def require_selection_stages(layout: Layout, raters: list[str], through: Stage = Stage.SELECT) -> None:
+    """An InputError naming the first of ingest, validate, score@<rater>..., aggregate, select
+    (up to `through`: score or select) that has not finished in `layout`: a command reading a
+    later stage's files then says where the run stopped, not which of its files it looked for first."""
+    order = [(Stage.INGEST, None, layout.ingested), (Stage.VALIDATE, None, layout.validated)]
+    order += [(Stage.SCORE, rater, layout.rater_scores(rater)) for rater in raters]
+    if through == Stage.SELECT:
+        order += [(Stage.AGGREGATE, None, layout.aggregated), (Stage.SELECT, None, layout.selected)]
+    for stage, item, folder in order:
+        if not (folder / StageSummary.FILE).is_file():
+            name = stage_id(stage, item)
+            raise InputError(
+                f"{layout.root}: the {name} stage has not finished here (no {folder / StageSummary.FILE}); "
+                f"run the pipeline up to it (`dvc repro {name}`, or python -m flows.pipeline)"
+            )
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a reject's reason, for counting: its words before the first detail
+    ("duplicate of x.json row 3" -> "duplicate"; "validation: output empty: ..." -> "output empty")."""
+    reason = reason.removeprefix("validation: ")
+    return re.split(r"[:(;]| of | at | row ", reason, maxsplit=1)[0].strip() or "other"
+
+
+def ledger_line(stage: str, rows_in: int, kept: int, ledger: Path, what: str = "kept") -> str:
+    """The one line a stage ends with: rows in, kept, rejected by kind of reason, and where the rejects are."""
+    kinds: Counter[str] = Counter()
+    if Path(ledger).is_file():
+        with Path(ledger).open(encoding="utf-8") as handle:
+            kinds.update(reason_kind(json.loads(line).get("reason", "")) for line in handle if line.strip())
+    rejected = sum(kinds.values())
+    by_kind = f" ({', '.join(f'{n} {kind}' for kind, n in kinds.most_common())})" if rejected else ""
+    return f"{stage}: {rows_in} rows in, {kept} {what}, {rejected} rejected{by_kind}; rejects and reasons: {ledger}"

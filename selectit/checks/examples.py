@@ -28,6 +28,7 @@ is read, and only the examples that fail a check are read back afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -85,6 +86,20 @@ def _total_chars(example: Example) -> int:
     return sum(len(text) for text in (example.instruction, example.input, example.output) if isinstance(text, str))
 
 
+def cut_to_fit(example: Example, max_chars: int) -> Example:
+    """The example with its response cut so that instruction + input + response hold at most
+    `max_chars` characters (its id stays: it names the example as ingested). Unchanged when it
+    fits, or when the instruction and input alone do not: only a response can be cut, and
+    the length check then rejects the example."""
+    texts = (example.instruction, example.input, example.output)
+    if not all(isinstance(text, str) for text in texts):  # the schema checks reject it
+        return example
+    room = max_chars - len(example.instruction) - len(example.input)
+    if len(example.output) <= room or room < 1:
+        return example
+    return dataclasses.replace(example, output=example.output[:room])
+
+
 def _frame_value(value: Any) -> Any:
     if isinstance(value, str) and _SURROGATES.search(value):
         return _SURROGATES.sub("\ufffd", value)
@@ -137,7 +152,11 @@ def _near_duplicate(example: Example, column: str, first: Example) -> str:
 
 
 def _too_long(max_chars: int, example: Example, column: str, first: Example | None) -> str:
-    return f"{_total_chars(example)} characters in instruction + input + output, above the limit of {max_chars}"
+    prompt = _total_chars(example) - (len(example.output) if isinstance(example.output, str) else 0)
+    return (
+        f"{prompt} characters in instruction + input, above the limit of {max_chars} "
+        "(a long response is cut to fit, an instruction is not)"
+    )
 
 
 def _bad_character(example: Example, column: str, first: Example | None) -> str:
@@ -230,7 +249,8 @@ def _content_checks(cfg: ValidateConfig) -> list[Expectation]:
             ROW,
             "ExpectColumnValuesToBeBetween",
             {"column": "total_chars", "min_value": 0, "max_value": cfg.max_chars},
-            f"Guards the length budget: instruction + input + output <= {cfg.max_chars} characters.",
+            f"Guards the length budget: instruction + input + output <= {cfg.max_chars} characters "
+            "(a longer response is cut to fit first, and flagged).",
             partial(_too_long, cfg.max_chars),
         ),
         *(
@@ -284,7 +304,7 @@ def validate_examples(
     rows fail row-level expectations. The Data Docs are written before that, so
     the report of a failed run can be opened too (its path is on the exception).
     """
-    examples = list(examples)
+    examples = [cut_to_fit(e, cfg.max_chars) for e in examples]
     run = _run(_frame(examples), cfg, docs_dir)
     reasons = _judge(run, examples, len(examples), cfg)
     valid = [example for position, example in enumerate(examples) if position not in reasons]
@@ -308,12 +328,16 @@ def validate_record_file(path: Path, cfg: ValidateConfig, docs_dir: Path | None 
     """`validate_examples` over a records file (`write_example_records`), with the same checks,
     failures and Data Docs, holding no example: the frame is built as the file is read,
     and the examples that fail a check are read back for their rejects."""
-    frame = _frame(iter_example_records(path))
+    frame = _frame(cut_to_fit(e, cfg.max_chars) for e in iter_example_records(path))
     run = _run(frame, cfg, docs_dir)
     failed = {
         position for outcome in run.outcomes if outcome.expectation.level == ROW for position in outcome.positions
     }
-    at = {position: e for position, e in enumerate(iter_example_records(path)) if position in failed}
+    at = {
+        position: cut_to_fit(e, cfg.max_chars)
+        for position, e in enumerate(iter_example_records(path))
+        if position in failed
+    }
     reasons = _judge(run, at, len(frame), cfg)
     ids = frame["id"].tolist()
     return RecordsValidation(

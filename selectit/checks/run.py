@@ -5,13 +5,16 @@ examples to score and the held-out ones."""
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections import Counter
 from pathlib import Path
 
-from selectit.checks.examples import validate_record_file
+from selectit.checks.examples import cut_to_fit, validate_record_file
 from selectit.config import HygieneConfig, ValidateConfig
 from selectit.core.io import atomic_write
 from selectit.core.layout import Layout
-from selectit.core.records import example_record_line, iter_example_records, write_rejects
+from selectit.core.records import TRUNCATED, example_record_line, flag_line, iter_example_records, write_rejects
+from selectit.hygiene.injection import FLAG as INJECTION_FLAG
 from selectit.hygiene.run import clean
 from selectit.ingest.split import heldout_ids
 from selectit.summaries import ValidateSummary
@@ -31,23 +34,37 @@ def validate_folder(
     ingested = layout.examples(layout.ingested)
     result = validate_record_file(ingested, cfg, docs_dir=layout.validation_docs)
 
+    def valid_with_lengths():
+        """(the valid example, its response cut to validate.max_chars; the response's length before)."""
+        for position, example in enumerate(iter_example_records(ingested)):
+            if position not in result.rejected:
+                yield cut_to_fit(example, cfg.max_chars), len(example.output)
+
     def valid_examples():
-        return (e for position, e in enumerate(iter_example_records(ingested)) if position not in result.rejected)
+        return (example for example, _ in valid_with_lengths())
 
     removed = clean(valid_examples(), hygiene, benchmarks_dir, progress)
     kept_ids = [i for i in result.valid_ids if i not in removed.rejects]
     held = heldout_ids(kept_ids, cfg.heldout, cfg.seed)
 
+    flags = []
+
     def split(kept_out, heldout_out) -> None:
-        for example in valid_examples():
+        for example, length in valid_with_lengths():
             if example.id not in removed.rejects:
                 (heldout_out if example.id in held else kept_out).write(example_record_line(example))
+                if len(example.output) < length:
+                    cut = f"response cut from {length} to {len(example.output)} characters (validate.max_chars)"
+                    flags.append(flag_line(example, TRUNCATED, cut))
+                if (passage := removed.addresses_rater.get(example.id)) is not None:
+                    flags.append(flag_line(example, INJECTION_FLAG, f"addresses the rater: {passage!r}"))
 
     atomic_write(
         layout.examples(layout.validated),
         lambda kept_out: atomic_write(layout.heldout, lambda out: split(kept_out, out)),
     )
     write_rejects([*result.rejects, *removed.rejects.values()], layout.rejects(layout.validated))
+    atomic_write(layout.flagged(layout.validated), lambda out: out.writelines(flags))
     return ValidateSummary(
         examples_in=result.examples_in,
         valid=len(kept_ids),
@@ -57,5 +74,6 @@ def validate_folder(
         data_docs=str(result.docs_index) if result.docs_index else None,
         contaminated=dict(sorted(removed.contaminated.items())),
         near_duplicates=removed.near_duplicates,
+        flagged=dict(Counter(json.loads(line)["flag"] for line in flags)),
         settings={"validate": dataclasses.asdict(cfg), "hygiene": dataclasses.asdict(hygiene)},
     )

@@ -8,6 +8,8 @@ a stage when a file it loads changes.
 
 from __future__ import annotations
 
+import difflib
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -47,6 +49,61 @@ def rater_name(spec: str) -> str:
     if spec in PACKAGED_RATERS or not path.exists():
         return spec
     return path.stem if path.suffix == ".gguf" else path.name
+
+
+def check_model_name(spec: str, key: str) -> None:
+    """A ParamsError naming `key` when `spec` is a bare name (no "/", not a path that exists)
+    that no model answers to, with the closest known names.
+
+    A bare name must be a packaged short name, or a model in the local Hugging Face cache
+    (the hub's legacy ids such as `gpt2`). Offline (HF_HUB_OFFLINE) that is all; with a
+    network the hub is asked once, and only its "no such repository" counts: a hub that
+    does not answer leaves the name to the stage that loads it. Ids with an owner
+    (`owner/name`), folders and GGUF files are checked where they are loaded."""
+    if spec in PACKAGED_RATERS or "/" in spec or spec.startswith((".", "~")) or Path(spec).exists():
+        return
+    cached = _cached_bare_hub_names()
+    if spec in cached or (not _hub_offline() and not _hub_says_absent(spec)):
+        return
+    close = difflib.get_close_matches(spec, [*PACKAGED_RATERS, *cached], n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]}?" if close else f"; packaged models: {', '.join(PACKAGED_RATERS)}"
+    raise ParamsError(
+        f"{key}: no model is called {spec!r}: it is not a packaged model, a folder or .gguf file here, or a model "
+        f"in the local Hugging Face cache{'' if _hub_offline() else ' or on the hub'}{hint}"
+    )
+
+
+def _hub_cache() -> Path:
+    """Where huggingface_hub keeps downloaded models (its own environment variables, in its order)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "huggingface"
+    return Path(home) / "hub"
+
+
+def _cached_bare_hub_names() -> list[str]:
+    """Models of the local hub cache with no owner (`models--gpt2`)."""
+    folders = _hub_cache().glob("models--*") if _hub_cache().is_dir() else []
+    return sorted(f.name[len("models--") :] for f in folders if "--" not in f.name[len("models--") :])
+
+
+def _hub_offline() -> bool:
+    flags = (os.environ.get("HF_HUB_OFFLINE"), os.environ.get("TRANSFORMERS_OFFLINE"))
+    return any((f or "").upper() in {"1", "ON", "YES", "TRUE"} for f in flags)
+
+
+def _hub_says_absent(name: str) -> bool:
+    """Whether the hub answers that no model `name` exists (False when it does not answer)."""
+    from huggingface_hub import HfApi  # the network client: only for a bare name nothing local knows
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    try:
+        HfApi().model_info(name, timeout=10)
+    except RepositoryNotFoundError:
+        return True
+    except Exception:  # unreachable, gated, rate-limited: not an answer about the name
+        return False
+    return False
 
 
 def _packaged_prompt_set(name: str):

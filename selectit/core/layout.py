@@ -5,11 +5,17 @@ dvc.yaml's stage deps and outputs are generated from these paths (selectit/stage
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 EXAMPLES = "examples.jsonl"
 REJECTS = "rejects.jsonl"
+
+
+def model_cache() -> Path:
+    """Where converted models and file digests are kept, outside every data folder (SELECTIT_CACHE)."""
+    return Path(os.environ.get("SELECTIT_CACHE", Path.home() / ".cache" / "selectit"))
 
 
 @dataclass(frozen=True)
@@ -175,6 +181,11 @@ class Layout:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    @staticmethod
+    def flagged(stage_folder: Path) -> Path:
+        """Examples kept with a flag (a response cut to fit, ...): JSON lines {id, source, row, flag, detail}."""
+        return stage_folder / "flagged.jsonl"
 
     @staticmethod
     def examples(stage_folder: Path) -> Path:

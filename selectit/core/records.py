@@ -53,6 +53,15 @@ def reject_line(reject: Reject) -> bytes:
     return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+# Flags of examples kept with a caveat (Layout.flagged): the kind, and its line in the ledger.
+TRUNCATED = "truncated"  # the response was cut to validate.max_chars
+
+
+def flag_line(example: Example, flag: str, detail: str) -> bytes:
+    row = {"id": example.id, "source": example.source, "row": example.row, "flag": flag, "detail": detail}
+    return (json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8")
+
+
 def write_rejects(rejects: Iterable[Reject], path: str | Path) -> None:
     atomic_write(path, lambda handle: handle.writelines(reject_line(r) for r in rejects))
 

@@ -14,7 +14,8 @@ from selectit.evaluation.metrics import write_questions
 from selectit.evaluation.preference import BaseNllCache, nll_with, preference_accuracy
 from selectit.evaluation.preference_split import PreferenceSplit, preference_split, write_split
 from selectit.finetune.models import load_variant
-from selectit.finetune.train import training_dtype
+from selectit.finetune.train import BASE_MODEL, training_dtype
+from selectit.hygiene.benchmark_texts import check_evaluated_files
 from selectit.rating.models import resolve
 from selectit.summaries import EvaluateSummary, FinetuneSummary
 
@@ -34,7 +35,9 @@ def evaluate_model(
     `trained` is a finetune output folder (its summary.json, and model/ unless it is the
     untuned base); None is the base model of params.finetune as it is."""
     tuning = params.finetune
-    source = resolve(tuning.base_model, tuning.trust_remote_code)
+    # A broken benchmark file stops here, naming its line, before a model is loaded.
+    check_evaluated_files(list(params.evaluate.active_benchmarks), Path(params.evaluate.benchmarks_dir))
+    source = resolve(tuning.base_model, tuning.trust_remote_code, role=BASE_MODEL)
     summary = FinetuneSummary.load(trained, "finetune") if trained is not None else None
     model_folder = trained / "model" if summary is not None and summary.method != "none" else None
     # The judged pairs are read before any model loads: a bad pairs file or too few pairs is one line.

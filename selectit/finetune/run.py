@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selectit.config import FinetuneConfig
+from selectit.core.errors import InputError
 from selectit.core.records import Example
-from selectit.finetune.train import checkpoint_key, finetune
+from selectit.finetune.train import BASE_MODEL, checkpoint_key, finetune
 from selectit.rating.models import resolve
 from selectit.summaries import FinetuneSummary
 
@@ -37,7 +38,9 @@ def finetune_variant(
     base model and data: that result is returned as it is. `selection_sha256` is of the
     selection the variant was built against; by default the training examples themselves
     are the selection."""
-    source = resolve(cfg.base_model, cfg.trust_remote_code)
+    if examples is not None and not examples:
+        raise InputError(f"finetune {variant}: no examples to train on; nothing was trained")
+    source = resolve(cfg.base_model, cfg.trust_remote_code, role=BASE_MODEL)
     trained = examples or []
     key = source.content_id if examples is None else checkpoint_key(cfg, source.content_id, trained)
     folder = Path(folder)

@@ -19,6 +19,9 @@ from selectit.core.io import write_json
 from selectit.core.records import Example
 from selectit.finetune.format import prompt_and_completion
 
+# What errors about the base model call it: its key in params.yaml and the commands' flag.
+BASE_MODEL = "finetune.base_model (--base-model)"
+
 # Beside the saved model: [{"step": ..., "loss": ...}] of every logged training loss.
 LOSS_HISTORY = "loss_history.json"
 
@@ -28,7 +31,7 @@ class TrainResult:
     steps: int
     first_loss: float | None  # mean training loss of the first logged step
     last_loss: float | None  # ... and of the last one
-    train_loss: float | None  # the trainer's mean over the run
+    train_loss: float | None  # mean of every step's loss, those before a resume included
     resumed_from_step: int  # 0 unless an interrupted run was resumed
 
 
@@ -51,6 +54,14 @@ def checkpoint_key(cfg: FinetuneConfig, base_content_id: str, examples: Sequence
     fields["examples"] = [e.id for e in examples]
     fields["dtype"] = training_dtype(cfg)[0]
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def mean_step_loss(logged: Sequence[tuple[int, float]]) -> float | None:
+    """The mean training loss over every step of the run, from the trainer's log (one entry a
+    step; a resumed run's log holds the steps before its checkpoint too). The trainer's own
+    `training_loss` averages only the steps this process ran: after a resume, a different number."""
+    by_step = dict(logged)  # a step logged twice (re-run after a kill) counts once
+    return sum(by_step.values()) / len(by_step) if by_step else None
 
 
 def last_checkpoint(folder: Path) -> Path | None:
@@ -115,7 +126,7 @@ def finetune(
         callbacks=list(callbacks),
     )
     resume = last_checkpoint(run_dir)
-    outcome = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
 
     logged = [(entry["step"], entry["loss"]) for entry in trainer.state.log_history if "loss" in entry]
     losses = [loss for _, loss in logged]
@@ -125,7 +136,7 @@ def finetune(
         steps=trainer.state.global_step,
         first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None,
-        train_loss=outcome.training_loss,
+        train_loss=mean_step_loss(logged),
         resumed_from_step=int(resume.name.rpartition("-")[2]) if resume else 0,
     )
 
@@ -141,7 +152,7 @@ def _load_base(model_location: str, cfg: FinetuneConfig):
             model_location, dtype=torch.float32, trust_remote_code=cfg.trust_remote_code
         )
     except Exception as exc:
-        raise ModelLoadError(f"finetune.base_model: could not load {model_location}: {exc}") from exc
+        raise ModelLoadError(f"{BASE_MODEL}: could not load {model_location}: {exc}") from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -67,4 +67,18 @@ def variant_examples(
             f"variant {name!r}: {len(missing)} of its examples (first: {sorted(missing)[0]}) are not in the "
             "training pool; the selection and the validated data come from different runs; re-run the pipeline"
         )
-    return VariantData(name, [e for e in pool if e.id in chosen])
+    examples = [e for e in pool if e.id in chosen]
+    if not examples and name != "base":
+        # The trainer would fail deep inside its data loader (StopIteration); say why here.
+        why = (
+            "the training pool (validated examples not held out) is empty"
+            if name == "full" or not pool
+            else f"the selection (selected_ids.txt) holds {size} examples"
+            if name == "selectit"
+            else f"it takes as many examples as the selection (selected_ids.txt), which holds {size}"
+        )
+        raise InputError(
+            f"finetune variant {name!r} has no examples to train on: {why}; nothing was trained. Select more "
+            "(select.ratio, more input rows) or leave the variant out of finetune.variants"
+        )
+    return VariantData(name, examples)

@@ -61,6 +61,59 @@ def iter_benchmark_texts(benchmarks_dir: Path) -> Iterator[BenchmarkText]:
     yield from _alpaca_eval(files["alpaca_eval"])
 
 
+# The fields each row of a benchmark's file must hold as strings for the evaluation to read it
+# (lm-eval loads a whole file at once: one broken row fails every question of it).
+EVALUATED_FIELDS = {
+    "gsm8k": ("question", "answer"),
+    "bbh": ("input", "target"),
+    "humaneval": ("task_id", "prompt", "test", "entry_point"),
+}
+MMLU_FIELDS = 6  # question, four choices, answer letter
+
+
+def check_evaluated_files(benchmarks: list[str], benchmarks_dir: Path) -> None:
+    """Read every row of the files these benchmarks are asked from; an InputError naming the
+    file and line (or row) of the first that does not parse or lacks a field. Seconds at most:
+    run before a model is loaded, so a broken file stops a run before its evaluation starts."""
+    files = {name: Path(benchmarks_dir) / FILES[name] for name in benchmarks}
+    for name, path in files.items():
+        if not path.exists():
+            raise InputError(f"evaluate.benchmarks.{name}: benchmark file not found: {path}")
+        if name == "mmlu":
+            _check_mmlu(path)
+        elif name == "bbh":
+            for task in sorted(path.glob("*.json")):
+                _check_bbh_task(task)
+        else:
+            for _ in _json_lines(path, name, EVALUATED_FIELDS[name][0], required=EVALUATED_FIELDS[name]):
+                pass
+
+
+def _check_mmlu(path: Path) -> None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for entry in sorted(e for e in archive.namelist() if _MMLU_CSV.fullmatch(e)):
+                rows = csv.reader(io.StringIO(archive.read(entry).decode("utf-8")))
+                for row, fields in enumerate(rows, start=1):
+                    if len(fields) != MMLU_FIELDS:
+                        raise InputError(
+                            f"{path}: {entry} line {row}: expected {MMLU_FIELDS} columns (question, A, B, C, D, "
+                            f"answer), got {len(fields)}"
+                        )
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError, csv.Error) as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _check_bbh_task(path: Path) -> None:
+    try:
+        examples = json.loads(path.read_text(encoding="utf-8"))["examples"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise _unreadable(path, exc) from exc
+    for row, example in enumerate(examples if isinstance(examples, list) else [None]):
+        if not isinstance(example, dict) or not all(isinstance(example.get(f), str) for f in EVALUATED_FIELDS["bbh"]):
+            raise InputError(f"{path}: examples[{row}]: expected an object with 'input' and 'target' strings")
+
+
 def _unreadable(path: Path, exc: Exception, where: str = "") -> InputError:
     return InputError(f"{path}{where}: cannot read this benchmark file ({exc}); check evaluate.benchmarks_dir")
 
@@ -79,19 +132,26 @@ def _mmlu(path: Path) -> Iterator[BenchmarkText]:
         raise _unreadable(path, exc) from exc
 
 
-def _json_lines(path: Path, benchmark: str, field: str, id_field: str | None = None) -> Iterator[BenchmarkText]:
+def _json_lines(
+    path: Path, benchmark: str, field: str, id_field: str | None = None, required: tuple[str, ...] = ()
+) -> Iterator[BenchmarkText]:
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rt", encoding="utf-8") as handle:
             for line_number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
+                fields = required or (field,)
                 try:
                     row = json.loads(line)
                     text = row[field]
+                    if required and not all(isinstance(row[f], str) for f in required):
+                        raise TypeError("not all strings")
                 except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                    why = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
                     raise InputError(
-                        f"{path} line {line_number}: expected a JSON object with a {field!r} string ({exc})"
+                        f"{path} line {line_number}: expected a JSON object with {', '.join(map(repr, fields))} "
+                        f"strings ({why})"
                     ) from None
                 index = str(row[id_field]) if id_field else str(line_number - 1)
                 yield BenchmarkText(benchmark, index, str(text))

@@ -1,4 +1,5 @@
-"""The hygiene pass of the validate stage: benchmark decontamination, then near-duplicates.
+"""The hygiene pass of the validate stage: benchmark decontamination, near-duplicates, and
+texts that address the rater (rejected, or kept and flagged: hygiene.rater_injection).
 
 It runs over the examples that passed the suite, in input order, before the
 held-out split: a contaminated example is never scored, selected, trained on or
@@ -19,6 +20,7 @@ from selectit.config import HygieneConfig
 from selectit.core.records import Example, Reject
 from selectit.hygiene.benchmark_texts import iter_benchmark_texts
 from selectit.hygiene.decontamination import BenchmarkNgrams
+from selectit.hygiene.injection import FLAG, addresses_rater
 from selectit.hygiene.near_duplicates import NearDuplicateFilter
 
 
@@ -27,6 +29,7 @@ class HygieneResult:
     rejects: dict[str, Reject] = field(default_factory=dict)  # by example id
     contaminated: Counter = field(default_factory=Counter)  # benchmark -> examples removed
     near_duplicates: int = 0
+    addresses_rater: dict[str, str] = field(default_factory=dict)  # example id -> the passage, for kept examples
 
 
 def example_text(example: Example) -> str:
@@ -37,7 +40,7 @@ def example_text(example: Example) -> str:
 def clean(examples: Iterable[Example], cfg: HygieneConfig, benchmarks_dir: Path, progress: bool) -> HygieneResult:
     """The examples to remove, with their reasons; the caller streams `examples` in input order."""
     result = HygieneResult()
-    if not (cfg.decontaminate or cfg.near_duplicates):
+    if not (cfg.decontaminate or cfg.near_duplicates or cfg.rater_injection != "off"):
         return result
     ngrams = BenchmarkNgrams(iter_benchmark_texts(benchmarks_dir), cfg.ngram) if cfg.decontaminate else None
     dedup = (
@@ -54,6 +57,12 @@ def clean(examples: Iterable[Example], cfg: HygieneConfig, benchmarks_dir: Path,
         if duplicate is not None:
             result.near_duplicates += 1
             result.rejects[example.id] = _reject(example, duplicate.reason)
+            continue
+        passage = addresses_rater(text) if cfg.rater_injection != "off" else None
+        if passage is not None and cfg.rater_injection == "reject":
+            result.rejects[example.id] = _reject(example, f"{FLAG}: {passage!r} (hygiene.rater_injection)")
+        elif passage is not None:
+            result.addresses_rater[example.id] = passage
     return result
 
 

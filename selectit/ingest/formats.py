@@ -249,7 +249,7 @@ def _rows_hint(rows: list) -> str:
         return ""
     return (
         f"; the file is one JSON object and the rows seem to sit under {' or '.join(repr(k) for k in keys)}:"
-        f" set ingest.rows_key: {keys[0]} (or --rows-key {keys[0]})"
+        f" set ingest.rows_key: {keys[0]} in params.yaml (the selectit commands also take --rows-key {keys[0]})"
     )
 
 

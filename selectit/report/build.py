@@ -27,6 +27,7 @@ from selectit.report import analysis, figures, stability
 from selectit.report.page import Section, render, status_html, table_html
 from selectit.report.rundata import RunData, load_run
 from selectit.scoring.tables import SENTENCE_PREFIX, without_examples
+from selectit.selection.card import selected_flags
 from selectit.selection.coverage import diversity_summary, overlap_rows, selection_rows
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def build_report(params: Params, layout: Layout, out: Path) -> ReportResult:
         _stability_section(run, curves, plots),
         _selected(features, plots),
         *([_diversity(run.diversity)] if run.diversity else []),
+        _flagged(run),
         _examples(run, frame),
         _finetuning(run, plots),
         _validation(run),
@@ -314,6 +316,22 @@ def _diversity(report: dict) -> Section:
     section.note(diversity_summary(report))
     section.table(pd.DataFrame(selection_rows(report)), "each selection")
     section.table(pd.DataFrame(overlap_rows(report)), "Jaccard overlap of the selections")
+    return section
+
+
+def _flagged(run: RunData) -> Section:
+    """Selected examples the validate stage kept with a flag: a response cut to fit, or a text
+    that addresses the rater (which may have steered its own score)."""
+    section = Section("flagged", "Flagged examples in the selection")
+    flags = selected_flags(run.layout, list(run.selected))
+    if not flags:
+        section.note("None: no selected example was cut to fit or addresses the rater (validated/flagged.jsonl).")
+        return section
+    section.note(
+        "Kept by the validate stage with a flag. An example that addresses the rater may have steered its own "
+        "score; hygiene.rater_injection: reject removes such examples before they are rated."
+    )
+    section.table(pd.DataFrame(flags)[["id", "source", "row", "flag", "detail"]], "selected examples with a flag")
     return section
 
 

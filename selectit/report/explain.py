@@ -18,12 +18,14 @@ from selectit.core.catalog import rater_name
 from selectit.core.errors import InputError
 from selectit.core.layout import Layout
 from selectit.core.records import Example, read_example_records
+from selectit.core.stages import Stage
 from selectit.rating.models import load_tokenizer, resolve
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.texts import RatingTextEncoder
 from selectit.rating_params import rating_settings
 from selectit.scoring.formulas import normalise_digit_probs
 from selectit.scoring.tables import SENTENCE_PREFIX, read_ratings, read_scores, with_token_scores
+from selectit.summaries import require_selection_stages
 
 
 @dataclass
@@ -84,6 +86,7 @@ def find_example(layout: Layout, example_id: str) -> tuple[Example, bool]:
 
 def explain(params: Params, layout: Layout, example_id: str, with_texts: bool = True) -> Iterator[str]:
     """The explanation, line by line (texts need each rater's tokenizer; `with_texts=False` skips them)."""
+    require_selection_stages(layout, [rater_name(r) for r in params.score.raters], through=Stage.SCORE)
     example, held_out = find_example(layout, example_id)
     yield f"# example {example.id} ({example.source} row {example.row})"
     if held_out:

@@ -28,6 +28,7 @@ from selectit.summaries import (
     ScoreSummary,
     SelectSummary,
     ValidateSummary,
+    require_selection_stages,
 )
 
 COMPARISON_JSON = "comparison.json"
@@ -77,6 +78,7 @@ def _optional(load, *args):
 def load_run(params: Params, layout: Layout) -> RunData:
     """Read a run; a missing output of the selection stages names the stage to run."""
     raters = [rater_name(r) for r in params.score.raters]
+    require_selection_stages(layout, raters)
     score = {r: ScoreSummary.load(layout.rater_scores(r), r) for r in raters}
     aggregate = AggregateSummary.load(layout.aggregated)
     select = SelectSummary.load(layout.selected)

@@ -49,6 +49,7 @@ def dataset_card(
     kept_scores: np.ndarray,
     command: str,
     diversity: dict | None = None,
+    flagged: list[dict] | None = None,
 ) -> str:
     """The card as Markdown; `settings` are the nested settings each stage ran with;
     `diversity` is diversity.json (select stage), when there is one."""
@@ -98,6 +99,11 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 {_histogram(scores)}
 ```
 {diversity_block}
+
+## Flagged examples in the selection
+
+{_flagged_section(flagged or [])}
+
 ## Settings
 
 ```yaml
@@ -114,6 +120,32 @@ examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {thresh
 
 {LICENCE_NOTE}
 """
+
+
+def _flagged_section(flagged: list[dict]) -> str:
+    """The selected examples the validate stage kept with a flag (validated/flagged.jsonl)."""
+    if not flagged:
+        return "None: no selected example was cut to fit or addresses the rater."
+    rows = "\n".join(
+        f"| `{f['id']}` | {f['source']} row {f['row']} | {f['flag']} | {f['detail'].replace('|', '/')} |"
+        for f in flagged
+    )
+    return (
+        "Kept by the validate stage with a flag; an example that addresses the rater may have steered its own "
+        "score (hygiene.rater_injection: reject removes them).\n\n"
+        f"| id | where | flag | detail |\n| --- | --- | --- | --- |\n{rows}"
+    )
+
+
+def selected_flags(layout: Layout, kept: list[str]) -> list[dict]:
+    """The flags of validated/flagged.jsonl (an absent file: none) of the kept examples, best first."""
+    path = layout.flagged(layout.validated)
+    if not path.is_file():
+        return []
+    rank = {example_id: i for i, example_id in enumerate(kept)}
+    with path.open(encoding="utf-8") as handle:
+        flags = [json.loads(line) for line in handle if line.strip()]
+    return sorted((f for f in flags if f["id"] in rank), key=lambda f: rank[f["id"]])
 
 
 def run_card(params: Params, layout: Layout, selection: Selection, shown_source: str, command: str) -> str:
@@ -162,4 +194,5 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         kept_scores=selection.kept_scores,
         command=command,
         diversity=diversity,
+        flagged=selected_flags(layout, selection.kept),
     )

@@ -194,7 +194,8 @@ def _folder_tag(folder: Path) -> str:
 def _end_status(error: BaseException | None) -> str:
     if error is None or (isinstance(error, SystemExit) and error.code in (0, None)):
         return "FINISHED"
-    return "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+    # Ctrl-C, SIGTERM (selectit.core.interrupts; Prefect's TerminationSignal): stopped, not failed.
+    return "FAILED" if isinstance(error, (Exception, SystemExit)) else "KILLED"
 
 
 class StageLogger:

@@ -156,3 +156,29 @@ def test_a_run_survives_a_ray_worker_killed_mid_run(project):
     assert 0 < done_at_kill < n_shards, f"killed after {done_at_kill} of {n_shards} shards: not mid-run"
     assert ratings(data).equals(ratings(project.root / "data"))
     assert "Crashed" not in output, output[-4000:]
+
+
+def test_an_unreachable_ray_address_is_one_line_and_a_cached_run_needs_no_ray(project):
+    """Issue 25 case 7: nothing listens at 127.0.0.1:1. Before, 40 lines of GCS errors and the
+    error after 834 s, even with every shard cached."""
+    nothing_cached = ray_data(project, "data-unreachable")
+    project.params["ray"]["address"] = "127.0.0.1:1"
+    project.write_params()
+    command = [sys.executable, "-m", "flows.score", "--rater", "tiny"]
+    started = time.monotonic()
+    done = subprocess.run(
+        isolated([*command, "--data", str(nothing_cached)]),
+        cwd=project.root,
+        env=project.env,
+        capture_output=True,
+        text=True,
+    )
+    output = done.stdout + done.stderr
+    # Start-up (Python, a Prefect server) takes minutes on a loaded 2-core machine; the hang took 834 s more.
+    assert done.returncode == 2 and time.monotonic() - started < 600, output[-3000:]
+    (line,) = [x for x in output.splitlines() if "error" in x]
+    assert line.startswith("score: error: ray.address: nothing answers at '127.0.0.1:1'")
+    assert "Traceback" not in output
+    # The project's own data folder holds every shard of tiny: the run does not touch Ray at all.
+    out = project.run(*isolated([*command, "--data", str(project.root / "data")]))
+    assert "every shard is in the cache: nothing to rate, Ray is not used" in out, out[-3000:]

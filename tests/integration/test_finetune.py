@@ -3,6 +3,7 @@ reloads to the same outputs, that an interrupted run resumes, and the held-out l
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -116,6 +117,10 @@ def test_training_killed_with_sigkill_resumes_from_its_last_complete_checkpoint(
     result = finetune(TRAIN, _settings(max_steps=4), str(tiny_model), "tiny", out, ckpt, progress=False)
     assert result.resumed_from_step == 2 and result.steps == 4
     assert (out / "adapter_config.json").is_file()
+    # The reported loss covers all four steps, the two before the resume included (issue 25).
+    steps = json.loads((out / "loss_history.json").read_text())
+    assert [s["step"] for s in steps] == [1, 2, 3, 4]
+    assert result.train_loss == pytest.approx(sum(s["loss"] for s in steps) / 4)
 
 
 def test_heldout_loss_matches_a_hand_computation(tiny_model):

@@ -6,9 +6,10 @@ import functools
 import http.server
 import json
 import threading
+import time
 
 import pytest
-from helpers import TINY_ROWS
+from helpers import TINY_ROWS, trickling_server
 
 from selectit.core.errors import InputError
 from selectit.core.io import file_sha256
@@ -81,4 +82,14 @@ def test_a_download_over_its_size_cap_or_deadline_stops_and_leaves_nothing(serve
 def test_a_malformed_url_is_one_clear_error(url, tmp_path):
     with pytest.raises(InputError, match="not a usable URL"):
         ingest([url], None, tmp_path / "dl")
+    assert not list((tmp_path / "dl").glob("*"))
+
+
+def test_a_trickling_server_cannot_stretch_the_download_past_its_deadline(tmp_path):
+    from selectit.ingest.sources import DownloadLimits
+
+    started = time.monotonic()
+    with trickling_server() as base, pytest.raises(InputError, match="slow.jsonl: not downloaded within ingest"):
+        ingest([f"{base}/slow.jsonl"], None, tmp_path / "dl", limits=DownloadLimits(max_bytes=1 << 30, deadline_s=2))
+    assert time.monotonic() - started < 30  # before: never ended
     assert not list((tmp_path / "dl").glob("*"))

@@ -1,6 +1,7 @@
 """Typed settings from params.yaml (selectit/config.py)."""
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ BASE = {
         "jaccard": 0.8,
         "shingle_words": 5,
         "minhash_permutations": 128,
+        "rater_injection": "flag",
     },
     "score": {
         "raters": ["smollm2-135m-instruct", "gemma3-270m"],
@@ -59,6 +61,7 @@ BASE = {
     },
     "audit": {"enabled": True, "pairs": "pairs.jsonl", "limit": 40, "ifd_raters": [], "ifd_max_tokens": 400},
     "finetune": {
+        "enabled": True,
         "base_model": "smollm2-135m-instruct",
         "variants": ["selectit", "random", "longest", "bottom", "full", "base"],
         "method": "lora",
@@ -483,3 +486,42 @@ def test_decontamination_needs_the_benchmarks(tmp_path):
         load_params(write_params(tmp_path, {"hygiene.decontaminate": True}))
     (tmp_path / "benchmarks").mkdir()
     assert load_params(write_params(tmp_path, {"hygiene.decontaminate": True})).hygiene.decontaminate
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "where", "meant"),
+    [
+        ("score.raters", ["smollm2-135m"], "score.raters[0]", "smollm2-135m-instruct"),
+        ("finetune.base_model", "gemma3-270", "finetune.base_model", "gemma3-270m"),
+        ("audit.ifd_raters", ["smollm2-135m-instruct-q4"], "audit.ifd_raters[0]", "smollm2-135m-instruct"),
+    ],
+)
+def test_a_misspelled_model_is_a_params_error_with_the_closest_name(tmp_path, monkeypatch, key, value, where, meant):
+    from selectit.core.catalog import PACKAGED_RATERS
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)  # no folder of that name here
+    with pytest.raises(ParamsError, match=rf"{re.escape(where)}: no model is called .*; did you mean (\S+)\?$") as err:
+        load_params(write_params(tmp_path, {key: value}))
+    assert err.value.args[0].endswith(f"did you mean {meant}?") and meant in PACKAGED_RATERS
+
+
+def test_a_bare_name_in_the_local_hub_cache_or_a_folder_is_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hub" / "models--gpt2").mkdir(parents=True)  # a legacy hub id, downloaded before
+    (tmp_path / "my-model").mkdir()
+    params = load_params(write_params(tmp_path, {"score.raters": ["gpt2", "my-model"], "aggregate.weights": None}))
+    assert params.score.raters == ["gpt2", "my-model"]
+    with pytest.raises(ParamsError, match=r"'gpt3'.*; did you mean gpt2\?"):
+        load_params(write_params(tmp_path, {"score.raters": ["gpt3"], "aggregate.weights": None}))
+
+
+def test_selection_only_needs_nothing_to_measure(tmp_path):
+    nothing = {"evaluate.heldout_loss": False, "evaluate.benchmarks": {"mmlu": 0}}
+    with pytest.raises(ParamsError, match=r"evaluate: nothing to measure.*finetune.enabled: false"):
+        load_params(write_params(tmp_path, nothing))
+    params = load_params(write_params(tmp_path, {**nothing, "finetune.enabled": False, "validate.heldout": 0.0}))
+    assert not params.finetune.enabled

@@ -79,3 +79,26 @@ def test_a_diversity_variant_trains_on_its_modes_selection():
     diverse = RANKED[:3] + RANKED[5:8]  # a diversity mode's selection, not the top of the ranking
     for name in ("selectit-diverse", "selectit-kcenter"):
         assert {e.id for e in variant_examples(name, POOL, RANKED, diverse, seed=0).examples} == set(diverse)
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("selectit", r"'selectit' has no examples to train on: the selection \(selected_ids.txt\) holds 0 examples"),
+        ("random", r"'random' has no examples .* as the selection \(selected_ids.txt\), which holds 0"),
+    ],
+)
+def test_an_empty_selection_names_the_variant_and_the_selection_size_before_training(name, why):
+    from selectit.core.errors import InputError
+
+    with pytest.raises(InputError, match=why):
+        variant_examples(name, POOL, RANKED, [], seed=0)
+    assert variant_examples("base", POOL, RANKED, [], seed=0).examples == []  # the base model trains on nothing
+
+
+def test_the_reported_loss_is_the_mean_over_every_step_those_before_a_resume_included():
+    from selectit.finetune.train import mean_step_loss
+
+    # steps 1-2 from the checkpoint's log, 3-4 run after the resume
+    assert mean_step_loss([(1, 2.0), (2, 1.5), (3, 1.0), (4, 0.5)]) == 1.25
+    assert mean_step_loss([]) is None

@@ -72,7 +72,7 @@ def test_a_broken_benchmark_line_names_file_and_line(tmp_path: Path):
     with zipfile.ZipFile(tmp_path / "mmlu.zip", "w"):
         pass
     (tmp_path / "gsm8k_test.jsonl").write_text('{"question": "ok"}\n{"question": \n')
-    with pytest.raises(InputError, match=r"gsm8k_test\.jsonl line 2: expected a JSON object with a 'question'"):
+    with pytest.raises(InputError, match=r"gsm8k_test\.jsonl line 2: expected a JSON object with 'question'"):
         list(iter_benchmark_texts(tmp_path))
 
 
@@ -154,3 +154,35 @@ def test_the_validate_stage_rejects_a_benchmark_question_and_a_near_duplicate(tm
 def test_with_the_hygiene_switched_off_every_valid_row_stays(tmp_path):
     summary, kept, rejects = _validate(tmp_path, POOL, decontaminate=False, near_duplicates=False)
     assert kept == [0, 1, 2, 3] and rejects == [] and summary.contaminated == {}
+
+
+@pytest.mark.parametrize(
+    ("benchmark", "broken", "message"),
+    [
+        ("gsm8k", ("gsm8k_test.jsonl", '{"question": "q", "answer": "#### 1"}\n{"question": "q"\n'), r"line 2"),
+        ("gsm8k", ("gsm8k_test.jsonl", '{"question": "q"}\n'), r"line 1: .* strings \(no field 'answer'\)"),
+        ("bbh", ("bbh/navigate.json", '{"examples": [{"input": "x"}]}'), r": examples\[0\]: expected .*'target'"),
+    ],
+)
+def test_a_broken_benchmark_file_is_named_with_its_line_before_evaluation(tmp_path, benchmark, broken, message):
+    from helpers import tiny_benchmarks
+
+    from selectit.hygiene.benchmark_texts import check_evaluated_files
+
+    folder = tiny_benchmarks(tmp_path / "benchmarks")
+    check_evaluated_files(["mmlu", "gsm8k", "bbh"], folder)  # the intact files pass
+    (folder / broken[0]).write_text(broken[1])
+    with pytest.raises(InputError, match=f"{broken[0]}.*{message}"):
+        check_evaluated_files([benchmark], folder)
+    check_evaluated_files([], folder)  # a benchmark not asked from is not read
+
+
+def test_a_300000_character_response_is_cut_kept_and_flagged_not_a_failed_run(tmp_path):
+    long = {"instruction": "Write a very long story.", "input": "", "output": "Once upon a time. " * 16_667}
+    summary, kept, rejects = _validate(tmp_path, [*POOL[1:], long], decontaminate=False, near_duplicates=False)
+    assert kept == [0, 1, 2, 3] and rejects == []  # before: 1 of 4 rejected, above the 20% limit: the run stopped
+    (flag,) = [
+        json.loads(line) for line in (tmp_path / "data" / "validated" / "flagged.jsonl").read_text().splitlines()
+    ]
+    assert flag["row"] == 3 and flag["flag"] == "truncated" and summary.flagged == {"truncated": 1}
+    assert flag["detail"] == "response cut from 300006 to 19976 characters (validate.max_chars)"

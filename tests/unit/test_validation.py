@@ -66,9 +66,9 @@ def test_clean_data_read_from_a_file_passes(tmp_path):
         ),
         (make(99, "H i", "Hello there."), "expect_column_values_to_match_regex(instruction)", "2 non-space characters"),
         (
-            make(99, "Write a long text.", "word " * 60),
+            make(99, "word " * 60, "A long instruction."),
             "expect_column_values_to_be_between(total_chars)",
-            "318 characters in instruction + input + output, above the limit of 200",
+            "300 characters in instruction + input, above the limit of 200 (a long response is cut to fit",
         ),
         (
             make(99, "Fix the text.", "Fixed.", input="caf\ufffd"),
@@ -257,3 +257,10 @@ def test_an_expectation_gx_cannot_evaluate_is_an_error():
     ]
     with pytest.raises(RuntimeError, match=r"could not evaluate .*\(missing\): .*does not exist"):
         run_suite(frame, table, suite_name="broken", asset_name="rows", docs_site="broken", docs_dir=None)
+
+
+def test_a_long_response_is_cut_to_fit_and_kept_with_its_id():
+    long = make(99, "Write a long text.", "word " * 60)
+    result = validate_examples(clean_rows(9) + [long], SETTINGS)
+    (kept,) = [e for e in result.valid if e.id == long.id]
+    assert not result.rejects and kept.output == long.output[: 200 - len("Write a long text.")]

@@ -145,10 +145,24 @@ STAGES: dict[Stage, StageSpec] = {
             _stage_folder(lambda layout: layout.selected),
             params=(
                 Entry("select"),
-                Entry("score.raters", comment="which raters' summaries go into the dataset card"),
+                Entry("score", comment="the raters' summaries in the card; `learned` rates judged pairs as they were"),
+                Entry("aggregate.alpha", comment="`learned`: the sentence-level feature"),
+                Entry("aggregate.authors_softmax"),
+                Entry("finetune.variants", comment="the selectors whose scores the variants need (ifd, learned)"),
+                Entry("evaluate.seed", comment="`learned`: the folds' pair orientation"),
             ),
-            deps=_entries([DATA.ingested, DATA.validated, DATA.rater_scores(ITEM).parent, DATA.aggregated]),
-            outs=_entries([DATA.selected]),
+            deps=(
+                *_entries([DATA.ingested, DATA.validated, DATA.rater_scores(ITEM).parent, DATA.aggregated]),
+                Entry("${select.learned_pairs}", comment="the judged pairs `learned` is fitted on"),
+            ),
+            outs=(
+                *_entries([DATA.selected]),
+                Entry(
+                    DATA.selector_cache.as_posix(),
+                    WORKING_CACHE,
+                    note=("The selectors' model runs (IFD losses, the judged pairs' ratings), kept between runs.",),
+                ),
+            ),
         ),
         StageSpec(
             Stage.AUDIT,
@@ -159,6 +173,7 @@ STAGES: dict[Stage, StageSpec] = {
                     "audit",
                     "score",
                     "aggregate",
+                    "select.learned_folds",
                     "evaluate.bootstrap_resamples",
                     "evaluate.confidence",
                     "evaluate.seed",

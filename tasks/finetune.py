@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -31,7 +34,7 @@ def train_variant(
     pool = read_example_records(layout.examples(layout.validated))
     ranked = read_scores(layout.scores_table).sort_by("rank")["example_id"].to_pylist()
     selected = layout.selected_ids.read_text(encoding="utf-8").split()
-    data = variant_examples(variant, pool, ranked, selected, cfg.seed)
+    data = variant_examples(variant, pool, ranked, selected, cfg.seed, _method_scores(layout, variant))
     return finetune_variant(
         variant,
         None if variant == "base" else data.examples,
@@ -42,3 +45,13 @@ def train_variant(
         report_to_mlflow=report_to_mlflow,
         progress=progress,
     )
+
+
+def _method_scores(layout: Layout, variant: str) -> dict[str, dict[str, float]] | None:
+    """The select stage's scores of the selector `variant` names (ifd, learned), if it wrote them."""
+    path = layout.method_scores
+    if not path.is_file() or variant not in pq.read_schema(path).names:
+        return None
+    table = pq.read_table(path, columns=["example_id", variant])
+    values = [math.nan if v is None else v for v in table[variant].to_pylist()]
+    return {variant: dict(zip(table["example_id"].to_pylist(), values, strict=True))}

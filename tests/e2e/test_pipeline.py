@@ -79,7 +79,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.params["select.ratio"] == "0.5"
     children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    variants = ["selectit", "random", "longest", "bottom", "full", "base"]
+    variants = ["selectit", "random", "length", "bottom", "full", "base"]
     tail = {f"{stage}@{v}" for stage in ("finetune", "evaluate") for v in variants} | {"compare", "report"}
     # 6: ingest, validate, two score runs, aggregate, select; the audit is switched off and notes so
     assert {"ingest", "validate", "aggregate", "select", "audit"} | tail <= children

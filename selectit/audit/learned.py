@@ -115,12 +115,13 @@ def features_of(
     lean: dict[tuple[str, int], np.ndarray],
     ifd: dict[str, float] | None,
 ) -> FeatureTable:
-    """Every feature of the examples rated in `ratings` (see selectit/scoring/features.py)."""
+    """Every feature of the examples rated in `ratings` (see selectit/scoring/features.py); `ifd`
+    (example id -> IFD) is a feature when given."""
     table = rating_features(ratings, spec.alpha, spec.authors_softmax, calibrated_probs(ratings, lean))
     rated = set(table.ids)
     extra = token_lengths([e for e in examples if e.id in rated], spec.raters[0], spec.rating.trust_remote_code)
-    if spec.ifd is not None:
-        extra = {**extra, IFD: ifd or {}}
+    if ifd is not None:
+        extra = {**extra, IFD: ifd}
     table = with_columns(table, extra)
     names = [n for n in table.names if spec.length_features or n not in LENGTH_FEATURES]
     return only(table, names)
@@ -209,5 +210,5 @@ def learned_scores(
     for key, q in model.settings["lean"].items():
         rater, prompt = key.split("\t")
         lean[(rater, int(prompt))] = np.asarray(q)
-    table = only(features_of(ratings, examples, spec, lean, ifd), model.names)
+    table = only(features_of(ratings, examples, spec, lean, ifd if spec.ifd else None), model.names)
     return dict(zip(table.ids, model.score(table.values).tolist(), strict=True))

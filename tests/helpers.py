@@ -147,6 +147,7 @@ def _small_tail(params: dict, base_model: str) -> None:
     # The audit stays off in pipeline tests (tests/e2e/test_audit_stage.py runs it); its pairs file is
     # named absolutely, since these params files sit outside the project.
     params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
+    params["select"]["learned_pairs"] = str(SHARED_DATA / "judged" / "dev_pairs.jsonl")  # a DVC dep of `select`
     params["evaluate"]["heldout_loss"] = True
     # Decontamination reads every benchmark (about 10 s); tests/unit/test_hygiene.py and the pipeline
     # test with every option on run it against a tiny benchmarks folder (tiny_benchmarks).

@@ -101,7 +101,9 @@ def _check_features(names: Sequence[str], responses: np.ndarray, key: str) -> tu
     """Means and scales of the fitting responses; a constant feature cannot be standardised."""
     means = np.nanmean(responses, axis=0)
     scales = np.nanstd(responses, axis=0)
-    constant = [n for n, s in zip(names, scales, strict=True) if not s > 0]
+    # Rounding leaves a constant column a spread of about 1e-16 of its size: constant all the same.
+    tolerance = 1e-9 * np.maximum(1.0, np.abs(np.nan_to_num(means)))
+    constant = [n for n, s, t in zip(names, scales, tolerance, strict=True) if not s > t]
     if constant:
         raise InputError(
             f"{key}: feature(s) {constant} are constant (or missing) over the {len(responses)} fitted responses: "
@@ -120,9 +122,17 @@ def _design(data: PairData, means: np.ndarray, scales: np.ndarray, flips: np.nda
     return x, (~flips).astype(int)
 
 
-def _fit_one(x: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int, seed: int) -> LogisticRegressionCV:
+def _fit_one(
+    x: np.ndarray, y: np.ndarray, groups: Sequence[str], folds: int, seed: int, key: str
+) -> LogisticRegressionCV:
     inner = min(folds, len(set(groups)))
     splits = list(GroupKFold(n_splits=inner).split(x, y, groups))
+    # Half the pairs are flipped, so both labels are there; a tiny fold can still miss one.
+    if any(len(set(y[train])) < 2 for train, _ in splits):
+        raise InputError(
+            f"{key}: {len(y)} pairs are too few to fit within {folds} cross-validation folds "
+            "(select.learned_folds); use more pairs or fewer folds"
+        )
     # L2 only; the strength that predicts held-out pairs best by log loss (smoother than accuracy on few pairs).
     model = LogisticRegressionCV(
         Cs=C_GRID,
@@ -156,12 +166,12 @@ def fit_pairwise(data: PairData, folds: int, seed: int, *, key: str = "select.le
     cv_scores: dict[str, float] = {}
     # Means and scales come from all pairs (no labels in them); the weights of each fold never see its pairs.
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
-        w = _fit_one(x[train], y[train], groups[train], folds, seed).coef_[0]
+        w = _fit_one(x[train], y[train], groups[train], folds, seed, key).coef_[0]
         preferred, other = z_pref[test] @ w, z_other[test] @ w
         outcomes[test] = np.sign(preferred - other).astype(int)
         for i, a, b in zip(test, preferred, other, strict=True):
             cv_scores[data.preferred_ids[i]], cv_scores[data.other_ids[i]] = float(a), float(b)
-    final = _fit_one(x, y, groups, folds, seed)
+    final = _fit_one(x, y, groups, folds, seed, key)
     return PairwiseModel(
         names=list(data.names),
         means=means.tolist(),

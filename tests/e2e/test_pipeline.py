@@ -28,9 +28,9 @@ VARIANTS = ["selectit", "random", "length", "ifd", "learned", "bottom", "full", 
 SELECTOR_PAIRS = [
     {
         "pair_id": f"p{i}",
-        "instruction": f"What is {i} plus 1?",
-        "response_a": f"{i} plus 1 is {i + 1}.",
-        "response_b": f"{i + 1}",
+        "instruction": f"What is {10**i} plus 1?",
+        "response_a": f"{10**i} plus 1 is {10**i + 1}.",
+        "response_b": f"{10**i + 1}",
         "preferred": "ab"[i % 2],
     }
     for i in range(6)

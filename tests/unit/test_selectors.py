@@ -119,7 +119,8 @@ def test_fewer_pairs_than_folds_and_a_constant_feature_are_one_line_naming_the_k
     with pytest.raises(InputError, match=r"select.learned_pairs: 4 usable pair\(s\).*5 cross-validation folds"):
         fit_pairwise(_synthetic_pairs(4), folds=5, seed=0)
     data = _synthetic_pairs(20)
-    data.preferred[:, 2] = data.other[:, 2] = 3.0
+    data.preferred[:, 2] = data.other[:, 2] = 0.1 + 0.2  # the same up to rounding counts as constant
+    data.other[0, 2] = 0.3
     with pytest.raises(InputError, match=r"select.learned_pairs: feature\(s\) \['noise_2'\] are constant"):
         fit_pairwise(data, folds=5, seed=0)
 

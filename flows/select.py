@@ -1,4 +1,4 @@
-"""Stage 5: keep the top R% as selective_alpaca.json, with a dataset card."""
+"""Stage 5: keep the top R% by select.method as selective_alpaca.json, with a dataset card."""
 
 # No `from __future__ import annotations`: Prefect builds a pydantic model of the flow's
 # parameters, and a served deployment cannot resolve RunContext from a string annotation.
@@ -15,6 +15,7 @@ from selectit.config import is_remote
 from selectit.context import RunContext
 from selectit.core.stages import Stage
 from selectit.provenance import code_version
+from selectit.scoring.pairwise import PairwiseModel
 from selectit.selection.coverage import diversity_metrics
 from selectit.stages import load_current
 from selectit.summaries import SelectSummary
@@ -33,9 +34,14 @@ def select_flow(context: RunContext) -> SelectSummary:
     with tracked_stage(context, Stage.SELECT, {"select": dataclasses.asdict(params.select)}, __name__) as log:
         SelectSummary.discard(layout.selected)
         load_current(Stage.AGGREGATE, layout, params)
-        summary = select_examples(params, layout, shown, REPRODUCE)
+        summary = select_examples(params, layout, shown, REPRODUCE, context.progress)
         log.metrics(summary.headline(), headline=True)
         log.metrics(diversity_metrics(json.loads(layout.diversity_report.read_text(encoding="utf-8"))))
+        if layout.learned_model.is_file():
+            # The learned selector's model and its cross-validated agreement on the judged pairs.
+            model = PairwiseModel.load(layout.learned_model)
+            log.metrics({"learned_cv_agreement": model.cv_agreement, "learned_pairs": model.pairs})
+            log.artifact(layout.learned_model, Stage.SELECT)
         log.tags(
             {**lineage.input_tags(log, Stage.AGGREGATE, layout.scores_table), **lineage.output_sha(layout.selected_ids)}
         )

@@ -270,6 +270,7 @@ def cmd_audit(args) -> None:
         progress=not args.no_progress,
         ifd_raters=params.audit.ifd_raters,
         ifd_max_tokens=params.audit.ifd_max_tokens,
+        learned_folds=params.select.learned_folds,
     )
     write_audit(report, out)
     print(report.to_markdown())

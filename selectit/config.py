@@ -163,6 +163,8 @@ class AggregateConfig:
             raise ParamsError(f"{where}.weights: expected finite numbers >= 0, not all zero, got {self.weights}")
 
 
+# How the select stage ranks the examples (docs/guides/selectors.md); every one is also a fine-tuning variant.
+SELECT_METHODS = ("selectit", "length", "ifd", "learned")
 # How the budget is filled from the ranking (selectit/selection/diversity.py); none is the paper's.
 DIVERSITY_MODES = ("none", "repr-filter", "k-center")
 
@@ -170,6 +172,14 @@ DIVERSITY_MODES = ("none", "repr-filter", "k-center")
 @dataclass(frozen=True)
 class SelectConfig:
     ratio: float  # share of examples kept, in (0, 1] (the paper: 0.2)
+    method: str  # one of SELECT_METHODS: selectit (the paper's) | length | ifd | learned
+    ifd_model: str  # the model whose IFD ranks under `ifd` (as score.raters)
+    ifd_max_tokens: int  # response tokens IFD reads (the IFD papers: 400)
+    learned_pairs: str | None  # judged pairs the `learned` model is fitted on (relative to params.yaml)
+    learned_pair_limit: int | None  # the first N usable pairs (None: all); each costs a rating of both responses
+    learned_folds: int  # cross-validation folds: regularisation and the reported agreement
+    learned_length_features: bool  # false: fit without the instruction and response lengths
+    learned_ifd: bool  # add select.ifd_model's IFD as a feature (a forward pass pair per response)
     diversity: str  # one of DIVERSITY_MODES: none (top R%) | repr-filter (DEITA) | k-center
     max_similarity: float  # repr-filter: keep an example only if its cosine to every kept one is below this
     semantic_duplicates: float | None  # cosine at or above which an example duplicates a better-ranked one; None: off
@@ -180,6 +190,15 @@ class SelectConfig:
     def validate(self, where: str) -> None:
         if not 0 < self.ratio <= 1:
             raise ParamsError(f"{where}.ratio: expected a number in (0, 1], got {self.ratio}")
+        _one_of(self.method, SELECT_METHODS, f"{where}.method")
+        if not self.ifd_model.strip():
+            raise ParamsError(f"{where}.ifd_model: expected a model (as score.raters)")
+        _positive(self.ifd_max_tokens, f"{where}.ifd_max_tokens")
+        if self.learned_pairs is not None and not self.learned_pairs.strip():
+            raise ParamsError(f"{where}.learned_pairs: expected a JSON lines file of judged pairs, or null")
+        _positive(self.learned_pair_limit, f"{where}.learned_pair_limit", allow_none=True)
+        if self.learned_folds < 2:
+            raise ParamsError(f"{where}.learned_folds: expected an integer >= 2, got {self.learned_folds}")
         _one_of(self.diversity, DIVERSITY_MODES, f"{where}.diversity")
         for key in ("max_similarity", "semantic_duplicates"):
             value = getattr(self, key)
@@ -219,7 +238,7 @@ class AuditConfig:
 # The diversity variants train on the ranking's selection by that diversity mode, whatever
 # select.diversity says (the select stage writes one selection per mode when embeddings exist).
 DIVERSITY_VARIANTS = {"selectit-diverse": "repr-filter", "selectit-kcenter": "k-center"}
-VARIANTS = ("selectit", "random", "longest", "bottom", "full", "base", *DIVERSITY_VARIANTS)
+VARIANTS = ("selectit", "random", "length", "ifd", "learned", "bottom", "full", "base", *DIVERSITY_VARIANTS)
 FINETUNE_METHODS = ("lora", "full")
 
 
@@ -485,6 +504,10 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
     pairs = audit.get("pairs") if isinstance(audit, dict) else None
     if isinstance(pairs, str) and pairs.strip():
         audit["pairs"] = str(folder / pairs)
+    select = raw.get("select")
+    learned_pairs = select.get("learned_pairs") if isinstance(select, dict) else None
+    if isinstance(learned_pairs, str) and learned_pairs.strip():
+        select["learned_pairs"] = str(folder / learned_pairs)
 
 
 def writes_embeddings(params: Params) -> bool:
@@ -518,6 +541,12 @@ def _check_across_sections(params: Params, path: Path) -> None:
     if weights is not None and sorted(weights) != names:
         raise ParamsError(
             f"{path}: aggregate.weights: names {sorted(weights)} do not match the raters of score.raters {names}"
+        )
+    learned_wanted = params.select.method == "learned" or "learned" in params.finetune.variants
+    if learned_wanted and params.select.learned_pairs is None:
+        raise ParamsError(
+            f"{path}: select.learned_pairs: the `learned` selector is fitted on judged pairs; name a pairs file "
+            "(e.g. ../shared/data/judged/dev_pairs.jsonl)"
         )
     evaluate = params.evaluate
     measured = params.finetune.enabled  # selection only (finetune.enabled false): nothing is trained or measured

@@ -54,6 +54,7 @@ def audit_judged_pairs(params: Params, layout: Layout, progress: bool = True) ->
             progress=progress,
             ifd_raters=cfg.ifd_raters,
             ifd_max_tokens=cfg.ifd_max_tokens,
+            learned_folds=params.select.learned_folds,
         )
         report.settings = settings
         write_audit(report, layout.audit)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
@@ -34,7 +36,7 @@ def train_variant(
     pool = read_example_records(layout.examples(layout.validated))
     ranked = read_scores(layout.scores_table).sort_by("rank")["example_id"].to_pylist()
     selected = _selected_ids(layout, variant)
-    data = variant_examples(variant, pool, ranked, selected, cfg.seed)
+    data = variant_examples(variant, pool, ranked, selected, cfg.seed, _method_scores(layout, variant))
     return finetune_variant(
         variant,
         None if variant == "base" else data.examples,
@@ -62,3 +64,13 @@ def _selected_ids(layout: Layout, variant: str) -> list[str]:
             "writes embeddings: run the select stage again"
         )
     return path.read_text(encoding="utf-8").split()
+
+
+def _method_scores(layout: Layout, variant: str) -> dict[str, dict[str, float]] | None:
+    """The select stage's scores of the selector `variant` names (ifd, learned), if it wrote them."""
+    path = layout.method_scores
+    if not path.is_file() or variant not in pq.read_schema(path).names:
+        return None
+    table = pq.read_table(path, columns=["example_id", variant])
+    values = [math.nan if v is None else v for v in table[variant].to_pylist()]
+    return {variant: dict(zip(table["example_id"].to_pylist(), values, strict=True))}

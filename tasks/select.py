@@ -1,41 +1,74 @@
-"""Task of the select stage: the selection as Alpaca JSON, the ids kept and left out, the
-selections of the diversity modes, their diversity numbers (diversity.json) and a dataset card."""
+"""Task of the select stage: the top R% by select.method (or what select.diversity keeps of its
+ranking) as Alpaca JSON, the ids kept and left out, the selections of the diversity modes, their
+diversity numbers (diversity.json), the other selectors' scores and a dataset card."""
 
 from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from selectit.audit.pairs import read_pairs
+from selectit.audit.selectors import needed_selectors, selector_scores, write_selector_outputs
 from selectit.config import DIVERSITY_VARIANTS, Params, writes_embeddings
 from selectit.core.io import write_json, write_text
 from selectit.core.layout import Layout
 from selectit.core.records import Example, Reject, iter_example_records, read_example_records, write_rejects
+from selectit.evaluation.preference_split import preference_split
 from selectit.finetune.variants import variant_examples
 from selectit.provenance import code_version
+from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_scores
 from selectit.selection.card import run_card
 from selectit.selection.coverage import ExampleFacts, describe_selections, leading_verb
 from selectit.selection.diversity import Choice, choices_by_mode, ranked_vectors
+from selectit.selection.methods import LEARNED, SELECTIT, method_ranking
 from selectit.selection.output import write_selection
 from selectit.summaries import SelectSummary
 
-BASELINES = ("random", "longest", "bottom")  # the fine-tuning baselines of the selection's size
+BASELINES = ("random", "length", "bottom")  # the fine-tuning baselines of the selection's size
 
 
 @task(name="select-top", cache_policy=NO_CACHE, version=code_version(__name__))
-def select_examples(params: Params, layout: Layout, shown_source: str, command: str) -> SelectSummary:
+def select_examples(
+    params: Params, layout: Layout, shown_source: str, command: str, progress: bool = True
+) -> SelectSummary:
     """Write the selection (input order), the ids kept and left out, the semantic duplicates
-    (rejects), the diversity modes' selections, diversity.json and the dataset card.
+    (rejects), the diversity modes' selections, diversity.json and the dataset card; and the
+    scores of the other selectors the run needs (select.method, the selector variants).
 
     `shown_source` is the source as the card names it (see `run_card`)."""
     cfg = params.select
+    # DVC keeps the selectors' cache between runs (a persisted output), so it exists even when unused.
+    layout.selector_cache.mkdir(parents=True, exist_ok=True)
     scores = read_scores(layout.scores_table)
     ranked = scores.sort_by("rank")["example_id"].to_pylist()
-    vectors = ranked_vectors(layout.embeddings, ranked) if writes_embeddings(params) else None
-    choices = choices_by_mode(cfg, ranked, vectors)
+    ranking, ranking_scores = None, None
+    selectors = needed_selectors(params)
+    found = None
+    if selectors:
+        scored = set(ranked)
+        pool = [e for e in read_example_records(layout.examples(layout.validated)) if e.id in scored]
+        found = selector_scores(
+            params,
+            layout,
+            pool,
+            rating_settings(params.score),
+            selectors=selectors,
+            exclude_pair_ids=_pairs_kept_for_evaluation(params) if LEARNED in selectors else (),
+            progress=progress,
+        )
+        if cfg.method != SELECTIT:
+            ranking = method_ranking(cfg.method, selectit_ranked=ranked, pool=pool, scores=found.scores[cfg.method])
+            ranking_scores = found.scores[cfg.method]
+    write_selector_outputs(found, layout, ranked)
+    # Diversity walks the method's ranking (SelectIT's by default).
+    order = ranking if ranking is not None else ranked
+    vectors = ranked_vectors(layout.embeddings, order) if writes_embeddings(params) else None
+    choices = choices_by_mode(cfg, order, vectors)
     choice = choices[cfg.diversity]
     selection = write_selection(
         scores,
@@ -46,6 +79,8 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
         layout.excluded_ids,
         # Examples the aggregate stage rejected were validated but never scored.
         allow_unscored=True,
+        ranking=ranking,
+        ranking_scores=ranking_scores,
         choose=lambda ids: (choice.kept, choice.left_out),
     )
     # One ids file per diversity variant's mode; none left from an earlier run with embeddings.
@@ -63,7 +98,7 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
         layout.rejects(layout.selected),
     )
     described = describe_selections(
-        ranked,
+        order,
         vectors,
         {e.id: ExampleFacts(leading_verb(e.instruction), len(e.output.split())) for e in pool},
         _selections(params, choices, pool, ranked, selection.kept),
@@ -87,7 +122,7 @@ def select_examples(params: Params, layout: Layout, shown_source: str, command: 
         left_out=len(selection.left_out),
         ratio=cfg.ratio,
         lowest_kept_score=selection.lowest_kept_score,
-        settings={"select": dataclasses.asdict(cfg)},
+        settings={"select": dataclasses.asdict(cfg), "score": dataclasses.asdict(params.score)},
     )
     summary.save(layout.selected)
     return summary
@@ -104,3 +139,10 @@ def _selections(
         data = variant_examples(baseline, pool, ranked, kept, params.finetune.seed)
         selections[baseline] = [e.id for e in data.examples]
     return selections
+
+
+def _pairs_kept_for_evaluation(params: Params) -> set[str]:
+    """Judged pairs of select.learned_pairs that the preference-accuracy evaluation asks about:
+    the learned model is never fitted on them."""
+    candidates = read_pairs(Path(params.select.learned_pairs)).pairs
+    return preference_split(params.evaluate).excluded_pair_ids(candidates)

@@ -148,6 +148,7 @@ def _small_tail(params: dict, base_model: str) -> None:
     # The audit stays off in pipeline tests (tests/e2e/test_audit_stage.py runs it); its pairs file is
     # named absolutely, since these params files sit outside the project.
     params["audit"].update({"enabled": False, "pairs": str(SHARED_DATA / "judged" / "dev_pairs.jsonl"), "limit": 2})
+    params["select"]["learned_pairs"] = str(SHARED_DATA / "judged" / "dev_pairs.jsonl")  # a DVC dep of `select`
     params["evaluate"]["heldout_loss"] = True
     # Preference accuracy on two judged pairs: the metric's path through every stage, at little cost.
     params["evaluate"].update(

@@ -10,6 +10,7 @@ are a few content-free inputs, which calibrate the digit distributions. With
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -17,9 +18,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from selectit.audit.calibration import calibrated_probs, content_free_distributions, content_free_examples
+from selectit.audit.learned import LearnedSpec, features_of, pair_data
 from selectit.audit.pairs import SIDES, JudgedPair, PairsRead, pair_examples, read_pairs
 from selectit.audit.report import FORMAT, AuditReport, judge_scorers
 from selectit.audit.scorers import (
+    COMBINED,
     LIKELIHOOD,
     MODEL,
     TOKEN_VARIANTS,
@@ -38,6 +41,8 @@ from selectit.core.records import Example, Reject, write_rejects
 from selectit.rating.ifd import response_losses
 from selectit.rating.rate import rate_examples
 from selectit.rating.settings import RatingSettings
+from selectit.scoring.pairwise import fit_pairwise
+from selectit.selection.methods import LEARNED
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +66,11 @@ def audit_pairs(
     progress: bool,
     ifd_raters: Sequence[str],
     ifd_max_tokens: int,
+    learned_folds: int = 5,
 ) -> AuditReport:
     """Rate the first `limit` usable pairs with `raters` and report each scorer's agreement;
-    with `ifd_raters`, also the IFD of each response by each of those models."""
+    with `ifd_raters`, also the IFD of each response by each of those models; and the `learned`
+    selector's pairwise model, scored out of fold (`learned_folds` folds grouped by instruction)."""
     started = time.perf_counter()
     read = _read_pairs(pairs_path, limit)
     examples = pair_examples(read.pairs, str(read.path))
@@ -79,6 +86,9 @@ def audit_pairs(
     length = length_scorer(examples)
     for spec in ifd_raters:
         scorers += _ifd_scorers(rated_examples, spec, rating, cache_root, ifd_max_tokens, selection, length, progress)
+    ifd = next((s.scores for s in scorers if s.name.startswith("ifd.")), None)
+    learned = LearnedSpec(list(raters), rating, aggregate.alpha, aggregate.authors_softmax, True, None)
+    scorers += _learned_scorers(rated, rated_examples, run.ratings, learned, lean, ifd, learned_folds, seed)
     scorers.append(length)
     results, relations = judge_scorers(rated, scorers, resamples=resamples, level=level, seed=seed)
     return AuditReport(
@@ -195,6 +205,44 @@ def _ifd_scorers(
         variant="ifd",
     )
     return [direct, inverse, *(rank_mean(other, ifd) for other in (model, length) for ifd in (direct, inverse))]
+
+
+def _learned_scorers(
+    pairs: Sequence[JudgedPair],
+    examples: Sequence[Example],
+    ratings,
+    spec: LearnedSpec,
+    lean,
+    ifd: dict[str, float] | None,
+    folds: int,
+    seed: int,
+) -> list[Scorer]:
+    """The `learned` selector's agreement, never fitted and reported on the same pairs: each
+    response scored by the model of the fold that held its pair out; with every feature, and
+    without the length features (how much of it is length?). Too few pairs for the folds, or
+    a constant feature, leave them out of the table with a warning: the audit still reports."""
+    found = []
+    for length_features in (True, False):
+        features = dataclasses.replace(spec, length_features=length_features)
+        # With audit.ifd_raters, the first one's IFD is a feature too.
+        table = features_of(ratings, examples, features, lean, ifd)
+        try:
+            model = fit_pairwise(pair_data(pairs, table), folds, seed, key="audit (learned)")
+        except InputError as exc:
+            log.warning("learned selector left out of the audit: %s", exc)
+            return []
+        name = LEARNED if length_features else f"{LEARNED}.no_length"
+        what = "every feature" if length_features else "without the length features"
+        found.append(
+            Scorer(
+                name,
+                COMBINED,
+                f"learned pairwise model, {what} ({folds}-fold, out-of-fold scores; C={model.c:.3g})",
+                model.cv_scores,
+                variant=LEARNED,
+            )
+        )
+    return found
 
 
 def write_audit(report: AuditReport, folder: str | Path) -> None:

@@ -117,6 +117,23 @@ class Layout:
         """Ids chosen from the ranking by one diversity mode, best first (the diversity variants)."""
         return self.selected / "by_diversity" / f"{mode}.txt"
 
+    @property
+    def method_scores(self) -> Path:
+        """The scores of the selectors other than SelectIT that this run needed (select.method and
+        the variants among length, ifd, learned): example_id and one column per selector."""
+        return self.selected / "method_scores.parquet"
+
+    @property
+    def learned_model(self) -> Path:
+        """The `learned` selector's pairwise model: features, means, scales, coefficients, CV agreement."""
+        return self.selected / "learned_model.json"
+
+    @property
+    def selector_cache(self) -> Path:
+        """The selectors' model runs, kept between runs: IFD losses of the pool (ifd-losses/), and the
+        judged pairs' ratings and IFD (learned/)."""
+        return self.root / "cache" / "selectors"
+
     # audit
     @property
     def audit(self) -> Path:

@@ -4,8 +4,10 @@ All variants but `full` and `base` have the selection's size, so a difference
 between them is a difference of which examples, not how many:
 - selectit: the selection (select stage, top R% by model-level score);
 - random: the same number drawn at random (seeded) from the training pool;
-- longest: the same number with the longest responses (SelectIT favours long
-  responses; this tells whether it does more than that);
+- length: the same number with the longest responses (the `length` selector;
+  SelectIT favours long responses, and this tells whether it does more than that);
+- ifd, learned: the same number ranked by those selectors (docs/guides/selectors.md),
+  from the scores the select stage wrote (method_scores.parquet);
 - bottom: the same number with the lowest scores (if the score carries signal,
   top beats bottom);
 - selectit-diverse, selectit-kcenter: the ranking's selection by the repr filter and by
@@ -21,12 +23,13 @@ none of the variants ever sees a held-out example.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from selectit.config import DIVERSITY_VARIANTS
 from selectit.core.errors import InputError
 from selectit.core.records import Example
+from selectit.selection.methods import MODEL_METHODS, method_ranking
 
 
 @dataclass(frozen=True)
@@ -41,9 +44,11 @@ def variant_examples(
     ranked_ids: Sequence[str],
     selected_ids: Sequence[str],
     seed: int,
+    method_scores: Mapping[str, Mapping[str, float]] | None = None,
 ) -> VariantData:
     """`ranked_ids`: scored example ids best first (aggregate); `selected_ids`: the selection
-    (for a diversity variant, its diversity mode's selection)."""
+    (for a diversity variant, its diversity mode's selection); `method_scores`: selector ->
+    example id -> score, for the ifd and learned variants."""
     size = len(selected_ids)
     by_id = {e.id: e for e in pool}
     if name == "selectit" or name in DIVERSITY_VARIANTS:
@@ -52,9 +57,16 @@ def variant_examples(
         chosen = set(ranked_ids[len(ranked_ids) - size :]) if size else set()
     elif name == "random":
         chosen = {e.id for e in random.Random(seed).sample(list(pool), min(size, len(pool)))}
-    elif name == "longest":
+    elif name == "length":
         # Ties broken by id, so the choice does not depend on row order.
         chosen = {e.id for e in sorted(pool, key=lambda e: (-len(e.output), e.id))[:size]}
+    elif name in MODEL_METHODS:
+        if not method_scores or name not in method_scores:
+            raise InputError(
+                f"variant {name!r}: the select stage wrote no {name} scores (method_scores.parquet); "
+                "re-run the select stage with the variant in finetune.variants"
+            )
+        chosen = set(method_ranking(name, selectit_ranked=ranked_ids, scores=method_scores[name])[:size])
     elif name == "full":
         chosen = set(by_id)
     elif name == "base":

@@ -17,6 +17,10 @@ What makes it affordable on a CPU:
 - batches of similar length under two budgets, padded tokens and logit rows;
 - losses cached per chunk of examples under a key of everything that changes
   them, so a re-run computes nothing and a killed run resumes.
+
+An example whose conditioned pass does not fit the model's context is not
+scored: its losses are NaN and `unrated` says why, so a caller lists it (the
+select stage's rejects ledger), never drops it.
 """
 
 from __future__ import annotations
@@ -63,8 +67,10 @@ LOSS_SCHEMA = pa.schema(
         ("loss_alone", pa.float64()),  # mean loss of the same tokens behind a start token only
         ("response_tokens", pa.int32()),
         ("truncated", pa.bool_()),
+        ("unrated", pa.string()),  # why the losses are missing (null when they are not)
     ]
 )
+SCHEMA_VERSION = 2  # part of the cache key: version 1 files had no `unrated` column
 
 
 def alpaca_prompt(instruction: str, input: str) -> str:
@@ -113,8 +119,19 @@ def pack_batches(items: Sequence[LossItem], token_budget: int, logit_budget: int
 class ResponseLossModel:
     """A causal LM that gives the mean token loss of responses, with and without their instruction."""
 
-    def __init__(self, model, tokenizer, device, max_response_tokens: int, token_budget: int, logit_budget: int):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        device,
+        max_response_tokens: int,
+        token_budget: int,
+        logit_budget: int,
+        max_positions: int | None = None,
+    ):
         self.model, self.tokenizer, self.device = model, tokenizer, device
+        # The model's context: a longer conditioned pass would be read past what it was trained on.
+        self.max_positions = max_positions or getattr(model.config, "max_position_embeddings", None)
         self.max_response_tokens = max_response_tokens
         self.token_budget, self.logit_budget = token_budget, logit_budget
         # One start token begins both passes, so the first response token is predicted in both.
@@ -170,9 +187,12 @@ class ResponseLossModel:
         return np.array(out)
 
     def losses(self, examples: Sequence[Example]) -> pa.Table:
-        """Both mean losses of every example's response, as a LOSS_SCHEMA table."""
+        """Both mean losses of every example's response, as a LOSS_SCHEMA table; an example
+        too long for the model's context gets none, and the reason."""
         pairs = [self.sequences(e) for e in examples]
-        items = [p[0] for p in pairs] + [p[1] for p in pairs]
+        unrated = [self._unfit(p[0]) for p in pairs]
+        items = [LossItem(p[0].ids, 0) if why else p[0] for p, why in zip(pairs, unrated, strict=True)]
+        items += [LossItem(p[1].ids, 0) if why else p[1] for p, why in zip(pairs, unrated, strict=True)]
         mean = self.mean_losses(items)
         n = len(examples)
         return pa.table(
@@ -182,9 +202,18 @@ class ResponseLossModel:
                 "loss_alone": mean[n:],
                 "response_tokens": np.array([p[0].scored for p in pairs], dtype=np.int32),
                 "truncated": np.array([p[2] for p in pairs], dtype=bool),
+                "unrated": unrated,
             },
             schema=LOSS_SCHEMA,
         )
+
+    def _unfit(self, conditioned: LossItem) -> str | None:
+        if self.max_positions is not None and len(conditioned.ids) > self.max_positions:
+            return (
+                f"too long for IFD: the instruction and response take {len(conditioned.ids)} tokens, "
+                f"the model's context is {self.max_positions}"
+            )
+        return None
 
 
 class LossCache:
@@ -228,6 +257,11 @@ class IfdRun:
     seconds: float  # spent computing (0 when every loss came from the cache)
     computed: int  # examples whose losses were computed in this run
 
+    def unrated(self) -> dict[str, str]:
+        """Example id -> why it has no IFD (it does not fit the model's context)."""
+        reasons = self.losses["unrated"].to_pylist()
+        return {e: r for e, r in zip(self.losses["example_id"].to_pylist(), reasons, strict=True) if r}
+
     def scores(self) -> dict[str, float]:
         """Example id -> IFD."""
         ifd = ifd_scores(self.losses["loss_conditioned"].to_numpy(), self.losses["loss_alone"].to_numpy())
@@ -257,6 +291,7 @@ def response_losses(
         "max_response_tokens": max_response_tokens,
         "dtype": "float32",
         "device": torch_device.type,
+        "schema": SCHEMA_VERSION,
     }
     cache = LossCache(Path(cache_root), rater_name(spec), key)
     unique = list({e.id: e for e in examples}.values())

@@ -149,6 +149,11 @@ def _write_plot_data(run: RunData, features: pd.DataFrame, curves, folder: Path)
     return written
 
 
+def _by_selectit(run: RunData) -> bool:
+    """The selection ranks by the model-level score (select.method: selectit)."""
+    return run.params.select.method == "selectit"
+
+
 def _overview(run: RunData) -> Section:
     section = Section("overview", "Overview")
     counts = {
@@ -156,7 +161,9 @@ def _overview(run: RunData) -> Section:
         "selected": len(run.selected),
         "left out": run.select.left_out,
         "select.ratio": run.ratio,
-        "lowest kept model score": run.select.lowest_kept_score,
+        "lowest kept model score" if _by_selectit(run) else "lowest kept score": run.select.lowest_kept_score,
+        # Another selector's ranking (docs/guides/selectors.md): its own lowest kept score.
+        **({} if _by_selectit(run) else {"select.method": run.params.select.method}),
         "aggregate.alpha": run.params.aggregate.alpha,
         "aggregate.token_score": run.params.aggregate.token_score,
         "rating prompts": run.params.score.num_prompts,
@@ -211,7 +218,10 @@ def _scores(run: RunData, frame: pd.DataFrame, chosen: np.ndarray, plots: _Plots
         section,
         "model-scores",
         figures.model_level(
-            run.scores["model_score"].to_numpy(dtype=float), chosen, run.select.lowest_kept_score, run.ratio
+            run.scores["model_score"].to_numpy(dtype=float),
+            chosen,
+            run.select.lowest_kept_score if _by_selectit(run) else None,  # another selector's scale
+            run.ratio,
         ),
         "Model-level scores, the ranking key; the dashed line is the lowest selected score.",
     )

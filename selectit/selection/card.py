@@ -15,6 +15,40 @@ from selectit.selection.coverage import diversity_markdown
 from selectit.selection.output import Selection
 from selectit.summaries import AggregateSummary, IngestSummary, ScoreSummary, ValidateSummary
 
+# How the card's opening says the subset was chosen, by select.method; selectit's is the paper's.
+METHOD_INTROS = {
+    "selectit": """A subset of instruction-tuning data chosen with SelectIT (arXiv 2402.16705):
+rater models scored every example by the uncertainty of their own ratings at
+token, sentence (across rating prompts) and model (across raters) level, and
+the top share was kept.""",
+    "length": """A subset of instruction-tuning data chosen by response length: the examples
+with the longest responses were kept ("Long Is More for Alignment", ICML 2024).""",
+    "ifd": """A subset of instruction-tuning data chosen by instruction-following difficulty
+(Superfiltering, ACL 2024): a small model's loss on each response with and without
+its instruction; the highest IFD below 1 was kept.""",
+    "learned": """A subset of instruction-tuning data chosen by a learned score: a pairwise model
+fitted on judged response pairs over the raters' SelectIT scores and other
+features (learned_model.json beside this card) ranked the examples, and the top
+share was kept.""",
+}
+# The select keys each method reads; the card shows those (selectit's card is the paper's).
+METHOD_KEYS = {
+    "selectit": ("ratio",),
+    "length": ("ratio", "method"),
+    "ifd": ("ratio", "method", "ifd_model", "ifd_max_tokens"),
+    "learned": (
+        "ratio",
+        "method",
+        "learned_pairs",
+        "learned_pair_limit",
+        "learned_folds",
+        "learned_length_features",
+        "learned_ifd",
+        "ifd_model",
+        "ifd_max_tokens",
+    ),
+}
+
 LICENCE_NOTE = (
     "The selection is a subset of the source data and carries its licence. The offline "
     "default sources (Alpaca, Alpaca-GPT4) are CC BY-NC 4.0: research use only."
@@ -50,6 +84,7 @@ def dataset_card(
     command: str,
     diversity: dict | None = None,
     flagged: list[dict] | None = None,
+    method: str = "selectit",
 ) -> str:
     """The card as Markdown; `settings` are the nested settings each stage ran with;
     `diversity` is diversity.json (select stage), when there is one."""
@@ -63,14 +98,12 @@ def dataset_card(
     quantiles = np.nanquantile(scores, [0, 0.25, 0.5, 0.75, 1]) if np.isfinite(scores).any() else [np.nan] * 5
     threshold = np.nanmin(kept_scores) if len(kept_scores) else float("nan")
     # YAML, so values with newlines (the cue) read as they are written in params.yaml.
+    score_name = "Model-level" if method == "selectit" else f"The {method} selector's"
     settings_block = yaml.safe_dump(settings, sort_keys=False, allow_unicode=True).rstrip()
     diversity_block = f"\n## Diversity\n\n{diversity_markdown(diversity)}\n" if diversity else ""
     return f"""# {name}
 
-A subset of instruction-tuning data chosen with SelectIT (arXiv 2402.16705):
-rater models scored every example by the uncertainty of their own ratings at
-token, sentence (across rating prompts) and model (across raters) level, and
-the top share was kept.
+{METHOD_INTROS[method]}
 
 ## Source
 
@@ -92,7 +125,7 @@ the top share was kept.
 
 ## Scores
 
-Model-level score quantiles (min, 25%, median, 75%, max) over all scored
+{score_name} score quantiles (min, 25%, median, 75%, max) over all scored
 examples: {", ".join(f"{q:.3f}" for q in quantiles)}. Lowest kept score: {threshold:.3f}.
 
 ```
@@ -180,7 +213,9 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         **validated.settings,
         **raters[0].settings,
         **aggregated.settings,
-        "select": dataclasses.asdict(params.select),
+        "select": {
+            k: v for k, v in dataclasses.asdict(params.select).items() if k in METHOD_KEYS[params.select.method]
+        },
     }
     settings["ingest"] = {**settings["ingest"], "source": shown_source}
     return dataset_card(
@@ -195,4 +230,5 @@ def run_card(params: Params, layout: Layout, selection: Selection, shown_source:
         command=command,
         diversity=diversity,
         flagged=selected_flags(layout, selection.kept),
+        method=params.select.method,
     )

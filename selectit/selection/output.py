@@ -4,7 +4,7 @@ The select stage and `selectit select` both write them with `write_selection`.""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +14,14 @@ import pyarrow as pa
 from selectit.core.errors import InputError
 from selectit.core.io import write_text
 from selectit.core.records import Example, write_json_list
-from selectit.selection.top import select_top
+from selectit.selection.top import n_to_keep
 
 
 @dataclass(frozen=True)
 class Selection:
     kept: list[str]  # ids, best first
     left_out: list[str]  # ids, best first
-    scores: np.ndarray  # the model-level score of every scored example, best first
+    scores: np.ndarray  # the ranking's score of every scored example, best first (the model level for selectit)
     unscored: int  # examples that were read but never scored (left out unseen)
     kept_scores: np.ndarray  # the scores of the kept examples, best first
 
@@ -39,26 +39,38 @@ def write_selection(
     excluded_ids: Path,
     *,
     allow_unscored: bool,
+    ranking: Sequence[str] | None = None,
+    ranking_scores: Mapping[str, float] | None = None,
     choose: Callable[[Sequence[str]], tuple[list[str], list[str]]] | None = None,
 ) -> Selection:
-    """Keep the top `ratio` of `scores` (or what `choose` keeps of the ranked ids: the kept
-    and the left-out ids, best first; select.diversity); write the kept examples to `out` in
-    the order of `examples` (a filtered copy of the input), then the kept and the left-out ids.
+    """Keep the top `ratio` of `scores`, or of `ranking` (another selector's order of the same
+    ids, best first, with its `ranking_scores`); or what `choose` keeps of the ranked ids (the
+    kept and the left-out ids, best first; select.diversity). Write the kept examples to `out`
+    in the order of `examples` (a filtered copy of the input), then the kept and the left-out
+    ids, best first.
 
     `examples` are streamed: no example is held longer than its row. Every scored example
     must be among them (`InputError` otherwise); an example that was never scored is an
     `InputError` too unless `allow_unscored`. On an error nothing is written."""
     ranked = scores.sort_by("rank")
-    kept, left_out = select_top(ranked, ratio) if choose is None else choose(ranked["example_id"].to_pylist())
+    if ranking is None:
+        ranking = ranked["example_id"].to_pylist()
+        values = ranked["model_score"].to_numpy()
+    else:
+        values = np.array([ranking_scores[i] for i in ranking], dtype=np.float64)
+    if choose is None:
+        keep = n_to_keep(len(ranking), ratio)
+        kept, left_out = list(ranking[:keep]), list(ranking[keep:])
+    else:
+        kept, left_out = choose(ranking)
     unscored = _Unscored(set(left_out))
     rows = _kept_rows(examples, kept, unscored, allow_unscored)
     write_json_list(rows, out)
     write_text(selected_ids, "".join(i + "\n" for i in kept))
     write_text(excluded_ids, "".join(i + "\n" for i in left_out))
-    scores_best_first = ranked["model_score"].to_numpy()
     kept_set = set(kept)
-    is_kept = np.array([i in kept_set for i in ranked["example_id"].to_pylist()], dtype=bool)
-    return Selection(kept, left_out, scores_best_first, unscored.count, scores_best_first[is_kept])
+    is_kept = np.array([i in kept_set for i in ranking], dtype=bool)
+    return Selection(kept, left_out, values, unscored.count, values[is_kept])
 
 
 @dataclass

@@ -15,11 +15,25 @@ from helpers import (
     pipeline_params,
     stage_context,
     tiny_benchmarks,
+    write_pairs,
 )
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
     for a, b in [(1, 2), (3, 4), (5, 6), (7, 8)]
+]
+
+
+VARIANTS = ["selectit", "random", "length", "ifd", "learned", "bottom", "full", "base"]
+SELECTOR_PAIRS = [
+    {
+        "pair_id": f"p{i}",
+        "instruction": f"What is {10**i} plus 1?",
+        "response_a": f"{10**i} plus 1 is {10**i + 1}.",
+        "response_b": f"{10**i + 1}",
+        "preferred": "ab"[i % 2],
+    }
+    for i in range(6)
 ]
 
 
@@ -37,12 +51,18 @@ def project(tmp_path, tiny_model, prefect_harness):
     source.write_text(json.dumps(TINY_ROWS + MORE_ROWS + PLANTED))
     twin = tmp_path / "twin-llama"
     twin.symlink_to(tiny_model, target_is_directory=True)
+    # Every selector is a variant: `ifd` and `learned` run their models in the select stage (the
+    # learned model fitted on 6 judged pairs, 2 folds).
+    pairs = write_pairs(tmp_path / "pairs.jsonl", SELECTOR_PAIRS)
     params = pipeline_params(
         tmp_path,
         source,
         [str(tiny_model), str(twin)],
         hygiene__decontaminate=True,
         evaluate__benchmarks_dir=str(tiny_benchmarks(tmp_path / "benchmarks")),
+        finetune__variants=VARIANTS,
+        select__learned_pairs=pairs,
+        select__learned_folds=2,
     )
     return params, tmp_path / "data", source
 
@@ -79,7 +99,7 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].data.params["select.ratio"] == "0.5"
     children = {r.info.run_name for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    variants = ["selectit", "random", "longest", "bottom", "full", "base"]
+    variants = VARIANTS
     tail = {f"{stage}@{v}" for stage in ("finetune", "evaluate") for v in variants} | {"compare", "report"}
     # 6: ingest, validate, two score runs, aggregate, select; the audit is switched off and notes so
     assert {"ingest", "validate", "aggregate", "select", "audit"} | tail <= children
@@ -94,8 +114,17 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert parent_metrics["aggregate.examples"] == 7 and "aggregate.score_median" in parent_metrics
     assert parent_metrics["score_twin-llama.texts_run"] == 14
 
+    # The selectors' scores of every scored example, the learned model (JSON) and its MLflow record.
+    method_scores = pq.read_table(data / "selected" / "method_scores.parquet")
+    assert method_scores.column_names == ["example_id", "ifd", "learned"] and method_scores.num_rows == 7
+    learned = json.loads((data / "selected" / "learned_model.json").read_text())
+    assert learned["pairs"] == 6 and len(learned["coefficients"]) == len(learned["names"])
+    (select_run,) = [r for r in runs if r.info.run_name == "select"]
+    assert select_run.data.metrics["learned_pairs"] == 6 and "learned_cv_agreement" in select_run.data.metrics
+
     # Fine-tuning and evaluation: every variant, compared with `random` on the held-out loss.
     assert results.stages["finetune@selectit"].examples == 4 and results.stages["finetune@full"].examples == 7
+    assert all(results.stages[f"finetune@{v}"].examples == 4 for v in ("length", "ifd", "learned"))
     assert results.stages["finetune@base"].steps == 0 and results.stages["finetune@selectit"].steps == 1
     comparison = json.loads((data / "reports" / "comparison" / "comparison.json").read_text())
     assert set(comparison["variants"]) == set(variants) and comparison["reference"] == "random"

@@ -52,6 +52,14 @@ BASE = {
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None, "token_score": "paper"},
     "select": {
         "ratio": 0.2,
+        "method": "selectit",
+        "ifd_model": "smollm2-135m-instruct",
+        "ifd_max_tokens": 400,
+        "learned_pairs": "pairs.jsonl",
+        "learned_pair_limit": 100,
+        "learned_folds": 5,
+        "learned_length_features": True,
+        "learned_ifd": False,
         "diversity": "none",
         "max_similarity": 0.9,
         "semantic_duplicates": None,
@@ -63,7 +71,7 @@ BASE = {
     "finetune": {
         "enabled": True,
         "base_model": "smollm2-135m-instruct",
-        "variants": ["selectit", "random", "longest", "bottom", "full", "base"],
+        "variants": ["selectit", "random", "length", "bottom", "full", "base"],
         "method": "lora",
         "seed": 0,
         "epochs": 1,

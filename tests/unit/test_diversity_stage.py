@@ -98,10 +98,10 @@ def test_diversity_json(run):
         "selectit-diverse",
         "selectit-kcenter",
         "random",
-        "longest",
+        "length",
         "bottom",
     }
-    assert report["selections"]["longest"]["response_words_mean"] == 7.0  # 8, 7 and 6 words
+    assert report["selections"]["length"]["response_words_mean"] == 7.0  # 8, 7 and 6 words
     assert report["overlap"]["selectit"]["selectit-diverse"] == 1.0
     assert report["overlap"]["selectit"]["bottom"] == 0.0  # e5, e6, e7
     assert report["pool"]["clusters"] == 3

@@ -21,17 +21,17 @@ SELECTED = RANKED[:8]
 def test_variants_have_the_selection_size_and_the_promised_examples():
     sizes = {
         n: len(variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples)
-        for n in ("selectit", "random", "longest", "bottom", "full", "base")
+        for n in ("selectit", "random", "length", "bottom", "full", "base")
     }
-    assert sizes == {"selectit": 8, "random": 8, "longest": 8, "bottom": 8, "full": 40, "base": 0}
+    assert sizes == {"selectit": 8, "random": 8, "length": 8, "bottom": 8, "full": 40, "base": 0}
     ids = {
         n: {e.id for e in variant_examples(n, POOL, RANKED, SELECTED, seed=0).examples}
-        for n in ("selectit", "bottom", "longest")
+        for n in ("selectit", "bottom", "length")
     }
     assert ids["selectit"] == set(SELECTED) and ids["bottom"] == set(RANKED[-8:])
     assert not ids["selectit"] & ids["bottom"]
     cutoff = sorted((len(e.output) for e in POOL), reverse=True)[7]
-    assert all(len(e.output) >= cutoff for e in variant_examples("longest", POOL, RANKED, SELECTED, 0).examples)
+    assert all(len(e.output) >= cutoff for e in variant_examples("length", POOL, RANKED, SELECTED, 0).examples)
 
 
 def test_random_variant_is_seeded():
@@ -47,7 +47,7 @@ def test_heldout_split_is_seeded_disjoint_and_never_in_a_variant():
     assert not {e.id for e in kept} & {e.id for e in heldout}
     assert split_heldout(list(reversed(examples)), 0.25, seed=3)[1] == list(reversed(heldout))  # not row order
     assert split_heldout(examples, 0.25, seed=4)[1] != heldout
-    for name in ("random", "longest", "full"):
+    for name in ("random", "length", "full"):
         chosen = variant_examples(name, kept, [e.id for e in kept], [e.id for e in kept[:5]], 0).examples
         assert not {e.id for e in chosen} & {e.id for e in heldout}
 

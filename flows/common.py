@@ -51,7 +51,8 @@ def tracked_stage(
 def kept_work(data_dir: Path) -> str:
     """What an interrupted run leaves for the next one, and how to resume."""
     layout = Layout(data_dir)
-    shards = sum(1 for _ in layout.shard_cache.rglob("*.parquet")) if layout.shard_cache.is_dir() else 0
+    # <rater>/<key>/<shard>.parquet: the embeddings kept beside them, a level deeper, are not counted.
+    shards = sum(1 for _ in layout.shard_cache.glob("*/*/*.parquet")) if layout.shard_cache.is_dir() else 0
     checkpoints = len(list((layout.root / "cache" / "finetune").glob("*/*/checkpoint-*")))
     return (
         f"kept {shards} finished rating shard(s) in {layout.shard_cache} and {checkpoints} fine-tuning "

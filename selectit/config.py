@@ -96,6 +96,11 @@ class HygieneConfig:
             )
 
 
+# score.embeddings: the first rater's own embeddings, a dedicated encoder's, or none.
+FIRST_RATER = "first-rater"
+ENCODER = "encoder"
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     raters: list[str]  # short names, local folders/GGUF files, or hub ids
@@ -112,6 +117,8 @@ class ScoreConfig:
     max_length: int | None  # cap on rating-text tokens (None: the model's context)
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
     compile: bool  # torch.compile the rater's forward pass once when it loads
+    embeddings: str | None  # whose embeddings data/embeddings holds: first-rater, a rater's name, encoder, none/null
+    embedding_encoder: str | None  # with embeddings: encoder, a sentence-embedding model (local folder or hub id)
 
     def validate(self, where: str) -> None:
         if not self.raters:
@@ -119,6 +126,16 @@ class ScoreConfig:
         names = [rater_name(r) for r in self.raters]
         if len(set(names)) != len(names):
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
+        if self.embeddings not in (None, "none", FIRST_RATER, ENCODER) and self.embedding_rater is None:
+            raise ParamsError(
+                f"{where}.embeddings: {self.embeddings!r} is not a rater of score.raters {names}; "
+                f"expected {FIRST_RATER}, one of those, {ENCODER} or null"
+            )
+        if self.embeddings == ENCODER and not (self.embedding_encoder or "").strip():
+            raise ParamsError(
+                f"{where}.embedding_encoder: embeddings: {ENCODER} needs a sentence-embedding model "
+                "(a local folder or a hub id)"
+            )
         available = len(load_prompt_set(self.prompt_set))
         if not 1 <= self.num_prompts <= available:
             raise ParamsError(
@@ -136,6 +153,20 @@ class ScoreConfig:
         _positive(self.token_budget, f"{where}.token_budget")
         _positive(self.shard_size, f"{where}.shard_size")
         _positive(self.max_length, f"{where}.max_length", allow_none=True)
+
+    @property
+    def embedding_rater(self) -> str | None:
+        """The rater (as score.raters writes it) whose own embeddings are kept, or None."""
+        if self.embeddings == FIRST_RATER:
+            return self.raters[0]
+        return next((r for r in self.raters if self.embeddings in (r, rater_name(r))), None)
+
+    @property
+    def embedding_source(self) -> str | None:
+        """What makes the embeddings: a rater's spec, the encoder's, or None (no embeddings)."""
+        if self.embeddings == ENCODER:
+            return self.embedding_encoder
+        return self.embedding_rater
 
 
 @dataclass(frozen=True)

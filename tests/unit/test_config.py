@@ -45,6 +45,8 @@ BASE = {
         "max_length": None,
         "trust_remote_code": False,
         "compile": False,
+        "embeddings": "first-rater",
+        "embedding_encoder": None,
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None, "token_score": "paper"},
     "select": {"ratio": 0.2},
@@ -262,12 +264,30 @@ def test_k_outside_two_to_nine_rejected(tmp_path, k):
         ("hygiene.jaccard", 1.5, "hygiene.jaccard"),
         ("hygiene.shingle_words", 0, "hygiene.shingle_words"),
         ("hygiene.minhash_permutations", 8, "hygiene.minhash_permutations"),
+        ("score.embeddings", "smollm3", "score.embeddings"),  # not a rater of score.raters
+        ("score.embeddings", "encoder", "score.embedding_encoder"),  # an encoder, but none named
     ],
 )
 def test_invalid_values_rejected_naming_the_key(tmp_path, dotted, value, where):
     with pytest.raises(ParamsError) as info:
         load_params(write_params(tmp_path, {dotted: value}))
     assert f"{where}:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "encoder", "rater", "source"),
+    [
+        ("first-rater", None, "smollm2-135m-instruct", "smollm2-135m-instruct"),
+        ("gemma3-270m", None, "gemma3-270m", "gemma3-270m"),
+        ("encoder", "models/minilm", None, "models/minilm"),
+        (None, None, None, None),
+        ("none", "models/minilm", None, None),
+    ],
+)
+def test_the_embedding_source_is_a_rater_an_encoder_or_none(tmp_path, embeddings, encoder, rater, source):
+    changes = {"score.embeddings": embeddings, "score.embedding_encoder": encoder}
+    score = load_params(write_params(tmp_path, changes)).score
+    assert (score.embedding_rater, score.embedding_source) == (rater, source)
 
 
 def test_two_raters_with_the_same_name_rejected(tmp_path):

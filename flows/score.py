@@ -54,6 +54,8 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         summary = rate(context, rater, name, records)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
+        if summary.embeddings:
+            log.tags({f"embeddings.{k}": v for k, v in summary.embeddings.items()})
     return summary
 
 

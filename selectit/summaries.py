@@ -150,6 +150,7 @@ class ScoreSummary(StageSummary):
             "shards_run": self.shards_run,
             "texts_per_second": self.texts_per_second,
             "top_is_digit_share": self.top_is_digit_share,
+            "embedded_alone": self.embeddings["embedded_alone"] if self.embeddings else None,
             **{f"mass_{k}": v for k, v in self.mass.items()},
         }
 

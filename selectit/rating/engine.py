@@ -311,12 +311,15 @@ def _prefix_outside_examples(prefix_len: int, spans: Sequence[tuple[int, int] | 
 
 def _pool(hidden: torch.Tensor, spans: list[tuple[int, int] | None], starts: list[int], pooling: str) -> np.ndarray:
     """One float32 vector per row: the mean (or the last) of its span's hidden states; zeros
-    for rows without a span. `starts[r]` is the column of row r's text position 0."""
-    pooled = torch.zeros((hidden.shape[0], hidden.shape[-1]), dtype=torch.float32)
-    for row, span in enumerate(spans):
-        if span is None:
-            continue
-        first, end = span[0] + starts[row], span[1] + starts[row]
-        states = hidden[row, first:end] if pooling == "mean" else hidden[row, end - 1 : end]
-        pooled[row] = states.float().mean(dim=0).cpu()
-    return pooled.numpy()
+    for rows without a span. `starts[r]` is the column of row r's text position 0. One masked
+    product for the batch, so a GPU copies the result back once, not once per row."""
+    columns = hidden.shape[1]
+    first = torch.tensor([span[0] + at if span else 0 for span, at in zip(spans, starts, strict=True)])
+    end = torch.tensor([span[1] + at if span else 0 for span, at in zip(spans, starts, strict=True)])
+    if pooling == "last-token":
+        first = (end - 1).clamp(min=0)
+    where = torch.arange(columns)
+    weights = ((where >= first[:, None]) & (where < end[:, None])).float()
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1)  # rows without a span stay zero
+    pooled = torch.bmm(weights.to(hidden.device).unsqueeze(1), hidden.float()).squeeze(1)
+    return pooled.cpu().numpy()

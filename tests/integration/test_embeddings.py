@@ -69,7 +69,8 @@ def test_an_embedding_is_the_plain_forward_pass_pooled_over_the_example(tmp_path
 
 def test_a_cache_rated_before_embeddings_gains_them_without_rating_again(tmp_path, tiny_model, settings, records):
     root = tmp_path / "shards"
-    before = rate_records(_session(root, tiny_model, settings, embedding=None), records, tmp_path / "old.parquet", False)
+    old_session = _session(root, tiny_model, settings, embedding=None)
+    before = rate_records(old_session, records, tmp_path / "old.parquet", False)
     assert before.texts_run == 12 and before.embeddings is None  # 6 examples x 2 prompts
 
     session = _session(root, tiny_model, settings)

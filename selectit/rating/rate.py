@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selectit.core.catalog import rater_name
+from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example, Reject, write_example_records
 from selectit.rating.embedding import EmbeddingSpec
 from selectit.rating.engine import EmbeddingRequest, TransformersRater
@@ -35,7 +36,7 @@ from selectit.rating.models import resolve
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.settings import RatingSettings
 from selectit.rating.shards import EmbeddingShards, ShardCache, ShardPlan, ShardRef, plan_shard_refs
-from selectit.rating.texts import EncodedText, RatingTextEncoder, RatingTextError
+from selectit.rating.texts import RatingTextEncoder, RatingTextError
 from selectit.scoring import formulas as scoring
 from selectit.scoring.tables import RATINGS_SCHEMA, reject_unreadable, without_examples
 
@@ -147,7 +148,14 @@ class RaterSession:
             self.loaded = load_rater(self.spec, self.settings)
         loaded, spec = self.loaded, self.embedding
         prompt = loaded.prompts.prompts[spec.prompt]
-        kept = [(e, t) for e, t in zip(shard, loaded.encoder.encode(shard, prompt), strict=True) if _embeddable(t)]
+        encoded = loaded.encoder.encode(shard, prompt)
+        kept = [(e, t) for e, t in zip(shard, encoded, strict=True) if not isinstance(t, RatingTextError)]
+        if any(t.example_span is None for _, t in kept):
+            raise ModelLoadError(
+                f"rater {self.name!r}: cannot tell which tokens of its rating text are the example's (its "
+                "tokenizer gives no character offsets, or its chat template rewrites the request); set "
+                "score.embeddings to another rater, to encoder, or to null"
+            )
         start = time.perf_counter()
         matrix = loaded.rater.embed(
             [t.ids for _, t in kept],
@@ -244,10 +252,6 @@ def collect_embeddings(cache: ShardCache, embeddings: EmbeddingShards, ratings: 
     ids = list(dict.fromkeys(pq.read_table(ratings, columns=["example_id"])["example_id"].to_pylist()))
     metadata = {"source": "rater", "model": rater, "rating_cache_key": cache.key, **embeddings.about()}
     return embeddings.collect_into(ids, out, metadata)
-
-
-def _embeddable(encoded: EncodedText | RatingTextError) -> bool:
-    return not isinstance(encoded, RatingTextError) and encoded.example_span is not None
 
 
 def _rate(

@@ -32,6 +32,9 @@ def write_scored_embeddings(score: ScoreConfig, layout: Layout) -> dict | None:
     (run here, over just those examples, each shard cached). None, and no file, when off."""
     out = layout.embeddings
     out.unlink(missing_ok=True)  # never an earlier run's file beside this run's scores
+    # Both are the stage's DVC outputs, so they exist even where nothing goes in them.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    layout.embedding_cache.mkdir(parents=True, exist_ok=True)
     if score.embedding_source is None:
         return None
     ids = read_scores(layout.scores_table)["example_id"].to_pylist()

@@ -58,7 +58,7 @@ def copy_embeddings(source: str | Path, ids: Sequence[str], out: str | Path, met
     if missing:
         raise InputError(f"{source}: no embedding of {len(missing)} scored example(s), {missing[0]} first")
     rows = embedding_rows(table)[[row_of[i] for i in ids]] if ids else embedding_rows(table)[:0]
-    write_embeddings(out, ids, rows, {**read_embeddings_metadata(source), **metadata})
+    write_embeddings(out, ids, rows, {**read_embeddings_metadata(source), **metadata, "dim": rows.shape[1]})
     return len(ids)
 
 

@@ -111,7 +111,7 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
             for future in futures[max(0, len(shards) - in_flight) :]:
                 texts_run += _result_recorded(future)
                 bar.update(1)
-        embedded = pool.fill_embeddings(records, cfg.shard_size) if embedding else 0
+        embedded = pool.fill_embeddings(records) if embedding else 0
         return collect(pool.cache, cfg, pool.report(), records, layout, name, texts_run, len(shards), embedded)
     finally:
         pool.stop()

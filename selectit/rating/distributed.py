@@ -197,7 +197,7 @@ class RaterPool:
         cache = ShardCache(cache_root, name, keys[0])
         return cls(name, replicas, cache, RaterSession(spec, settings, cache, embedding))
 
-    def fill_embeddings(self, records: Path, shard_size: int) -> int:
+    def fill_embeddings(self, records: Path) -> int:
         """Embed, on the replicas, the rated examples of `records` that have no embedding yet
         (shards rated before embeddings were kept); returns the number of texts run."""
         import ray

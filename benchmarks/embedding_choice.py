@@ -73,7 +73,7 @@ def pooled(model, encoder, prompt, examples, n_layers) -> dict[tuple[float, str]
     out = {(d, p): [] for d in DEPTHS for p in POOLINGS}
     for encoded in encoder.encode(examples, prompt):
         start, end = encoded.example_span
-        hidden = model(torch.tensor([encoded.ids[:end]]), output_hidden_states=True).hidden_states
+        hidden = model(torch.tensor([encoded.ids[:end]]), output_hidden_states=True, logits_to_keep=1).hidden_states
         for depth, layer in layers.items():
             states = hidden[layer][0].float()
             out[(depth, "mean")].append(states[start:end].mean(0).numpy())

@@ -18,7 +18,7 @@ from selectit.scoring.tables import read_scores
 from selectit.stages import load_current
 from selectit.summaries import AggregateSummary, ledger_line
 from selectit.tracking import lineage
-from tasks.aggregate import aggregate_scores
+from tasks.aggregate import aggregate_scores, write_scored_embeddings
 
 
 @flow(name=Stage.AGGREGATE.value, log_prints=True, version=code_version(__name__))
@@ -30,7 +30,11 @@ def aggregate_flow(context: RunContext) -> AggregateSummary:
         for rater in params.score.raters:
             load_current(Stage.SCORE, layout, params, rater)
         summary = aggregate_scores(raters, params.aggregate, params.score.num_prompts, layout)
+        summary = dataclasses.replace(summary, embeddings=write_scored_embeddings(params.score, layout))
+        summary.save(layout.aggregated)
         log.metrics(summary.headline(), headline=True)
+        if summary.embeddings:
+            log.tags({f"embeddings.{k}": v for k, v in summary.embeddings.items()})
         log.tags(
             {
                 **lineage.input_tags(log, Stage.VALIDATE, layout.examples(layout.validated)),

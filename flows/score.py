@@ -24,13 +24,14 @@ from selectit.core.errors import ParamsError
 from selectit.core.stages import Stage, stage_id
 from selectit.provenance import code_version
 from selectit.rating.distributed import RaterPool, ray_runtime
+from selectit.rating.embedding import RATER_EMBEDDING
 from selectit.rating.keys import rater_cache
 from selectit.rating.rate import RaterSession, rate_records
 from selectit.rating.shards import plan_shard_refs
 from selectit.rating_params import rating_settings, ray_settings
 from selectit.stages import load_current
 from selectit.summaries import ScoreSummary, ledger_line
-from tasks.score import collect, plan, score_shard, score_shard_on_replica, summarise
+from tasks.score import collect, embed_shard, plan, score_shard, score_shard_on_replica, summarise
 
 
 @flow(name=Stage.SCORE.value, flow_run_name="score-{rater}", log_prints=True, version=code_version(__name__))
@@ -45,6 +46,8 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         context, stage_id(Stage.SCORE, name), settings, __name__, dvc_stage=stage_id(Stage.SCORE, rater)
     ) as log:
         ScoreSummary.discard(layout.rater_scores(name))
+        if cfg.embedding_rater != rater:  # an earlier run's, when this rater's embeddings were kept
+            layout.rater_embeddings(name).unlink(missing_ok=True)
         load_current(Stage.VALIDATE, layout, context.params)
         # Read shard by shard: the stage holds a plan of byte offsets, never all examples.
         records = layout.examples(layout.validated)
@@ -52,6 +55,8 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
         summary = rate(context, rater, name, records)
         log.metrics(summary.headline(), headline=True)
         log.tags({"cache_key": summary.cache_key})
+        if summary.embeddings:
+            log.tags({f"embeddings.{k}": v for k, v in summary.embeddings.items()})
         rated = summary.ratings // context.params.score.num_prompts
         ledger = layout.rejects(layout.rater_scores(name))
         print(ledger_line(stage_id(Stage.SCORE, name), rated + summary.rejects, rated, ledger, "rated"))
@@ -61,8 +66,9 @@ def score_flow(context: RunContext, rater: str) -> ScoreSummary:
 def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> ScoreSummary:
     cfg, layout = context.params.score, context.layout
     rating = rating_settings(cfg)
+    embedding = RATER_EMBEDDING if cfg.embedding_rater == rater else None
     # The session keeps the model loaded from the first shard to the last; each shard is a task.
-    session = RaterSession(rater, rating, rater_cache(layout.shard_cache, rater, rating))
+    session = RaterSession(rater, rating, rater_cache(layout.shard_cache, rater, rating), embedding)
     try:
         rated = rate_records(
             session,
@@ -70,6 +76,8 @@ def _rate_here(context: RunContext, rater: str, name: str, records: Path) -> Sco
             layout.ratings_table(name),
             context.progress,
             lambda shard, index, n_shards: score_shard(session, shard, name, index, n_shards, context.progress),
+            layout.rater_embeddings(name) if embedding else None,
+            lambda shard, index, n_shards: embed_shard(session, shard, name, index, n_shards, context.progress),
         )
         return summarise(session.cache, cfg, rated, layout, name)
     finally:
@@ -82,7 +90,8 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
     from prefect_ray.context import remote_options  # imports ray
 
     cfg, ray_cfg, layout = context.params.score, context.params.ray, context.layout
-    pool = RaterPool.start(rater, name, rating_settings(cfg), ray_settings(ray_cfg), layout.shard_cache)
+    embedding = RATER_EMBEDDING if cfg.embedding_rater == rater else None
+    pool = RaterPool.start(rater, name, rating_settings(cfg), ray_settings(ray_cfg), layout.shard_cache, embedding)
     try:
         shards = plan(pool.cache, records, cfg.shard_size, name, f"on {len(pool.replicas)} replica(s)")
         # A task only waits on its actor, so it reserves no CPU; a worker lost while waiting is
@@ -106,7 +115,8 @@ def _rate_on_ray(context: RunContext, rater: str, name: str, records: Path) -> S
             for future in futures[max(0, len(shards) - in_flight) :]:
                 texts_run += _result_recorded(future)
                 bar.update(1)
-        return collect(pool.cache, cfg, pool.report(), records, layout, name, texts_run, len(shards))
+        embedded = pool.fill_embeddings(records) if embedding else 0
+        return collect(pool.cache, cfg, pool.report(), records, layout, name, texts_run, len(shards), embedded)
     finally:
         pool.stop()
 

@@ -99,6 +99,11 @@ class HygieneConfig:
             )
 
 
+# score.embeddings: the first rater's own embeddings, a dedicated encoder's, or none.
+FIRST_RATER = "first-rater"
+ENCODER = "encoder"
+
+
 @dataclass(frozen=True)
 class ScoreConfig:
     raters: list[str]  # short names, local folders/GGUF files, or hub ids
@@ -115,6 +120,8 @@ class ScoreConfig:
     max_length: int | None  # cap on rating-text tokens (None: the model's context)
     trust_remote_code: bool  # run model code from the hub; off unless you trust it
     compile: bool  # torch.compile the rater's forward pass once when it loads
+    embeddings: str | None  # whose embeddings data/embeddings holds: first-rater, a rater's name, encoder, none/null
+    embedding_encoder: str | None  # with embeddings: encoder, a sentence-embedding model (local folder or hub id)
 
     def validate(self, where: str) -> None:
         if not self.raters:
@@ -124,6 +131,16 @@ class ScoreConfig:
             raise ParamsError(f"{where}.raters: two raters share a name: {names}")
         for i, rater in enumerate(self.raters):
             check_model_name(rater, f"{where}.raters[{i}]")
+        if self.embeddings not in (None, "none", FIRST_RATER, ENCODER) and self.embedding_rater is None:
+            raise ParamsError(
+                f"{where}.embeddings: {self.embeddings!r} is not a rater of score.raters {names}; "
+                f"expected {FIRST_RATER}, one of those, {ENCODER} or null"
+            )
+        if self.embeddings == ENCODER and not (self.embedding_encoder or "").strip():
+            raise ParamsError(
+                f"{where}.embedding_encoder: embeddings: {ENCODER} needs a sentence-embedding model "
+                "(a local folder or a hub id)"
+            )
         available = len(load_prompt_set(self.prompt_set))
         if not 1 <= self.num_prompts <= available:
             raise ParamsError(
@@ -141,6 +158,20 @@ class ScoreConfig:
         _positive(self.token_budget, f"{where}.token_budget")
         _positive(self.shard_size, f"{where}.shard_size")
         _positive(self.max_length, f"{where}.max_length", allow_none=True)
+
+    @property
+    def embedding_rater(self) -> str | None:
+        """The rater (as score.raters writes it) whose own embeddings are kept, or None."""
+        if self.embeddings == FIRST_RATER:
+            return self.raters[0]
+        return next((r for r in self.raters if self.embeddings in (r, rater_name(r))), None)
+
+    @property
+    def embedding_source(self) -> str | None:
+        """What makes the embeddings: a rater's spec, the encoder's, or None (no embeddings)."""
+        if self.embeddings == ENCODER:
+            return self.embedding_encoder
+        return self.embedding_rater
 
 
 @dataclass(frozen=True)
@@ -511,11 +542,9 @@ def _resolve_paths(raw: dict, folder: Path) -> None:
 
 
 def writes_embeddings(params: Params) -> bool:
-    """Whether the score stage writes the examples' embeddings (Layout.embeddings), which the
-    diversity modes, semantic duplicates and the diversity variants read."""
-    # The producer's own switch in the score section (branch `embed`); until it is there no
-    # run has embeddings. The merge names its key here.
-    return bool(getattr(params.score, "embeddings", False))
+    """Whether the pipeline writes the examples' embeddings (Layout.embeddings, score.embeddings),
+    which the diversity modes, semantic duplicates and the diversity variants read."""
+    return params.score.embedding_source is not None
 
 
 def _check_embeddings(params: Params, path: Path) -> None:
@@ -530,7 +559,7 @@ def _check_embeddings(params: Params, path: Path) -> None:
     if needing:
         raise ParamsError(
             f"{path}: {needing[0]} needs the examples' embeddings, and the score stage writes none; "
-            "switch them on in the score section, or leave the option off"
+            "set score.embeddings (first-rater, a rater's name or encoder), or leave the option off"
         )
 
 

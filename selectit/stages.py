@@ -137,9 +137,25 @@ STAGES: dict[Stage, StageSpec] = {
             Stage.AGGREGATE,
             AggregateSummary,
             _stage_folder(lambda layout: layout.aggregated),
-            params=_entries(["aggregate", "score.raters", "score.num_prompts"]),
+            params=(
+                *_entries(["aggregate", "score.raters", "score.num_prompts"]),
+                Entry("score.embeddings", comment="whose embeddings data/embeddings holds"),
+                Entry("score.embedding_encoder"),
+                Entry("score.device", comment="where the encoder runs"),
+            ),
             deps=_entries([DATA.validated, DATA.rater_scores(ITEM).parent]),
-            outs=_entries([DATA.aggregated, DATA.rating_docs]),
+            outs=(
+                *_entries([DATA.aggregated, DATA.rating_docs, DATA.embeddings.parent]),
+                Entry(
+                    DATA.embedding_cache.as_posix(),
+                    WORKING_CACHE,
+                    note=("A dedicated encoder's embedding shards (score.embeddings: encoder), kept between runs.",),
+                ),
+            ),
+            note=(
+                "Also writes the embeddings of the scored examples (data/embeddings) from score.embeddings:",
+                "a rater's, which its score stage kept, or a dedicated encoder's, run here.",
+            ),
         ),
         StageSpec(
             Stage.SELECT,
@@ -158,7 +174,15 @@ STAGES: dict[Stage, StageSpec] = {
                 Entry("evaluate.preference_seed"),
             ),
             deps=(
-                *_entries([DATA.ingested, DATA.validated, DATA.rater_scores(ITEM).parent, DATA.aggregated]),
+                *_entries(
+                    [
+                        DATA.ingested,
+                        DATA.validated,
+                        DATA.rater_scores(ITEM).parent,
+                        DATA.aggregated,
+                        DATA.embeddings.parent,
+                    ]
+                ),
                 Entry("${select.learned_pairs}", comment="the judged pairs `learned` is fitted on"),
                 Entry("${evaluate.preference_file}", comment="the evaluation's pairs, which `learned` leaves out"),
             ),

@@ -141,6 +141,9 @@ class ScoreSummary(StageSummary):
     digit_token_ids: list[int] | None = None
     seconds: float | None = None
     texts_per_second: float | None = None
+    # With score.embeddings naming this rater: what its embeddings are (model, layer, pooling, dim, rows),
+    # and how many texts this run put through the model for embeddings alone (older cached shards).
+    embeddings: dict | None = None
     settings: dict = field(default_factory=dict)
 
     def headline(self):
@@ -151,6 +154,7 @@ class ScoreSummary(StageSummary):
             "shards_run": self.shards_run,
             "texts_per_second": self.texts_per_second,
             "top_is_digit_share": self.top_is_digit_share,
+            "embedded_alone": self.embeddings["embedded_alone"] if self.embeddings else None,
             **{f"mass_{k}": v for k, v in self.mass.items()},
         }
 
@@ -166,6 +170,8 @@ class AggregateSummary(StageSummary):
     quantiles: dict[str, float]  # min, p25, median, p75, max of the model-level score
     mass: dict[str, dict[str, float]]  # rater -> digit-mass statistics
     rating_checks: list[dict]
+    # What data/embeddings holds (source, model, layer, pooling, dim, rows), None with score.embeddings off.
+    embeddings: dict | None = None
     settings: dict = field(default_factory=dict)
 
     def headline(self):

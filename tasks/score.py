@@ -13,10 +13,20 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from selectit.config import ScoreConfig
+from selectit.core.catalog import rater_name
+from selectit.core.embeddings import read_embeddings_metadata
 from selectit.core.layout import Layout
 from selectit.core.records import Example, Reject, write_rejects
 from selectit.provenance import code_version
-from selectit.rating.rate import STATS_COLUMNS, RaterReport, RaterSession, RecordsRating, rating_stats
+from selectit.rating.embedding import RATER_EMBEDDING
+from selectit.rating.rate import (
+    STATS_COLUMNS,
+    RaterReport,
+    RaterSession,
+    RecordsRating,
+    collect_embeddings,
+    rating_stats,
+)
 from selectit.rating.shards import ShardCache, ShardRef, plan_shard_refs
 from selectit.summaries import ScoreSummary
 
@@ -38,6 +48,12 @@ def plan(cache: ShardCache, records: Path, shard_size: int, rater: str, where: s
 def score_shard(session: RaterSession, shard: ShardRef, rater: str, index: int, n_shards: int, progress: bool) -> int:
     """Rate one shard with the session's rater and save it; returns the number of texts run."""
     return session.rate_planned(shard, index, n_shards, progress)
+
+
+@task(name="embed-shard", cache_policy=NO_CACHE, version=VERSION, task_run_name="embed-{rater}-shard-{index}")
+def embed_shard(session: RaterSession, shard: ShardRef, rater: str, index: int, n_shards: int, progress: bool) -> int:
+    """Embed one shard whose ratings were cached before embeddings were kept; returns the texts run."""
+    return session.embed_planned(shard, index, n_shards, progress)
 
 
 @task(name="score-shard-on-ray", cache_policy=NO_CACHE, version=VERSION, task_run_name="score-{rater}-shard-{index}")
@@ -63,20 +79,30 @@ def collect(
     rater: str,
     texts_run: int,
     shards_run: int,
+    embedded: int = 0,
 ) -> ScoreSummary:
     """The rater's ratings of exactly the examples of `records`, from the cache its Ray replicas
     wrote, as one table written batch by batch (memory holds one batch of probabilities, not
-    the dataset's), and the stage's summary.
+    the dataset's), its embeddings where it keeps them, and the stage's summary.
 
     `report` is the rater's identity and speed, None when every shard came from the cache."""
     _, rejects = cache.collect_into(records, layout.ratings_table(rater))
-    return _summary(cache, cfg, report, layout, rater, rejects, texts_run, shards_run)
+    if _keeps_embeddings(cfg, rater):
+        shards = cache.embedding_shards(RATER_EMBEDDING.key_fields())
+        collect_embeddings(cache, shards, layout.ratings_table(rater), layout.rater_embeddings(rater), rater)
+    return _summary(cache, cfg, report, layout, rater, rejects, texts_run, shards_run, embedded)
 
 
 @task(name="summarise-ratings", cache_policy=NO_CACHE, version=VERSION)
 def summarise(cache: ShardCache, cfg: ScoreConfig, rated: RecordsRating, layout: Layout, rater: str) -> ScoreSummary:
     """The stage's summary of the ratings `rate_records` collected into the rater's table."""
-    return _summary(cache, cfg, rated.report, layout, rater, rated.rejects, rated.texts_run, len(rated.plan.shards))
+    return _summary(
+        cache, cfg, rated.report, layout, rater, rated.rejects, rated.texts_run, len(rated.plan.shards), rated.embedded
+    )
+
+
+def _keeps_embeddings(cfg: ScoreConfig, rater: str) -> bool:
+    return cfg.embedding_rater is not None and rater_name(cfg.embedding_rater) == rater
 
 
 def _summary(
@@ -88,6 +114,7 @@ def _summary(
     rejects: list[Reject],
     texts_run: int,
     shards_run: int,
+    embedded: int = 0,
 ) -> ScoreSummary:
     """Write the rater's rejects and the summary of its ratings table, and return the summary."""
     out = layout.rater_scores(rater)
@@ -103,6 +130,7 @@ def _summary(
         shards_run=shards_run,
         mass=stats.get("mass", {}),
         top_is_digit_share=stats.get("top_is_digit_share"),
+        embeddings=_embeddings_record(layout, rater, embedded) if _keeps_embeddings(cfg, rater) else None,
         settings={"score": dataclasses.asdict(cfg)},
     )
     if report is not None:  # this run loaded the model: record its identity and speed
@@ -117,3 +145,9 @@ def _summary(
         )
     summary.save(out)
     return summary
+
+
+def _embeddings_record(layout: Layout, rater: str, embedded: int) -> dict:
+    """What the rater's embeddings file holds, for the summary and MLflow."""
+    path = layout.rater_embeddings(rater)
+    return {**read_embeddings_metadata(path), "rows": pq.read_metadata(path).num_rows, "embedded_alone": embedded}

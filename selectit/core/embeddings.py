@@ -4,11 +4,14 @@ stage, from a rater's own forward pass or a dedicated encoder) and what reads th
 
 One Parquet file: `id` (the example id) and `embedding` (a fixed-size list of float16, one
 row per example). float16 halves the file against float32 and costs nothing measurable in
-cosine similarity at these dimensions; readers get float32 rows of unit length.
+cosine similarity at these dimensions; readers get float32 rows of unit length. What made
+the vectors (model, layer, pooling, dimension) is a JSON record in the file's schema
+metadata, read with `read_embeddings_metadata`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,24 +22,58 @@ import pyarrow.parquet as pq
 from selectit.core.errors import InputError
 from selectit.core.io import atomic_write
 
-
-def embeddings_schema(dim: int) -> pa.Schema:
-    return pa.schema([("id", pa.string()), ("embedding", pa.list_(pa.float16(), dim))])
+METADATA_KEY = b"selectit.embeddings"
 
 
-def embeddings_table(ids: Sequence[str], matrix: np.ndarray) -> pa.Table:
+def embeddings_schema(dim: int, metadata: dict | None = None) -> pa.Schema:
+    schema = pa.schema([("id", pa.string()), ("embedding", pa.list_(pa.float16(), dim))])
+    return schema if metadata is None else schema.with_metadata({METADATA_KEY: json.dumps(metadata, sort_keys=True)})
+
+
+def embeddings_table(ids: Sequence[str], matrix: np.ndarray, metadata: dict | None = None) -> pa.Table:
     matrix = np.asarray(matrix)
     if matrix.ndim != 2 or matrix.shape[0] != len(ids):
         raise ValueError(f"embeddings: {len(ids)} ids but a matrix of shape {matrix.shape}")
     dim = matrix.shape[1]
     flat = pa.array(matrix.astype(np.float16).reshape(-1), type=pa.float16())
     column = pa.FixedSizeListArray.from_arrays(flat, dim)
-    return pa.Table.from_arrays([pa.array(list(ids), pa.string()), column], schema=embeddings_schema(dim))
+    return pa.Table.from_arrays([pa.array(list(ids), pa.string()), column], schema=embeddings_schema(dim, metadata))
 
 
-def write_embeddings(path: str | Path, ids: Sequence[str], matrix: np.ndarray) -> None:
-    table = embeddings_table(ids, matrix)
+def write_embeddings(path: str | Path, ids: Sequence[str], matrix: np.ndarray, metadata: dict | None = None) -> None:
+    """`metadata`: what made the vectors (model, layer, pooling ...), kept in the file."""
+    table = embeddings_table(ids, matrix, metadata)
     atomic_write(path, lambda handle: pq.write_table(table, handle))
+
+
+def copy_embeddings(source: str | Path, ids: Sequence[str], out: str | Path, metadata: dict) -> int:
+    """The rows of `ids`, in that order, from the embeddings file `source` into `out` (its
+    metadata and `metadata` recorded). An id the source lacks is an error naming it."""
+    source = Path(source)
+    if not source.exists():
+        raise InputError(f"{source}: no embeddings; the score stage writes them (re-run it)")
+    table = pq.read_table(source)
+    row_of = {example_id: row for row, example_id in enumerate(table.column("id").to_pylist())}
+    missing = [i for i in ids if i not in row_of]
+    if missing:
+        raise InputError(f"{source}: no embedding of {len(missing)} scored example(s), {missing[0]} first")
+    rows = embedding_rows(table)[[row_of[i] for i in ids]] if ids else embedding_rows(table)[:0]
+    write_embeddings(out, ids, rows, {**read_embeddings_metadata(source), **metadata, "dim": rows.shape[1]})
+    return len(ids)
+
+
+def read_embeddings_metadata(path: str | Path) -> dict:
+    """What made the file's vectors, as `write_embeddings` recorded it ({} if nothing was)."""
+    raw = (pq.read_schema(path).metadata or {}).get(METADATA_KEY)
+    return json.loads(raw) if raw else {}
+
+
+def embedding_rows(table: pa.Table) -> np.ndarray:
+    """The float16 matrix of an embeddings table, one row per id (no copy to float32)."""
+    column = table.column("embedding").combine_chunks()
+    if len(column) == 0:
+        return np.zeros((0, column.type.list_size), dtype=np.float16)
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(-1, column.type.list_size)
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
@@ -54,7 +91,4 @@ def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
     table = pq.read_table(path)
     if table.schema.names != ["id", "embedding"]:
         raise InputError(f"{path}: expected columns id, embedding; found {', '.join(table.schema.names)}")
-    column = table.column("embedding").combine_chunks()
-    dim = column.type.list_size
-    values = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-    return table.column("id").to_pylist(), normalise_rows(values.reshape(-1, dim))
+    return table.column("id").to_pylist(), normalise_rows(embedding_rows(table))

@@ -53,7 +53,8 @@ def kept_work(shards: Path | None, checkpoints: Path | None) -> str:
     work the command does not keep), and how to resume."""
     kept = []
     if shards is not None:
-        n = sum(1 for _ in shards.rglob("*.parquet")) if shards.is_dir() else 0
+        # <rater>/<key>/<shard>.parquet: the embeddings kept beside them, a level deeper, are not counted.
+        n = sum(1 for _ in shards.glob("*/*/*.parquet")) if shards.is_dir() else 0
         kept.append(f"{n} finished rating shard(s) in {shards}")
     if checkpoints is not None:
         n = sum(1 for p in checkpoints.rglob("checkpoint-*") if (p / "trainer_state.json").is_file())

@@ -61,6 +61,15 @@ class Layout:
         """Finished rating shards per rater, keyed by content: a re-run rates only what no shard holds."""
         return self.root / "cache" / "ratings"
 
+    def rater_embeddings(self, rater: str) -> Path:
+        """The examples' embeddings from this rater's own forward pass (score.embeddings names it)."""
+        return self.rater_scores(rater) / "embeddings.parquet"
+
+    @property
+    def embedding_cache(self) -> Path:
+        """Shard cache of a dedicated encoder's embeddings (score.embeddings: encoder)."""
+        return self.root / "cache" / "embeddings"
+
     @property
     def embeddings(self) -> Path:
         """One embedding per scored example (selectit/core/embeddings.py), for semantic duplicates,

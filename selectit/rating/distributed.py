@@ -27,9 +27,10 @@ from pathlib import Path
 from selectit.core.errors import ParamsError, SelectitError
 from selectit.core.records import Example
 from selectit.core.telemetry import TELEMETRY_OFF
+from selectit.rating.embedding import EmbeddingSpec
 from selectit.rating.keys import rater_cache
 from selectit.rating.placement import gpus_per_replica
-from selectit.rating.rate import RaterReport, RaterSession
+from selectit.rating.rate import RaterReport, RaterSession, plan_embeddings
 from selectit.rating.settings import RatingSettings, RaySettings
 from selectit.rating.shards import ShardCache
 
@@ -162,14 +163,17 @@ def replica_gpus(spec: str, settings: RatingSettings, cfg: RaySettings) -> int:
 class RaterReplica:
     """One replica of a rater (a Ray actor): the model loads on its first shard and stays."""
 
-    def __init__(self, spec: str, settings: RatingSettings, cache_root: str):
-        self.session = RaterSession(spec, settings, rater_cache(Path(cache_root), spec, settings))
+    def __init__(self, spec: str, settings: RatingSettings, cache_root: str, embedding: EmbeddingSpec | None = None):
+        self.session = RaterSession(spec, settings, rater_cache(Path(cache_root), spec, settings), embedding)
 
     def cache_key_fields(self) -> dict:
         return self.session.cache.key_fields
 
     def rate_shard(self, shard: Sequence[Example]) -> int:
         return self.session.rate_shard(shard, progress=False)
+
+    def embed_shard(self, shard: Sequence[Example]) -> int:
+        return self.session.embed_shard(shard, progress=False)
 
     def report(self) -> RaterReport | None:
         return self.session.report
@@ -182,9 +186,18 @@ class RaterPool:
     name: str
     replicas: list
     cache: ShardCache
+    session: RaterSession  # this process's view of the cache (its model never loads here)
 
     @classmethod
-    def start(cls, spec: str, name: str, settings: RatingSettings, cfg: RaySettings, cache_root: Path) -> RaterPool:
+    def start(
+        cls,
+        spec: str,
+        name: str,
+        settings: RatingSettings,
+        cfg: RaySettings,
+        cache_root: Path,
+        embedding: EmbeddingSpec | None = None,
+    ) -> RaterPool:
         import ray
 
         gpus = replica_gpus(spec, settings, cfg)
@@ -195,7 +208,7 @@ class RaterPool:
             max_restarts=cfg.retries,
             max_task_retries=cfg.retries,
         )
-        replicas = [actor.remote(spec, settings, str(cache_root)) for _ in range(cfg.replicas)]
+        replicas = [actor.remote(spec, settings, str(cache_root), embedding) for _ in range(cfg.replicas)]
         # The cache key names the device type and dtype the replicas rate with, which
         # only they know (this process may have no GPU); replicas that disagree would
         # mix ratings of different kernels in one table.
@@ -203,7 +216,17 @@ class RaterPool:
         if any(k != keys[0] for k in keys):
             raise RayError(f"replicas of rater {name!r} run on different kinds of device or dtype: {keys}")
         log.info("%s: %d replica(s) on Ray, %s CPU and %d GPU each", name, len(replicas), cfg.cpus_per_replica, gpus)
-        return cls(name, replicas, ShardCache(cache_root, name, keys[0]))
+        cache = ShardCache(cache_root, name, keys[0])
+        return cls(name, replicas, cache, RaterSession(spec, settings, cache, embedding))
+
+    def fill_embeddings(self, records: Path) -> int:
+        """Embed, on the replicas, the rated examples of `records` that have no embedding yet
+        (shards rated before embeddings were kept); returns the number of texts run."""
+        import ray
+
+        plan = plan_embeddings(self.session, records)
+        calls = [self.replica_for(i).embed_shard.remote(shard.load()) for i, shard in enumerate(plan.shards)]
+        return sum(ray.get(calls))
 
     def replica_for(self, index: int):
         return self.replicas[index % len(self.replicas)]

@@ -13,6 +13,10 @@ What makes it fast compared with one-text-per-forward scoring:
 Scores do not depend on batch composition: padding is masked and position ids
 are counted from each sequence's first real token.
 
+The same pass can keep an embedding per text: one layer's hidden states pooled over
+the example's tokens (`EmbeddingSpec`); only that layer's states are kept, and a
+shared prefix never reaches into the example, so every pooled token is computed here.
+
 Where the model goes (CPU, one GPU, or several GPUs for a large rater) and
 whether `auto` keeps fp32 or bf16 weights is planned in `placement.py`; the
 precision names are in `dtypes.py`.
@@ -35,6 +39,7 @@ from tqdm.auto import tqdm
 from selectit.core.errors import ModelLoadError
 from selectit.rating.batching import shared_prefix_groups, token_budget_batches
 from selectit.rating.dtypes import DTYPES
+from selectit.rating.embedding import EmbeddingSpec
 from selectit.rating.models import ModelSource, load_model, load_tokenizer
 from selectit.rating.placement import plan_for_source
 
@@ -61,6 +66,15 @@ class FullPrecisionHead(torch.nn.Module):
 class DigitProbabilities:
     probs: np.ndarray  # (n, K) raw next-token probabilities of the digits 1..K
     top_is_digit: np.ndarray  # (n,) whether the most likely next token is one of the digits
+    embeddings: np.ndarray | None = None  # (n, hidden) float32, pooled; zero rows for texts not embedded
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    """Which texts of a `rate` call to embed, and how."""
+
+    spans: Sequence[tuple[int, int] | None]  # per text: its example's tokens [start, end), or None: not embedded
+    spec: EmbeddingSpec
 
 
 class TransformersRater:
@@ -86,6 +100,8 @@ class TransformersRater:
         if self.compute_dtype is not None:
             self.model.set_output_embeddings(FullPrecisionHead(self.model.get_output_embeddings()))
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.n_layers = self.model.config.get_text_config().num_hidden_layers
+        self.hidden_size = self.model.config.get_text_config().hidden_size
         self.context_length = config_context_length(self.model.config)
         self.sliding_window = getattr(self.model.config.get_text_config(), "sliding_window", None)
         # transformers renamed `past_key_values` to `cache` during 5.x; accept both.
@@ -144,15 +160,19 @@ class TransformersRater:
         token_budget: int,
         progress: bool = True,
         progress_desc: str | None = None,
+        embed: EmbeddingRequest | None = None,
     ) -> DigitProbabilities:
         n, k = len(sequences), len(digit_ids)
         probs = np.zeros((n, k), dtype=np.float64)
         top_is_digit = np.zeros(n, dtype=bool)
+        embeddings = np.zeros((n, self.hidden_size), dtype=np.float32) if embed else None
         digits = torch.tensor(list(digit_ids), device=self.device)
         # Work items: (shared prefix length, batch); a group's batches stay together
         # so its prefix is computed once and then dropped.
         pending: list[tuple[int, list[int]]] = []
         for prefix_len, members in shared_prefix_groups(sequences, MIN_SHARED_PREFIX):
+            if embed:
+                prefix_len = _prefix_outside_examples(prefix_len, [embed.spans[i] for i in members])
             suffix_lengths = [len(sequences[i]) - prefix_len for i in members]
             for batch in token_budget_batches(suffix_lengths, token_budget):
                 pending.append((prefix_len, [members[j] for j in batch]))
@@ -163,9 +183,10 @@ class TransformersRater:
             prefix = tuple(sequences[batch[0]][:prefix_len])
             if prefix_len and prefix != prefix_key:
                 prefix_key, prefix_cache = prefix, self._with_fallback(self._prefix_cache, prefix)
+            spans = [embed.spans[i] for i in batch] if embed else None
             try:
-                p, top = self._with_fallback(
-                    self._forward, [sequences[i] for i in batch], prefix_len, prefix_cache, digits
+                p, top, pooled = self._with_fallback(
+                    self._forward, [sequences[i] for i in batch], prefix_len, prefix_cache, digits, spans, embed
                 )
             except torch.OutOfMemoryError:
                 if len(batch) == 1:
@@ -184,9 +205,29 @@ class TransformersRater:
                 continue
             probs[batch] = p
             top_is_digit[batch] = top
+            if pooled is not None:
+                embeddings[batch] = pooled
             bar.update(len(batch))
         bar.close()
-        return DigitProbabilities(probs, top_is_digit)
+        return DigitProbabilities(probs, top_is_digit, embeddings)
+
+    def embed(
+        self,
+        sequences: Sequence[Sequence[int]],
+        spans: Sequence[tuple[int, int]],
+        spec: EmbeddingSpec,
+        token_budget: int,
+        progress: bool = True,
+        progress_desc: str | None = None,
+    ) -> np.ndarray:
+        """Embeddings alone, for texts rated before embeddings were kept: the same pass as
+        `rate`'s, cut after each example's last token (a causal model's states there do not
+        depend on what follows), so they equal the embeddings a rating pass keeps."""
+        cut = [list(seq[:end]) for seq, (_, end) in zip(sequences, spans, strict=True)]
+        rated = self.rate(
+            cut, [self.pad_id], token_budget, progress, progress_desc, EmbeddingRequest(list(spans), spec)
+        )
+        return rated.embeddings
 
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.compute_dtype, enabled=self.compute_dtype is not None)
@@ -198,7 +239,15 @@ class TransformersRater:
         return getattr(out, self._cache_arg)
 
     @torch.inference_mode()
-    def _forward(self, batch: list[Sequence[int]], prefix_len: int, prefix_cache, digits: torch.Tensor):
+    def _forward(
+        self,
+        batch: list[Sequence[int]],
+        prefix_len: int,
+        prefix_cache,
+        digits: torch.Tensor,
+        spans: list[tuple[int, int] | None] | None = None,
+        embed: EmbeddingRequest | None = None,
+    ):
         if prefix_len and self.sliding_window and prefix_len + max(len(s) for s in batch) > self.sliding_window:
             # Sliding-window masks count cached slots, padding included, so a padded
             # suffix behind a cached prefix would see a shifted window: run it whole.
@@ -218,6 +267,8 @@ class TransformersRater:
             cache = copy.deepcopy(prefix_cache)
             cache.batch_repeat_interleave(len(batch))
             mask = torch.cat([torch.ones((len(batch), prefix_len), dtype=torch.long), mask], dim=1)
+        layer = embed.spec.layer(self.n_layers) if embed and any(s is not None for s in spans) else None
+        hidden_arg = {} if layer is None else {"output_hidden_states": [layer]}
         with self._autocast():
             out = self.model(
                 input_ids=input_ids.to(self.device),
@@ -226,12 +277,18 @@ class TransformersRater:
                 use_cache=cache is not None,
                 logits_to_keep=1,
                 **{self._cache_arg: cache},
+                **hidden_arg,
             )
         logits = out.logits[:, -1].float()
         digits = digits.to(logits.device)  # a split model may return logits on its last GPU
         next_token = torch.softmax(logits, dim=-1)
         top = torch.isin(logits.argmax(dim=-1), digits)
-        return next_token[:, digits].double().cpu().numpy(), top.cpu().numpy()
+        pooled = None
+        if layer is not None:
+            # Row r's token t of the whole text sits at column t - prefix_len + (its left padding).
+            starts = [longest - len(s) - prefix_len for s in suffixes]
+            pooled = _pool(out.hidden_states[layer], spans, starts, embed.spec.pooling)
+        return next_token[:, digits].double().cpu().numpy(), top.cpu().numpy(), pooled
 
 
 def config_context_length(config) -> int:
@@ -241,3 +298,28 @@ def config_context_length(config) -> int:
         if isinstance(value, int) and value > 0:
             return value
     raise ModelLoadError(f"cannot tell the context length of {type(config).__name__}; set score.max_length")
+
+
+def _prefix_outside_examples(prefix_len: int, spans: Sequence[tuple[int, int] | None]) -> int:
+    """A shared prefix cut back to end before the first example token of any member that is
+    embedded: cached positions yield no hidden states, and pooling needs every example token."""
+    starts = [span[0] for span in spans if span is not None]
+    if not starts or prefix_len <= min(starts):
+        return prefix_len
+    return min(starts) if min(starts) >= MIN_SHARED_PREFIX else 0
+
+
+def _pool(hidden: torch.Tensor, spans: list[tuple[int, int] | None], starts: list[int], pooling: str) -> np.ndarray:
+    """One float32 vector per row: the mean (or the last) of its span's hidden states; zeros
+    for rows without a span. `starts[r]` is the column of row r's text position 0. One masked
+    product for the batch, so a GPU copies the result back once, not once per row."""
+    columns = hidden.shape[1]
+    first = torch.tensor([span[0] + at if span else 0 for span, at in zip(spans, starts, strict=True)])
+    end = torch.tensor([span[1] + at if span else 0 for span, at in zip(spans, starts, strict=True)])
+    if pooling == "last-token":
+        first = (end - 1).clamp(min=0)
+    where = torch.arange(columns)
+    weights = ((where >= first[:, None]) & (where < end[:, None])).float()
+    weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1)  # rows without a span stay zero
+    pooled = torch.bmm(weights.to(hidden.device).unsqueeze(1), hidden.float()).squeeze(1)
+    return pooled.cpu().numpy()

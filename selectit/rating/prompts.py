@@ -49,14 +49,29 @@ class RatingPrompts:
 
     def request(self, prompt: str, instruction: str, input: str, response: str) -> str:
         """The rating request before the cue, in this layout."""
+        return self.request_with_example_span(prompt, instruction, input, response)[0]
+
+    def request_with_example_span(
+        self, prompt: str, instruction: str, input: str, response: str
+    ) -> tuple[str, tuple[int, int]]:
+        """The rating request, and the characters [start, end) that are the example's own: from
+        its instruction to the end of its response (the headers between them included; the
+        rating prompt, the header before the instruction and the cue left out). An example's
+        embedding is pooled over these."""
+        example = example_parts(instruction, input) + response
+        start = len(INSTRUCTION_HEADER)
         if self.layout == EXAMPLE_FIRST:
-            return example_parts(instruction, input) + response + "\n\n" + prompt.strip()
-        return request_parts(prompt, instruction, input) + response
+            return example + "\n\n" + prompt.strip(), (start, len(example))
+        head = prompt.strip() + "\n\n"
+        return head + example, (len(head) + start, len(head) + len(example))
+
+
+INSTRUCTION_HEADER = "### Instruction:\n"
 
 
 def example_parts(instruction: str, input: str) -> str:
     """The example's part of the request before its response (no rating prompt)."""
-    parts = [f"### Instruction:\n{instruction}"]
+    parts = [INSTRUCTION_HEADER + instruction]
     if input.strip():
         parts.append(f"### Input:\n{input}")
     parts.append("### Response:\n")

@@ -5,6 +5,11 @@ and the audit plan the shards of a records file against the rater's shard cache,
 rate the missing ones in a `RaterSession`, and collect the ratings from the cache.
 One rater is in memory at a time. A shard's (example, prompt) texts go through
 one engine call, so batches mix prompts and lengths sort well.
+
+A session asked for embeddings (`embedding`) keeps one per example from the same
+call (the first prompt's text, pooled over the example's tokens) and saves it beside
+the shard's ratings; shards rated before that gain theirs from an embedding-only
+pass (`RaterSession.embed_shard`), their ratings untouched.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from selectit.core.catalog import rater_name
+from selectit.core.errors import ModelLoadError
 from selectit.core.records import Example, Reject, write_example_records
-from selectit.rating.engine import TransformersRater
+from selectit.rating.embedding import EmbeddingSpec
+from selectit.rating.engine import EmbeddingRequest, TransformersRater
 from selectit.rating.keys import rater_cache
 from selectit.rating.models import resolve
 from selectit.rating.prompts import RatingPrompts
 from selectit.rating.settings import RatingSettings
-from selectit.rating.shards import ShardCache, ShardPlan, ShardRef, plan_shard_refs
+from selectit.rating.shards import EmbeddingShards, ShardCache, ShardPlan, ShardRef, plan_shard_refs
 from selectit.rating.texts import RatingTextEncoder, RatingTextError
 from selectit.scoring import formulas as scoring
 from selectit.scoring.tables import RATINGS_SCHEMA, reject_unreadable, without_examples
@@ -49,6 +56,10 @@ class RaterReport:
     device: str
     digit_token_ids: list[int]
     n_texts: int = 0  # rating texts this loaded rater has run through the model (cached ones excluded)
+    n_embedded: int = 0  # texts run for their embeddings alone (shards rated before embeddings were kept)
+    embedding_seconds: float = 0.0  # the time of those embedding-only passes
+    hidden_size: int = 0
+    n_layers: int = 0
     n_ratings: int = 0  # rating rows in the output
     n_truncated: int = 0
     seconds: float = 0.0
@@ -93,6 +104,8 @@ def load_rater(spec: str, settings: RatingSettings) -> LoadedRater:
         dtype=rater.dtype,
         device=rater.device_label,
         digit_token_ids=encoder.digit_token_ids(),
+        hidden_size=rater.hidden_size,
+        n_layers=rater.n_layers,
     )
     return LoadedRater(rater, encoder, prompts, report)
 
@@ -100,12 +113,15 @@ def load_rater(spec: str, settings: RatingSettings) -> LoadedRater:
 class RaterSession:
     """One rater over shards of examples, each finished shard saved in the shard cache.
 
-    The model loads on the first shard rated and stays loaded for the rest."""
+    The model loads on the first shard rated and stays loaded for the rest. With `embedding`,
+    each shard's embeddings are saved too (`self.embeddings`)."""
 
-    def __init__(self, spec: str, settings: RatingSettings, cache: ShardCache):
+    def __init__(self, spec: str, settings: RatingSettings, cache: ShardCache, embedding: EmbeddingSpec | None = None):
         self.spec, self.settings, self.cache = spec, settings, cache
         self.name = rater_name(spec)
         self.loaded: LoadedRater | None = None
+        self.embedding = embedding
+        self.embeddings: EmbeddingShards | None = cache.embedding_shards(embedding.key_fields()) if embedding else None
 
     @property
     def report(self) -> RaterReport | None:
@@ -117,9 +133,49 @@ class RaterSession:
         if self.loaded is None:
             self.loaded = load_rater(self.spec, self.settings)
         before = self.loaded.report.n_texts
-        table, unfit = _rate(self.loaded, shard, self.settings.token_budget, progress, progress_desc)
+        table, unfit, embedded = _rate(
+            self.loaded, shard, self.settings.token_budget, progress, progress_desc, self.embedding
+        )
+        if self.embeddings is not None:  # first: the ratings file marks the shard done
+            self.embeddings.write(*embedded, self._about_embeddings())
         self.cache.write(shard, table, unfit)
         return self.loaded.report.n_texts - before
+
+    def embed_shard(self, shard: Sequence[Example], progress: bool = True, progress_desc: str | None = None) -> int:
+        """Embed a shard whose ratings are already cached, and save the embeddings; returns
+        the number of texts run. Examples the rater cannot read get none (they are rejects)."""
+        if self.loaded is None:
+            self.loaded = load_rater(self.spec, self.settings)
+        loaded, spec = self.loaded, self.embedding
+        prompt = loaded.prompts.prompts[spec.prompt]
+        encoded = loaded.encoder.encode(shard, prompt)
+        kept = [(e, t) for e, t in zip(shard, encoded, strict=True) if not isinstance(t, RatingTextError)]
+        if any(t.example_span is None for _, t in kept):
+            raise ModelLoadError(
+                f"rater {self.name!r}: cannot tell which tokens of its rating text are the example's (its "
+                "tokenizer gives no character offsets, or its chat template rewrites the request); set "
+                "score.embeddings to another rater, to encoder, or to null"
+            )
+        start = time.perf_counter()
+        matrix = loaded.rater.embed(
+            [t.ids for _, t in kept],
+            [t.example_span for _, t in kept],
+            spec,
+            self.settings.token_budget,
+            progress,
+            progress_desc,
+        )
+        loaded.report.embedding_seconds += time.perf_counter() - start
+        loaded.report.n_embedded += len(kept)
+        self.embeddings.write([e.id for e, _ in kept], matrix, self._about_embeddings())
+        return len(kept)
+
+    def _about_embeddings(self) -> dict:
+        rater = self.loaded.rater
+        return {"layer": self.embedding.layer(rater.n_layers), "of_layers": rater.n_layers}
+
+    def embed_planned(self, shard: ShardRef, index: int, n_shards: int, progress: bool = True) -> int:
+        return self.embed_shard(shard.load(), progress, f"{self.name} embeddings {index + 1}/{n_shards}")
 
     def rate_planned(self, shard: ShardRef, index: int, n_shards: int, progress: bool = True) -> int:
         """Rate shard `index` of a plan of `n_shards`, loading just its examples."""
@@ -145,26 +201,69 @@ class RecordsRating:
     rows: int
     rejects: list[Reject]
     report: RaterReport | None  # None when every shard came from the cache
+    embedded: int = 0  # texts run for embeddings alone (shards rated before embeddings were kept)
+    embeddings: Path | None = None  # the embeddings of the rated examples, in the file's order
 
 
 def rate_records(
-    session: RaterSession, records: Path, out: Path, progress: bool = True, rate_shard: ShardRater | None = None
+    session: RaterSession,
+    records: Path,
+    out: Path,
+    progress: bool = True,
+    rate_shard: ShardRater | None = None,
+    embeddings_out: Path | None = None,
+    embed_shard: ShardRater | None = None,
 ) -> RecordsRating:
     """The one way examples are rated: plan the shards of `records` (a records file) that no
     finished shard in the session's cache holds, rate each (`rate_shard`, by default in this
-    session), and collect the rater's ratings of the file's examples into the Parquet file `out`."""
+    session), and collect the rater's ratings of the file's examples into the Parquet file `out`.
+
+    With `embeddings_out` (a session that keeps embeddings), examples rated without one are
+    embedded (`embed_shard`, by default in this session), and the embeddings of every rated
+    example are collected into that embeddings file."""
     plan = plan_shard_refs(records, session.cache.done_ids(), session.settings.shard_size)
     log.info("%s", plan.describe(session.name, "in this process"))
     rate_shard = rate_shard or (lambda shard, index, n_shards: session.rate_planned(shard, index, n_shards, progress))
     texts_run = sum(rate_shard(shard, index, len(plan.shards)) for index, shard in enumerate(plan.shards))
     rows, rejects = session.cache.collect_into(records, out)
-    return RecordsRating(plan, texts_run, Path(out), rows, rejects, session.report)
+    embedded = 0
+    if embeddings_out is not None:
+        embed_shard = embed_shard or (
+            lambda shard, index, n_shards: session.embed_planned(shard, index, n_shards, progress)
+        )
+        to_embed = plan_embeddings(session, records)
+        embedded = sum(embed_shard(shard, index, len(to_embed.shards)) for index, shard in enumerate(to_embed.shards))
+        collect_embeddings(session.cache, session.embeddings, out, embeddings_out, session.name)
+    return RecordsRating(plan, texts_run, Path(out), rows, rejects, session.report, embedded, embeddings_out)
+
+
+def plan_embeddings(session: RaterSession, records: Path) -> ShardPlan:
+    """The rated examples of `records` that have no embedding yet, in shards (the rejected have none)."""
+    done = session.embeddings.done_ids() | session.cache.rejected_ids()
+    plan = plan_shard_refs(records, done, session.settings.shard_size)
+    if plan.shards:
+        waiting = plan.total - plan.already_rated
+        log.info("%s: %d rated examples have no embedding yet (rated before they were kept)", session.name, waiting)
+    return plan
+
+
+def collect_embeddings(cache: ShardCache, embeddings: EmbeddingShards, ratings: Path, out: Path, rater: str) -> int:
+    """The embeddings of the examples of the ratings table `ratings`, in its order, into the embeddings file `out`."""
+    ids = list(dict.fromkeys(pq.read_table(ratings, columns=["example_id"])["example_id"].to_pylist()))
+    metadata = {"source": "rater", "model": rater, "rating_cache_key": cache.key, **embeddings.about()}
+    return embeddings.collect_into(ids, out, metadata)
 
 
 def _rate(
-    loaded: LoadedRater, examples: Sequence[Example], token_budget: int, progress: bool, progress_desc: str | None
-) -> tuple[pa.Table, dict[str, str]]:
-    """Ratings of every (example, prompt) by one rater, and the examples it could not read."""
+    loaded: LoadedRater,
+    examples: Sequence[Example],
+    token_budget: int,
+    progress: bool,
+    progress_desc: str | None,
+    embedding: EmbeddingSpec | None = None,
+) -> tuple[pa.Table, dict[str, str], tuple[list[str], np.ndarray]]:
+    """Ratings of every (example, prompt) by one rater, the examples it could not read, and
+    with `embedding` the embeddings (ids, matrix) of the examples it rated."""
     texts, keys = [], []  # keys: (example index, prompt id)
     unfit: dict[str, str] = {}  # example id -> why the rater cannot read it
     for prompt_id, prompt in enumerate(loaded.prompts.prompts):
@@ -174,14 +273,22 @@ def _rate(
             else:
                 texts.append(encoded)
                 keys.append((index, prompt_id))
+    request = None
+    if embedding is not None:
+        spans = [t.example_span if p == embedding.prompt else None for t, (_, p) in zip(texts, keys, strict=True)]
+        request = EmbeddingRequest(spans, embedding)
     start = time.perf_counter()
     digits = loaded.rater.rate(
-        [t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress, progress_desc
+        [t.ids for t in texts], loaded.report.digit_token_ids, token_budget, progress, progress_desc, request
     )
     loaded.report.seconds += time.perf_counter() - start
     loaded.report.n_texts += len(texts)
     table = _ratings_table(examples, keys, texts, digits, loaded.rater, loaded.prompts)
-    return without_examples(table, unfit), unfit
+    embedded: tuple[list[str], np.ndarray] = ([], np.zeros((0, loaded.rater.hidden_size), dtype=np.float32))
+    if request is not None:
+        rows = [i for i, span in enumerate(request.spans) if span is not None and examples[keys[i][0]].id not in unfit]
+        embedded = ([examples[keys[i][0]].id for i in rows], digits.embeddings[rows])
+    return without_examples(table, unfit), unfit, embedded
 
 
 def rate_examples(

@@ -8,6 +8,11 @@ is one Parquet file named by the hash of its example ids, plus the rejects of
 that shard; the Parquet file is written last and atomically, so its presence
 means "done". Re-running therefore rates only examples no finished shard
 holds: new rows after an append, or the shards a killed run did not finish.
+
+Embeddings, where a rater makes them, sit beside its ratings in a folder of
+their own, `<key>/embeddings/<embedding key>/`, one Parquet file per shard
+(`EmbeddingShards`): a cache made before embeddings were kept is the same
+cache, and gains only the embeddings.
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from selectit.core.embeddings import embedding_rows, embeddings_schema, embeddings_table
+from selectit.core.errors import InputError
 from selectit.core.io import atomic_write
 from selectit.core.records import Example, Reject, iter_example_record_shards
 from selectit.scoring.tables import RATINGS_SCHEMA, write_parquet
@@ -109,6 +117,14 @@ class ShardCache:
     def _finished(self) -> list[Path]:
         return sorted(self.folder.glob("*.parquet"))
 
+    def embedding_shards(self, key_fields: dict) -> EmbeddingShards:
+        """The embeddings of this cache's examples made as `key_fields` say (which layer, pooling)."""
+        return EmbeddingShards.keyed(self.folder / "embeddings", key_fields)
+
+    def rejected_ids(self) -> set[str]:
+        """Ids of examples a finished shard rejected (the rater cannot read them)."""
+        return {r["example_id"] for path in self._finished() for r in self._rejects(path)}
+
     def done_ids(self) -> set[str]:
         """Ids of examples a finished shard holds, rated or rejected."""
         done: set[str] = set()
@@ -190,3 +206,77 @@ class ShardCache:
                 if r["example_id"] in wanted:
                     rejects.setdefault(r["example_id"], Reject(r["source"], r["row"], None, r["reason"], r["raw"]))
         return rows, list(rejects.values())
+
+
+class EmbeddingShards:
+    """One embedding per example, a Parquet file per shard (`id`, float16 `embedding`, as the
+    embeddings file has them), named by the hash of its ids and written atomically: a file
+    there is a finished shard."""
+
+    def __init__(self, folder: Path, key_fields: dict):
+        self.folder = Path(folder)
+        self.key_fields = key_fields
+
+    @classmethod
+    def keyed(cls, parent: Path, key_fields: dict) -> EmbeddingShards:
+        """The shards under `parent` in the folder named by the hash of `key_fields`."""
+        return cls(Path(parent) / _digest(key_fields), key_fields)
+
+    def _finished(self) -> list[Path]:
+        return sorted(self.folder.glob("*.parquet"))
+
+    def done_ids(self) -> set[str]:
+        return {i for path in self._finished() for i in pq.read_table(path, columns=["id"])["id"].to_pylist()}
+
+    def write(self, ids: Sequence[str], matrix: np.ndarray, about: dict | None = None) -> Path:
+        """Store one shard; `about` (the layer index a depth came to, ...) joins the key in key.json."""
+        shard = self.folder / f"{_digest(list(ids))}.parquet"
+        if not (self.folder / "key.json").is_file():
+            record = {**self.key_fields, **(about or {})}
+            atomic_write(self.folder / "key.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
+        table = embeddings_table(ids, matrix)
+        atomic_write(shard, lambda handle: pq.write_table(table, handle))
+        return shard
+
+    def about(self) -> dict:
+        """The key and what the writer added to it (key.json); the key alone before any shard is written."""
+        path = self.folder / "key.json"
+        return json.loads(path.read_text()) if path.is_file() else dict(self.key_fields)
+
+    def collect_into(self, ids: Sequence[str], out: str | Path, metadata: dict) -> int:
+        """The embeddings of `ids`, in that order, written to the embeddings file `out` batch by
+        batch (memory holds a batch and a few parsed shards); each id from the first shard that
+        holds it. An id no shard holds is an error: its shard was never embedded."""
+        finished = self._finished()
+        home: dict[str, int] = {}
+        for index, path in enumerate(finished):
+            for example_id in pq.read_table(path, columns=["id"])["id"].to_pylist():
+                home.setdefault(example_id, index)
+        missing = [i for i in ids if i not in home]
+        if missing:
+            raise InputError(f"{self.folder}: no embedding of {len(missing)} example(s), {missing[0]} first")
+        opened: OrderedDict[int, tuple[dict[str, int], np.ndarray]] = OrderedDict()
+
+        def shard(index: int) -> tuple[dict[str, int], np.ndarray]:
+            if index not in opened:
+                table = pq.read_table(finished[index])
+                opened[index] = ({i: row for row, i in enumerate(table["id"].to_pylist())}, embedding_rows(table))
+                if len(opened) > OPEN_SHARDS:
+                    opened.popitem(last=False)
+            opened.move_to_end(index)
+            return opened[index]
+
+        dim = int(pq.read_schema(finished[0]).field("embedding").type.list_size) if finished else 0
+
+        def write(handle) -> None:
+            with pq.ParquetWriter(handle, embeddings_schema(dim, {**metadata, "dim": dim})) as writer:
+                for start in range(0, len(ids), COLLECT_BATCH):
+                    batch = list(ids[start : start + COLLECT_BATCH])
+                    rows = np.zeros((len(batch), dim), dtype=np.float16)
+                    for position, example_id in enumerate(batch):
+                        where, matrix = shard(home[example_id])
+                        rows[position] = matrix[where[example_id]]
+                    writer.write_table(embeddings_table(batch, rows, {**metadata, "dim": dim}))
+
+        atomic_write(out, write)
+        return len(ids)

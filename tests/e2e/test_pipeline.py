@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -90,6 +91,18 @@ def test_pipeline_turns_raw_data_into_a_selection_with_a_card(project):
     assert results.stages["validate"].contaminated == {"gsm8k": 1} and results.stages["validate"].near_duplicates == 1
     assert "| of them contaminated by gsm8k | 1 |" in card and "| of them near duplicates | 1 |" in card
     assert results.stages["score@" + str(project[0].parent / "twin-llama")].texts_run == 14  # 7 examples x 2 prompts
+    # The embeddings (score.embeddings: first-rater) of exactly the scored examples, from the first rater's pass.
+    from selectit.core.embeddings import read_embeddings
+
+    ids, vectors = read_embeddings(data / "embeddings" / "embeddings.parquet")
+    assert ids == pq.read_table(data / "aggregated" / "scores.parquet")["example_id"].to_pylist()
+    assert vectors.shape == (7, 64) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    embeddings = results.stages["aggregate"].embeddings
+    assert embeddings["model"] == "tiny-llama" and embeddings["rows"] == 7 and embeddings["dim"] == 64
+    assert (embeddings["layer"], embeddings["of_layers"], embeddings["pooling"]) == (1, 2, "mean")
+    (first,) = [s for name, s in results.stages.items() if name.startswith("score@") and name.endswith("/tiny-llama")]
+    assert first.embeddings["rows"] == 7
+    assert results.stages["score@" + str(project[0].parent / "twin-llama")].embeddings is None
 
     from mlflow.tracking import MlflowClient
 

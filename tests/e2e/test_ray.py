@@ -121,6 +121,12 @@ def test_ray_gives_the_same_tables_as_in_process_scoring(project):
         assert summary["cache_key"] == reference["cache_key"]
         assert summary["texts_run"] == reference["texts_run"] == ratings(data, rater).num_rows > 0
         assert summary["shards_run"] == reference["shards_run"]
+    # The first rater keeps its embeddings (score.embeddings: first-rater), on Ray as in this process.
+    first, reference = (
+        pq.read_table(d / "scores" / RATERS[0] / "embeddings.parquet") for d in (data, project.root / "data")
+    )
+    assert first.equals(reference) and first.num_rows == len(set(ratings(data)["example_id"].to_pylist())) > 0
+    assert not (data / "scores" / RATERS[1] / "embeddings.parquet").exists()
 
 
 def _replica_pids() -> list[int]:
@@ -130,7 +136,7 @@ def _replica_pids() -> list[int]:
 
 def test_a_run_survives_a_ray_worker_killed_mid_run(project):
     data = ray_data(project, "data-kill", replicas=1, retries=2)
-    cache = data / "cache" / "ratings"
+    cache = data / "cache" / "ratings"  # its rating shards: <rater>/<key>/<shard>.parquet (embeddings sit deeper)
     run = subprocess.Popen(
         isolated([sys.executable, "-m", "flows.score", "--rater", "tiny", "--data", str(data)]),
         cwd=project.root,
@@ -141,10 +147,10 @@ def test_a_run_survives_a_ray_worker_killed_mid_run(project):
     )
     try:
         deadline = time.monotonic() + 240
-        while not list(cache.rglob("*.parquet")) and run.poll() is None and time.monotonic() < deadline:
+        while not list(cache.glob("*/*/*.parquet")) and run.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         pids = _replica_pids()
-        done_at_kill = len(list(cache.rglob("*.parquet")))
+        done_at_kill = len(list(cache.glob("*/*/*.parquet")))
         assert run.poll() is None and pids, "the run ended (or never started a replica) before the kill"
         for pid in pids:
             os.kill(pid, signal.SIGKILL)
@@ -152,7 +158,7 @@ def test_a_run_survives_a_ray_worker_killed_mid_run(project):
     finally:
         run.kill()
     assert run.returncode == 0, output[-4000:]
-    n_shards = len(list(cache.rglob("*.parquet")))
+    n_shards = len(list(cache.glob("*/*/*.parquet")))
     assert 0 < done_at_kill < n_shards, f"killed after {done_at_kill} of {n_shards} shards: not mid-run"
     assert ratings(data).equals(ratings(project.root / "data"))
     assert "Crashed" not in output, output[-4000:]

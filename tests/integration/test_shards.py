@@ -74,9 +74,11 @@ def counted_reads(monkeypatch) -> list[Path]:
     return reads
 
 
-def test_rating_settings_carry_every_score_key_but_the_raters(score):
+def test_rating_settings_carry_every_score_key_but_the_raters_and_the_embedding_source(score):
     settings = dataclasses.asdict(rating_settings(score))
-    assert settings == {name: value for name, value in dataclasses.asdict(score).items() if name != "raters"}
+    # Which rater keeps embeddings is the session's to know (RaterSession's embedding), not every rater's.
+    left_out = {"raters", "embeddings", "embedding_encoder"}
+    assert settings == {name: value for name, value in dataclasses.asdict(score).items() if name not in left_out}
 
 
 def test_ray_settings_carry_every_ray_key(tmp_path, tiny_model):

@@ -8,7 +8,6 @@ import pytest
 import yaml
 from helpers import ROOT
 
-from selectit import config
 from selectit.config import Params, ParamsError, load_params
 
 REPO_PARAMS = ROOT / "params.yaml"
@@ -48,6 +47,8 @@ BASE = {
         "max_length": None,
         "trust_remote_code": False,
         "compile": False,
+        "embeddings": "first-rater",
+        "embedding_encoder": None,
     },
     "aggregate": {"alpha": 0.2, "authors_softmax": False, "weights": None, "token_score": "paper"},
     "select": {
@@ -281,12 +282,12 @@ def test_select_diversity_keys_checked(tmp_path, key, value, message):
 )
 def test_diversity_without_embeddings_is_a_params_error(tmp_path, changes, named):
     with pytest.raises(ParamsError, match=named):
-        load_params(write_params(tmp_path, changes))
+        load_params(write_params(tmp_path, {"score.embeddings": None, **changes}))
 
 
-def test_diversity_with_embeddings_loads(tmp_path, monkeypatch):
-    monkeypatch.setattr(config, "writes_embeddings", lambda params: True)
+def test_diversity_with_embeddings_loads(tmp_path):
     changes = {
+        "score.embeddings": "first-rater",
         "select.diversity": "repr-filter",
         "select.semantic_duplicates": 1,
         "finetune.variants": ["selectit-diverse"],
@@ -330,12 +331,30 @@ def test_k_outside_two_to_nine_rejected(tmp_path, k):
         ("hygiene.jaccard", 1.5, "hygiene.jaccard"),
         ("hygiene.shingle_words", 0, "hygiene.shingle_words"),
         ("hygiene.minhash_permutations", 8, "hygiene.minhash_permutations"),
+        ("score.embeddings", "smollm3", "score.embeddings"),  # not a rater of score.raters
+        ("score.embeddings", "encoder", "score.embedding_encoder"),  # an encoder, but none named
     ],
 )
 def test_invalid_values_rejected_naming_the_key(tmp_path, dotted, value, where):
     with pytest.raises(ParamsError) as info:
         load_params(write_params(tmp_path, {dotted: value}))
     assert f"{where}:" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("embeddings", "encoder", "rater", "source"),
+    [
+        ("first-rater", None, "smollm2-135m-instruct", "smollm2-135m-instruct"),
+        ("gemma3-270m", None, "gemma3-270m", "gemma3-270m"),
+        ("encoder", "models/minilm", None, "models/minilm"),
+        (None, None, None, None),
+        ("none", "models/minilm", None, None),
+    ],
+)
+def test_the_embedding_source_is_a_rater_an_encoder_or_none(tmp_path, embeddings, encoder, rater, source):
+    changes = {"score.embeddings": embeddings, "score.embedding_encoder": encoder}
+    score = load_params(write_params(tmp_path, changes)).score
+    assert (score.embedding_rater, score.embedding_source) == (rater, source)
 
 
 def test_two_raters_with_the_same_name_rejected(tmp_path):
@@ -533,3 +552,10 @@ def test_selection_only_needs_nothing_to_measure(tmp_path):
         load_params(write_params(tmp_path, nothing))
     params = load_params(write_params(tmp_path, {**nothing, "finetune.enabled": False, "validate.heldout": 0.0}))
     assert not params.finetune.enabled
+
+
+def test_the_selection_study_params_load_with_every_key_params_yaml_has():
+    """studies/selection/params.yaml is a whole params file (a key added to params.yaml must be added there)."""
+    study = load_params(ROOT / "studies" / "selection" / "params.yaml")
+    assert study.finetune.variants == ["selectit", "random", "length", "ifd", "learned", "base"]
+    assert Path(study.select.learned_pairs).is_file() and Path(study.evaluate.preference_file).is_file()

@@ -224,6 +224,7 @@ class SelectConfig:
         _one_of(self.method, SELECT_METHODS, f"{where}.method")
         if not self.ifd_model.strip():
             raise ParamsError(f"{where}.ifd_model: expected a model (as score.raters)")
+        check_model_name(self.ifd_model, f"{where}.ifd_model")
         _positive(self.ifd_max_tokens, f"{where}.ifd_max_tokens")
         if self.learned_pairs is not None and not self.learned_pairs.strip():
             raise ParamsError(f"{where}.learned_pairs: expected a JSON lines file of judged pairs, or null")

@@ -521,6 +521,7 @@ def test_decontamination_needs_the_benchmarks(tmp_path):
         ("score.raters", ["smollm2-135m"], "score.raters[0]", "smollm2-135m-instruct"),
         ("finetune.base_model", "gemma3-270", "finetune.base_model", "gemma3-270m"),
         ("audit.ifd_raters", ["smollm2-135m-instruct-q4"], "audit.ifd_raters[0]", "smollm2-135m-instruct"),
+        ("select.ifd_model", "smolm2-135m-instruct", "select.ifd_model", "smollm2-135m-instruct"),
     ],
 )
 def test_a_misspelled_model_is_a_params_error_with_the_closest_name(tmp_path, monkeypatch, key, value, where, meant):

@@ -80,9 +80,12 @@ postgres:
 	fi
 
 # Every tier (tests/unit, tests/integration, tests/e2e); --durations lists the slowest
-# tests, to keep the suite's time in view.
+# tests, to keep the suite's time in view. Two workers (pytest-xdist), a test file each at a
+# time: the end-to-end tests spend much of their time starting processes and servers, so two
+# at once finish sooner even on two cores (docs/results/tests.md).
+TEST_WORKERS ?= 2
 test: setup browser postgres
-	$(PY) -m pytest --durations=15
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # The unit tier alone: no model, no subprocess, no server (under two minutes).
 test-fast: setup

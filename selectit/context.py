@@ -98,13 +98,16 @@ class RunContext:
 
 def unwritable_folder(folder: Path) -> Path | None:
     """The first folder a run writing under `folder` could not write: the nearest existing
-    one when `folder` is not there yet, else `folder` and each folder below it (os.access
-    also sees a read-only mount, whoever runs)."""
+    one when `folder` is not there yet, else `folder` and each folder below it; for an existing
+    file, the file or its folder (os.access also sees a read-only mount, whoever runs)."""
     folder = Path(folder).absolute()
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        return folder
+    if not folder.exists():
+        # Only the nearest existing folder matters: the run creates everything below it.
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        return None if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) else folder
+    if folder.is_file():  # an output file (`selectit select --out x.json`): it and its folder
+        return next((p for p in (folder, folder.parent) if not os.access(p, os.W_OK)), None)
     for top, _, _ in os.walk(folder):
         if not os.access(top, os.W_OK | os.X_OK):
             return Path(top)

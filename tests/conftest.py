@@ -25,6 +25,9 @@ def pytest_collection_modifyitems(config, items):
         if tier == "unit" and MODEL_FIXTURES & set(item.fixturenames):
             raise pytest.UsageError(f"{item.nodeid}: a unit test loads no model; it belongs in tests/integration/")
         item.add_marker(tier)
+    # The slowest tier first: with several workers (make test), the long end-to-end files start
+    # at once and the short unit tests fill the gaps, instead of one long file running alone at the end.
+    items.sort(key=lambda item: TIERS[::-1].index(item.path.relative_to(TESTS).parts[0]))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,6 +19,8 @@ from helpers import (
     tiny_benchmarks,
     write_pairs,
 )
+
+from selectit.config import SelectConfig
 
 MORE_ROWS = [
     {"instruction": f"What is {a} plus {b}?", "input": "", "output": f"{a} plus {b} is {a + b}."}
@@ -303,8 +306,8 @@ def test_stage_command_reports_a_params_typo_in_one_line(tmp_path, tiny_alpaca):
     done = _stage_command("select", params, tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
-        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: ['ratio', 'diversity', "
-        "'max_similarity', 'semantic_duplicates', 'clusters', 'coverage_sample', 'seed']"
+        f"select: error: {params}: select: unknown key(s) ['ratoi']; expected keys: "
+        f"{[f.name for f in dataclasses.fields(SelectConfig)]}"
     )
     assert "Traceback" not in done.stderr
 

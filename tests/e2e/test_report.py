@@ -21,6 +21,7 @@ SECTIONS = [
     "stability",
     "selected",
     "diversity",
+    "flagged",
     "examples",
     "finetuning",
     "validation",

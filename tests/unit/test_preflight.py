@@ -29,6 +29,13 @@ def test_a_folder_not_made_yet_is_judged_by_the_nearest_existing_one(tmp_path, m
     assert unwritable_folder(tmp_path / "new" / "data") == tmp_path
 
 
+def test_an_existing_output_file_is_judged_by_itself_and_its_folder(tmp_path, monkeypatch):
+    (tmp_path / "selected.json").write_text("[]")
+    assert unwritable_folder(tmp_path / "selected.json") is None  # written before: writing it again is fine
+    _deny(monkeypatch, tmp_path / "selected.json")
+    assert unwritable_folder(tmp_path / "selected.json") == tmp_path / "selected.json"
+
+
 def test_the_run_names_the_folder_and_what_it_holds(tmp_path, monkeypatch):
     from helpers import ROOT
 
@@ -47,8 +54,10 @@ def test_the_run_names_the_folder_and_what_it_holds(tmp_path, monkeypatch):
 def test_an_interruption_says_what_it_kept_and_exits_as_a_shell_reports_the_signal(tmp_path):
     from selectit.core import interrupts
 
-    (tmp_path / "shards" / "rater").mkdir(parents=True)
-    (tmp_path / "shards" / "rater" / "0.parquet").write_bytes(b"")
+    # <rater>/<key>/<shard>.parquet; the embeddings kept beside a shard, a level deeper, are not shards
+    (tmp_path / "shards" / "rater" / "key" / "embeddings" / "e").mkdir(parents=True)
+    (tmp_path / "shards" / "rater" / "key" / "0.parquet").write_bytes(b"")
+    (tmp_path / "shards" / "rater" / "key" / "embeddings" / "e" / "0.parquet").write_bytes(b"")
     (tmp_path / "runs" / "key" / "checkpoint-4").mkdir(parents=True)  # cut short: no trainer_state.json
     (tmp_path / "runs" / "key" / "checkpoint-2").mkdir()
     (tmp_path / "runs" / "key" / "checkpoint-2" / "trainer_state.json").write_text("{}")

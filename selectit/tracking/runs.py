@@ -278,7 +278,16 @@ class StageLogger:
                 described = mlflow.data.from_pandas(frame, source=str(source), name=name, digest=digest).to_dict()
                 described["profile"] = json.dumps({"num_rows": num_rows, "num_elements": num_rows * frame.shape[1]})
         dataset = DatasetInput(Dataset(**described), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
-        self.client.log_inputs(self.run_id, datasets=[dataset])
+        try:
+            self.client.log_inputs(self.run_id, datasets=[dataset])
+        except MlflowException as exc:
+            # Two runs logging the same dataset at once (two clones of a pipeline against one
+            # tracking server): the server looks the dataset up, finds none, and both insert it;
+            # the second insert breaks the unique key (experiment, name, digest). The dataset is
+            # there now, so logging it again links it to this run.
+            if "unique" not in str(exc).lower():
+                raise
+            self.client.log_inputs(self.run_id, datasets=[dataset])
 
 
 def head_digest(head, num_rows: int) -> str:

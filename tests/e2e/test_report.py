@@ -132,9 +132,11 @@ def test_the_report_has_every_section_and_plot_from_the_runs_own_files(finished_
     # The comparison table: every variant with its interval.
     for variant in ("selectit", "random"):
         assert variant in page.sections["finetuning"]
-    # The selections side by side (no embeddings in this run: no coverage, the rest is there).
-    assert "No embeddings in this run" in page.sections["diversity"]
-    assert all(name in page.sections["diversity"] for name in ("selectit", "random", "longest", "bottom"))
+    # The selections side by side, with their coverage of the pool (the first rater's embeddings,
+    # on by default).
+    diversity = page.sections["diversity"]
+    assert "No embeddings in this run" not in diversity and "coverage" in diversity
+    assert all(name in diversity for name in ("selectit", "random", "length", "bottom"))
 
     plots = data / "reports" / "run" / "plots"
     ratio = np.genfromtxt(plots / "stability_ratio.csv", delimiter=",", names=True)

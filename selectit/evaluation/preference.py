@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from selectit.audit.pairs import SIDES, JudgedPair
+from selectit.audit.pairs import SIDES, JudgedPair, pair_examples
 from selectit.core.io import write_json
 from selectit.core.records import Example
 from selectit.evaluation.heldout import heldout_nll
@@ -56,15 +56,8 @@ def pair_scores(
 def response_examples(pairs: Sequence[JudgedPair]) -> list[Example]:
     """Each response once, as an example (instruction, input, response) keyed by its content id;
     longest first, so that each forward pass holds texts of about the same length (less padding)."""
-    examples: dict[str, Example] = {}
-    for pair in pairs:
-        for side in SIDES:
-            eid = pair.example_id(side)
-            if eid not in examples:
-                examples[eid] = Example(
-                    eid, pair.instruction, pair.input, pair.response(side), "judged pair", pair.line, "pair", {}
-                )
-    return sorted(examples.values(), key=lambda e: -len(e.instruction) - len(e.input) - len(e.output))
+    examples = pair_examples(pairs, "preference pairs")
+    return sorted(examples, key=lambda e: -len(e.instruction) - len(e.input) - len(e.output))
 
 
 NllFunction = Callable[[Sequence[Example]], dict[str, float]]

@@ -16,7 +16,7 @@ from selectit.audit.selectors import needed_selectors, selector_scores, write_se
 from selectit.config import DIVERSITY_VARIANTS, Params, writes_embeddings
 from selectit.core.io import write_json, write_text
 from selectit.core.layout import Layout
-from selectit.core.records import Example, Reject, iter_example_records, read_example_records, write_rejects
+from selectit.core.records import Example, Reject, read_example_records, write_rejects
 from selectit.evaluation.preference_split import preference_split
 from selectit.finetune.variants import variant_examples
 from selectit.provenance import code_version
@@ -46,23 +46,27 @@ def select_examples(
     layout.selector_cache.mkdir(parents=True, exist_ok=True)
     scores = read_scores(layout.scores_table)
     ranked = scores.sort_by("rank")["example_id"].to_pylist()
+    # The validated pool, read once: the selectors, the selection, the rejects and diversity.json use it.
+    pool = read_example_records(layout.examples(layout.validated))
     ranking, ranking_scores = None, None
     selectors = needed_selectors(params)
     found = None
     if selectors:
         scored = set(ranked)
-        pool = [e for e in read_example_records(layout.examples(layout.validated)) if e.id in scored]
+        scored_pool = [e for e in pool if e.id in scored]
         found = selector_scores(
             params,
             layout,
-            pool,
+            scored_pool,
             rating_settings(params.score),
             selectors=selectors,
             exclude_pair_ids=_pairs_kept_for_evaluation(params) if LEARNED in selectors else (),
             progress=progress,
         )
         if cfg.method != SELECTIT:
-            ranking = method_ranking(cfg.method, selectit_ranked=ranked, pool=pool, scores=found.scores[cfg.method])
+            ranking = method_ranking(
+                cfg.method, selectit_ranked=ranked, pool=scored_pool, scores=found.scores[cfg.method]
+            )
             ranking_scores = found.scores[cfg.method]
     write_selector_outputs(found, layout, ranked)
     # Diversity walks the method's ranking (SelectIT's by default).
@@ -72,7 +76,7 @@ def select_examples(
     choice = choices[cfg.diversity]
     selection = write_selection(
         scores,
-        iter_example_records(layout.examples(layout.validated)),
+        iter(pool),
         cfg.ratio,
         layout.selection,
         layout.selected_ids,
@@ -88,7 +92,6 @@ def select_examples(
     for mode in DIVERSITY_VARIANTS.values():
         if mode in choices:
             write_text(layout.diverse_selection_ids(mode), "".join(i + "\n" for i in choices[mode].kept))
-    pool = read_example_records(layout.examples(layout.validated))
     write_rejects(
         [
             Reject(e.source, e.row, None, choice.duplicates[e.id].reason, e.raw)

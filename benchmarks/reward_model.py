@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from datasets import Dataset
 from peft import LoraConfig
+from selector_learners import agreement_cells  # the script beside this one
 from sklearn.model_selection import GroupKFold
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from trl import RewardConfig, RewardTrainer
 
 from selectit.audit.pairs import JudgedPair, read_pairs
-from selectit.evaluation.stats import bootstrap_ci
 from selectit.rating.ifd import alpaca_prompt
 from selectit.rating.models import resolve
 
@@ -111,13 +111,9 @@ def main() -> None:
             f"fold {fold}: {wins[test].mean():.1%} of {len(test)} held-out pairs, {time.perf_counter() - started:.0f} s"
         )
     shorter = np.array([len(p.response(p.preferred)) < len(p.response(p.other)) for p in pairs])
-    overall = bootstrap_ci(wins, resamples=2000, level=0.95, seed=0)
-    on_shorter = bootstrap_ci(wins[shorter], resamples=2000, level=0.95, seed=0)
     print(
-        f"\n| reward model (RewardTrainer + LoRA on {args.model}) | {overall.estimate:.1%} "
-        f"[{overall.low:.1%}, {overall.high:.1%}] | {on_shorter.estimate:.1%} [{on_shorter.low:.1%}, "
-        f"{on_shorter.high:.1%}] (n={int(shorter.sum())}) | {time.perf_counter() - started:.0f} s wall, "
-        f"{time.process_time() - cpu:.0f} s CPU for {args.folds} folds |"
+        f"\n| reward model (RewardTrainer + LoRA on {args.model}) | {agreement_cells(wins, shorter)} "
+        f"| {time.perf_counter() - started:.0f} s wall, {time.process_time() - cpu:.0f} s CPU for {args.folds} folds |"
     )
 
 

@@ -52,12 +52,17 @@ def agreement_line(name: str, data: PairData, folds: int, shorter_wins: np.ndarr
     model = fit_pairwise(data, folds, seed=0, key=name)
     seconds = time.process_time() - started
     wins = np.asarray(model.cv_outcomes) == 1
+    print(f"| {name} | {agreement_cells(wins, shorter_wins)} | {seconds:.1f} s fit (CPU) | C={model.c:.3g} |")
+
+
+def agreement_cells(wins: np.ndarray, shorter_wins: np.ndarray) -> str:
+    """Two table cells: agreement on all pairs and on the pairs the shorter response wins, with
+    95% bootstrap intervals (reward_model.py prints its row with these too)."""
     overall = bootstrap_ci(wins, resamples=2000, level=0.95, seed=0)
     shorter = bootstrap_ci(wins[shorter_wins], resamples=2000, level=0.95, seed=0)
-    print(
-        f"| {name} | {overall.estimate:.1%} [{overall.low:.1%}, {overall.high:.1%}] "
-        f"| {shorter.estimate:.1%} [{shorter.low:.1%}, {shorter.high:.1%}] (n={int(shorter_wins.sum())}) "
-        f"| {seconds:.1f} s fit (CPU) | C={model.c:.3g} |"
+    return (
+        f"{overall.estimate:.1%} [{overall.low:.1%}, {overall.high:.1%}] "
+        f"| {shorter.estimate:.1%} [{shorter.low:.1%}, {shorter.high:.1%}] (n={int(shorter_wins.sum())})"
     )
 
 

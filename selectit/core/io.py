@@ -4,6 +4,7 @@ an input file, with the errors a user can act on."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -13,12 +14,30 @@ from pathlib import Path
 from selectit.core.errors import InputError
 
 
+@functools.cache
+def _umask() -> int:
+    # Linux reports it without changing it; os.umask can only read it by setting it, which
+    # for a moment would loosen the mask of every other thread's new files.
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write) -> None:
     """Call ``write(handle)`` on a temporary file in the same folder, then rename it to `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; an output gets the mode any file written here would
+        # (0644 under the usual umask), so a team's shared data folder and DVC cache can read it.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()

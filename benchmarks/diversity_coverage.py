@@ -13,6 +13,8 @@ Embeddings (--embedder):
   cheap stand-in that runs in seconds on a CPU.
 Either way they are written to --workdir as the embeddings file the select stage reads
 (selectit/core/embeddings.py), and reused by a later run with the same settings.
+- --embeddings <embeddings.parquet> takes a run's own (data/embeddings/embeddings.parquet:
+  the rater's middle layer from its rating pass); the pool is then the rows that file holds.
 
 Ranking (--ranking): `scores:<scores.parquet>` takes a run's SelectIT ranking; `length`
 (longest response first) stands in where no run has scored these rows: the paper reports
@@ -91,6 +93,10 @@ def embed_smollm2(texts: list[str], max_tokens: int, batch: int) -> np.ndarray:
 
 
 def embeddings(args, ids: list[str], texts: list[str]) -> tuple[np.ndarray, float]:
+    if args.embeddings:
+        stored_ids, matrix = read_embeddings(args.embeddings)
+        row_of = {i: n for n, i in enumerate(stored_ids)}
+        return matrix[[row_of[i] for i in ids]], 0.0
     cache = args.workdir / f"embeddings-{args.embedder}-{args.rows}-{args.dim}-{args.max_tokens}.parquet"
     if cache.is_file():
         cached_ids, matrix = read_embeddings(cache)
@@ -132,6 +138,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=256, help="lsa: dimensions kept")
     parser.add_argument("--max-tokens", type=int, default=256, help="smollm2: tokens read per example")
     parser.add_argument("--batch", type=int, default=16, help="smollm2: texts per forward pass")
+    parser.add_argument("--embeddings", type=Path, help="a run's embeddings.parquet (its pool, its rater)")
     parser.add_argument("--ranking", default="length", help="length, or scores:<path to scores.parquet>")
     parser.add_argument("--ratio", type=float, default=0.2)
     parser.add_argument("--max-similarity", type=float, nargs="+", default=[0.9])
@@ -145,7 +152,11 @@ def main() -> None:
     rows = read_rows(args.source, args.rows)
     ids = [example_id(r["instruction"], r["input"], r["output"]) for r in rows]
     first = {i: n for n, i in reversed(list(enumerate(ids)))}  # exact duplicates: the first stays
-    rows, ids = [rows[n] for n in sorted(first.values())], [ids[n] for n in sorted(first.values())]
+    keep = sorted(first.values())
+    if args.embeddings:  # the run's pool: what its score stage embedded (held-out rows are not)
+        embedded = set(read_embeddings(args.embeddings)[0])
+        keep = [n for n in keep if ids[n] in embedded]
+    rows, ids = [rows[n] for n in keep], [ids[n] for n in keep]
     vectors, embed_seconds = embeddings(args, ids, [text_of(r) for r in rows])
     ranked = ranking(args, ids, rows)
     row_of = {i: n for n, i in enumerate(ids)}
@@ -183,7 +194,7 @@ def main() -> None:
     report = {
         "source": str(args.source),
         "rows": len(ranked),
-        "embedder": args.embedder,
+        "embedder": str(args.embeddings) if args.embeddings else args.embedder,
         "dim": int(vectors.shape[1]),
         "embed_seconds": round(embed_seconds, 1),
         "ranking": args.ranking,

@@ -72,6 +72,39 @@ def test_an_example_too_long_for_the_ifd_models_context_is_unrated_with_the_reas
     assert reject.reason.startswith("ifd (short-context): too long for IFD")
 
 
+def test_an_interrupted_ifd_pass_resumes_from_its_cached_chunks(tmp_path, tiny_model, monkeypatch):
+    examples = tiny_examples()
+    spec = IfdSpec(str(tiny_model), 400)
+    whole = ifd_of(examples, spec, _rating(), tmp_path / "whole", progress=False).scores
+    monkeypatch.setattr(ifd, "CHUNK", 2)  # 6 examples: three chunks
+    computed = []
+    losses = ifd.ResponseLossModel.losses
+
+    def stopped_after_two_chunks(self, chunk):
+        if len(computed) == 2:
+            raise KeyboardInterrupt
+        computed.append(len(chunk))
+        return losses(self, chunk)
+
+    monkeypatch.setattr(ifd.ResponseLossModel, "losses", stopped_after_two_chunks)
+    with pytest.raises(KeyboardInterrupt):
+        ifd_of(examples, spec, _rating(), tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(ifd.ResponseLossModel, "losses", losses)
+    run = ifd.response_losses(
+        examples,
+        str(tiny_model),
+        tmp_path / "resumed",
+        max_response_tokens=400,
+        device="cpu",
+        token_budget=4096,
+        trust_remote_code=False,
+        progress=False,
+    )
+    assert run.computed == len(examples) - 4  # the two finished chunks are not computed again
+    assert run.losses.num_rows == len(examples)  # and no example is there twice
+    assert run.scores() == pytest.approx(whole, rel=1e-6)
+
+
 def _pairs(n: int) -> list[dict]:
     """`n` pairs with distinct instructions; the longer response wins in most of them."""
     rows = []

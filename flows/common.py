@@ -14,7 +14,7 @@ from prefect.exceptions import TerminationSignal
 from flows.prefect_runtime import quiet_user_errors, server_that_outlives_ctrl_c
 from selectit.context import RunContext
 from selectit.core import interrupts
-from selectit.core.errors import ParamsError, SelectitError
+from selectit.core.errors import SelectitError
 from selectit.core.layout import Layout
 from selectit.core.stages import Stage
 from selectit.core.telemetry import switch_off_telemetry
@@ -93,20 +93,23 @@ def stage_main(
     description: str,
     extra: Callable[[argparse.ArgumentParser], None] | None = None,
     runner: Callable | None = None,
+    switched_off: Callable[[RunContext, dict], Path] | None = None,
 ) -> None:
     """`python -m flows.<stage>`: the settings are read (and checked) before Prefect
     starts, so a typo in params.yaml is one line of error, not a failed flow run.
     Arguments that `extra` adds are passed on to the flow by name; `runner`, when
-    given, is called in place of the flow with the same arguments (it picks how to run it)."""
+    given, is called in place of the flow with the same arguments (it picks how to run it).
+    `switched_off`, given by the stages that finetune.enabled switches off, writes their
+    outputs' note in place of a run (selection only) and returns where."""
 
     def run(args: argparse.Namespace) -> None:
         flow_args = {k: v for k, v in vars(args).items() if k not in ("params", "data")}
         context = open_context(args.params, args.data)
-        if flow.name in (Stage.FINETUNE, Stage.EVALUATE, Stage.COMPARE) and not context.params.finetune.enabled:
-            raise ParamsError(
-                f"{args.params}: finetune.enabled is false (selection only), so the {flow.name} stage does not run; "
-                "`dvc repro select` runs the pipeline up to the selection"
-            )
+        if switched_off is not None and not context.params.finetune.enabled:
+            # Selection only: a note in place of the outputs, so that `dvc repro` goes on to the report.
+            written = switched_off(context, flow_args)
+            print(f"{flow.name}: switched off (finetune.enabled: false in {args.params}); a note -> {written}")
+            return
         # The benchmark files are checked where a run starts (`dvc repro` starts at ingest) and where they are read.
         context.check_ready(evaluates=flow.name in (Stage.INGEST, Stage.EVALUATE))
         # DVC runs one process a stage: ingest begins a new pipeline run, later stages join it.

@@ -11,6 +11,7 @@ from flows.common import stage_main, tracked_stage
 from selectit.context import RunContext
 from selectit.core.stages import Stage
 from selectit.evaluation.compare import Comparison
+from selectit.evaluation.comparison import write_switched_off
 from selectit.provenance import code_version
 from tasks.compare import compare
 
@@ -34,4 +35,4 @@ def compare_flow(context: RunContext) -> Comparison:
 
 
 if __name__ == "__main__":
-    stage_main(compare_flow, __doc__)
+    stage_main(compare_flow, __doc__, switched_off=lambda context, args: write_switched_off(context.layout.comparison))

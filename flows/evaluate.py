@@ -15,6 +15,7 @@ from selectit.provenance import code_version
 from selectit.summaries import EvaluateSummary
 from selectit.tracking import lineage
 from tasks.evaluate import evaluate_variant
+from tasks.switched_off import write_switched_off_variant
 
 
 @flow(name=Stage.EVALUATE.value, flow_run_name="evaluate-{variant}", log_prints=True, version=code_version(__name__))
@@ -45,5 +46,8 @@ def evaluate_flow(context: RunContext, variant: str) -> EvaluateSummary:
 
 if __name__ == "__main__":
     stage_main(
-        evaluate_flow, __doc__, lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants")
+        evaluate_flow,
+        __doc__,
+        lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants"),
+        switched_off=lambda context, args: write_switched_off_variant(context.layout, Stage.EVALUATE, args["variant"]),
     )

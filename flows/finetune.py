@@ -16,6 +16,7 @@ from selectit.provenance import code_version
 from selectit.summaries import FinetuneSummary
 from selectit.tracking import lineage
 from tasks.finetune import train_variant
+from tasks.switched_off import write_switched_off_variant
 
 
 # log_prints off: `datasets` fingerprints functions with dill, which disassembles them
@@ -46,5 +47,8 @@ def finetune_flow(context: RunContext, variant: str) -> FinetuneSummary:
 
 if __name__ == "__main__":
     stage_main(
-        finetune_flow, __doc__, lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants")
+        finetune_flow,
+        __doc__,
+        lambda p: p.add_argument("--variant", required=True, help="one of finetune.variants"),
+        switched_off=lambda context, args: write_switched_off_variant(context.layout, Stage.FINETUNE, args["variant"]),
     )

@@ -27,3 +27,10 @@ def stage_id(stage: Stage, item: str | None = None) -> str:
     """The name of one run of a stage: `score@<rater>`, `finetune@<variant>`, as DVC
     names the stages its `foreach` expands; a stage that runs once is its own name."""
     return str(stage) if item is None else f"{stage}@{item}"
+
+
+# What the finetune, evaluate and compare stages write in place of their outputs when
+# finetune.enabled is false, so that `dvc repro` runs through to the report.
+SELECTION_ONLY_NOTE = (
+    "Switched off (`finetune.enabled: false` in params.yaml): nothing is fine-tuned, evaluated or compared.\n"
+)

@@ -3,12 +3,14 @@ stage and `selectit compare` both call (no model is loaded)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
 from selectit.config import EvaluateConfig
 from selectit.core.io import write_json, write_text
-from selectit.evaluation.compare import Comparison, compare_variants
+from selectit.core.stages import SELECTION_ONLY_NOTE
+from selectit.evaluation.compare import FORMAT, Comparison, compare_variants
 from selectit.evaluation.metrics import ordered_specs, read_questions
 
 
@@ -29,3 +31,22 @@ def compare_evaluations(evaluated: Mapping[str, Path], cfg: EvaluateConfig, out:
     write_json(out / "comparison.json", comparison.to_json())
     write_json(out / "metrics.json", comparison.dvc_metrics())
     return comparison
+
+
+def write_switched_off(out: Path) -> None:
+    """The compare stage's outputs when finetune.enabled is false, so that `dvc repro` runs
+    through to the report and no earlier comparison is taken for this run's."""
+    out = Path(out)
+    write_text(out / "comparison.md", f"# Comparison\n\n{SELECTION_ONLY_NOTE}")
+    write_json(out / "comparison.json", {"format": FORMAT, "enabled": False})
+    write_json(out / "metrics.json", {})
+
+
+def load_comparison(path: Path) -> Comparison | None:
+    """comparison.json, or None where the compare stage has not run or fine-tuning was switched off."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    if json.loads(path.read_text(encoding="utf-8")).get("enabled") is False:
+        return None
+    return Comparison.load(path)

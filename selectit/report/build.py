@@ -380,6 +380,8 @@ def _finetuning(run: RunData, plots: _Plots) -> Section:
             figures.comparison(run.comparison.to_json()),
             "Each variant's mean with its bootstrap interval (data/reports/comparison/comparison.json).",
         )
+    elif not run.params.finetune.enabled:
+        section.note("Fine-tuning is switched off (finetune.enabled: false): the run ends with the selection.")
     else:
         section.note("No comparison yet: run the finetune, evaluate and compare stages (make run).")
     if run.losses:

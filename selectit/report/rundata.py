@@ -20,6 +20,7 @@ from selectit.core.errors import InputError
 from selectit.core.layout import Layout
 from selectit.core.records import Example, Reject, read_example_records, read_rejects
 from selectit.evaluation.compare import Comparison
+from selectit.evaluation.comparison import load_comparison
 from selectit.finetune.train import LOSS_HISTORY
 from selectit.scoring.tables import read_ratings, read_scores, with_token_scores
 from selectit.summaries import (
@@ -48,7 +49,7 @@ class RunData:
     select: SelectSummary
     score: dict[str, ScoreSummary]
     validate_rejects: list[Reject]
-    comparison: Comparison | None = None  # comparison.json when the compare stage has run
+    comparison: Comparison | None = None  # comparison.json when the compare stage has run (fine-tuning on)
     audit: AuditReport | None = None  # audit.json when the audit stage has run, switched on
     diversity: dict | None = None  # diversity.json of the select stage (selectit/selection/coverage.py)
     finetune: dict[str, FinetuneSummary] = field(default_factory=dict)
@@ -104,9 +105,7 @@ def load_run(params: Params, layout: Layout) -> RunData:
         score=score,
         validate_rejects=read_rejects(validate_rejects) if validate_rejects.is_file() else [],
     )
-    comparison = layout.comparison / COMPARISON_JSON
-    if comparison.is_file():
-        run.comparison = Comparison.load(comparison)
+    run.comparison = load_comparison(layout.comparison / COMPARISON_JSON)
     if layout.diversity_report.is_file():
         run.diversity = json.loads(layout.diversity_report.read_text(encoding="utf-8"))
     if layout.audit_report.is_file():

@@ -283,7 +283,7 @@ def test_a_stage_refuses_the_outputs_of_a_failed_or_different_upstream_run(proje
         validate_flow(stage_context(params, data))
 
 
-def _stage_command(module: str, params, tmp_path):
+def _stage_command(module: str, params, tmp_path, *extra: str):
     """`python -m flows.<module>` as DVC runs it, in its own Prefect home."""
     import subprocess
     import sys
@@ -291,7 +291,7 @@ def _stage_command(module: str, params, tmp_path):
     from helpers import ROOT
 
     return subprocess.run(
-        [sys.executable, "-m", f"flows.{module}", "--params", str(params), "--data", str(tmp_path / "data")],
+        [sys.executable, "-m", f"flows.{module}", "--params", str(params), "--data", str(tmp_path / "data"), *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -319,3 +319,24 @@ def test_a_stage_that_fails_on_bad_input_shows_one_line_without_prefects_traceba
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert errors == [f"ingest: error: {tmp_path / 'missing.json'}: no such file"], done.stderr[-3000:]
     assert "Traceback" not in done.stderr
+
+
+def test_with_fine_tuning_switched_off_its_stages_write_a_note_so_dvc_repro_reaches_the_report(tmp_path, tiny_alpaca):
+    from selectit.core.layout import Layout
+    from selectit.evaluation.comparison import load_comparison
+
+    params = pipeline_params(tmp_path, tiny_alpaca, ["x"], finetune__enabled=False)
+    layout = Layout(tmp_path / "data")
+    stale = layout.finetuned("random") / "summary.json"  # an earlier run's result must not pass for this one's
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
+    for module, variant in [("finetune", "random"), ("evaluate", "random"), ("compare", None)]:
+        done = _stage_command(module, params, tmp_path, *(["--variant", variant] if variant else []))
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.strip().startswith(f"{module}: switched off (finetune.enabled: false in {params})")
+    assert not stale.exists()
+    assert "finetune.enabled: false" in (layout.finetuned("random") / "SWITCHED_OFF.md").read_text()
+    assert (layout.finetune_checkpoints("random")).is_dir()  # DVC's persisted output
+    assert "finetune.enabled: false" in (layout.evaluation("random") / "SWITCHED_OFF.md").read_text()
+    assert "finetune.enabled: false" in (layout.comparison / "comparison.md").read_text()
+    assert load_comparison(layout.comparison / "comparison.json") is None  # the report: no comparison, and why

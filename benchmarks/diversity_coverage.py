@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selectit.core.embeddings import read_embeddings, write_embeddings
+from selectit.core.embeddings import centre_rows, read_embeddings, write_embeddings
 from selectit.core.records import example_id
 from selectit.selection.coverage import ExampleFacts, describe_selections, leading_verb
 from selectit.selection.diversity import choose
@@ -130,6 +130,20 @@ def mean_pairwise_cosine(vectors: np.ndarray, seed: int, sample: int = 2000) -> 
     return float((products.sum() - np.trace(products)) / (len(rows) * (len(rows) - 1)))
 
 
+def cosine_profile(vectors: np.ndarray, seed: int, sample: int = 2000) -> dict:
+    """Quantiles (5/50/95%) of the pairwise cosines and of each row's nearest neighbour's:
+    are the embeddings spread, or do they crowd one direction?"""
+    rows = vectors[np.random.default_rng(seed).choice(len(vectors), min(sample, len(vectors)), replace=False)]
+    products = rows @ rows.T
+    np.fill_diagonal(products, -np.inf)
+    nearest = products.max(axis=1)
+    pairs = products[np.triu_indices(len(rows), k=1)]
+    return {
+        "pairwise": [round(float(q), 3) for q in np.percentile(pairs, [5, 50, 95])],
+        "nearest_neighbour": [round(float(q), 3) for q in np.percentile(nearest, [5, 50, 95])],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=SOURCE)
@@ -140,6 +154,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help="smollm2: texts per forward pass")
     parser.add_argument("--embeddings", type=Path, help="a run's embeddings.parquet (its pool, its rater)")
     parser.add_argument("--ranking", default="length", help="length, or scores:<path to scores.parquet>")
+    parser.add_argument("--centre", action="store_true", help="less the pool's mean (select.centre_embeddings)")
     parser.add_argument("--ratio", type=float, default=0.2)
     parser.add_argument("--max-similarity", type=float, nargs="+", default=[0.9])
     parser.add_argument("--clusters", type=int, default=50)
@@ -161,6 +176,8 @@ def main() -> None:
     ranked = ranking(args, ids, rows)
     row_of = {i: n for n, i in enumerate(ids)}
     vectors = vectors[[row_of[i] for i in ranked]]
+    if args.centre:  # as select.centre_embeddings does: less the pool's mean
+        vectors = centre_rows(vectors)
     facts = {
         i: ExampleFacts(leading_verb(r["instruction"]), len(r["output"].split()))
         for i, r in zip(ids, rows, strict=True)
@@ -196,10 +213,12 @@ def main() -> None:
         "rows": len(ranked),
         "embedder": str(args.embeddings) if args.embeddings else args.embedder,
         "dim": int(vectors.shape[1]),
+        "centred": args.centre,
         "embed_seconds": round(embed_seconds, 1),
         "ranking": args.ranking,
         "ratio": args.ratio,
         "mean_pairwise_cosine": round(mean_pairwise_cosine(vectors, args.seed), 4),
+        "cosines": cosine_profile(vectors, args.seed),
         "shortfall": shortfall,
         "select_seconds": seconds,
         **described,

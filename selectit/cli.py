@@ -160,7 +160,7 @@ def _diversity_chooser(params: Params, scores, embeddings: str | None):
         ranked,
         cfg.ratio,
         diversity=cfg.diversity,
-        vectors=ranked_vectors(Path(embeddings), ranked),
+        vectors=ranked_vectors(Path(embeddings), ranked, cfg.centre_embeddings),
         max_similarity=cfg.max_similarity,
         duplicate_threshold=cfg.semantic_duplicates,
         seed=cfg.seed,

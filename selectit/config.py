@@ -213,6 +213,7 @@ class SelectConfig:
     learned_ifd: bool  # add select.ifd_model's IFD as a feature (a forward pass pair per response)
     diversity: str  # one of DIVERSITY_MODES: none (top R%) | repr-filter (DEITA) | k-center
     max_similarity: float  # repr-filter: keep an example only if its cosine to every kept one is below this
+    centre_embeddings: bool  # cosines of embeddings less the pool's mean (a rater's states crowd one direction)
     semantic_duplicates: float | None  # cosine at or above which an example duplicates a better-ranked one; None: off
     clusters: int  # k of the k-means over the pool whose clusters each selection touches (diversity.json)
     coverage_sample: int | None  # pool examples the coverage is measured over (seeded); None: all
@@ -577,6 +578,11 @@ def _check_across_sections(params: Params, path: Path) -> None:
         raise ParamsError(
             f"{path}: select.learned_pairs: the `learned` selector is fitted on judged pairs; name a pairs file "
             "(e.g. ../shared/data/judged/dev_pairs.jsonl)"
+        )
+    if learned_wanted and not Path(params.select.learned_pairs).is_file():
+        raise ParamsError(
+            f"{path}: select.learned_pairs: {params.select.learned_pairs} not found; name the judged pairs "
+            "(JSON lines) the `learned` selector is fitted on"
         )
     evaluate = params.evaluate
     measured = params.finetune.enabled  # selection only (finetune.enabled false): nothing is trained or measured

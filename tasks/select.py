@@ -71,7 +71,7 @@ def select_examples(
     write_selector_outputs(found, layout, ranked)
     # Diversity walks the method's ranking (SelectIT's by default).
     order = ranking if ranking is not None else ranked
-    vectors = ranked_vectors(layout.embeddings, order) if writes_embeddings(params) else None
+    vectors = ranked_vectors(layout.embeddings, order, cfg.centre_embeddings) if writes_embeddings(params) else None
     choices = choices_by_mode(cfg, order, vectors)
     choice = choices[cfg.diversity]
     selection = write_selection(

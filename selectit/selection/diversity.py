@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from selectit.config import DIVERSITY_MODES, DIVERSITY_VARIANTS, SelectConfig
-from selectit.core.embeddings import read_embeddings
+from selectit.core.embeddings import centre_rows, read_embeddings
 from selectit.core.errors import InputError
 from selectit.selection.semantic_duplicates import SemanticDuplicate, semantic_duplicate_rows
 from selectit.selection.similarity import KeptSet, small_products
@@ -174,8 +174,9 @@ def choose(
     )
 
 
-def ranked_vectors(path: Path, ranked: Sequence[str]) -> np.ndarray:
-    """The unit embeddings of `ranked` (ids best first), one row each in that order."""
+def ranked_vectors(path: Path, ranked: Sequence[str], centre: bool) -> np.ndarray:
+    """The unit embeddings of `ranked` (ids best first), one row each in that order; `centre`
+    (select.centre_embeddings): less the mean of these rows, the pool's."""
     ids, matrix = read_embeddings(path)
     row_of = {example_id: row for row, example_id in enumerate(ids)}
     missing = [i for i in ranked if i not in row_of]
@@ -184,7 +185,8 @@ def ranked_vectors(path: Path, ranked: Sequence[str]) -> np.ndarray:
             f"{path}: {len(missing)} of {len(ranked)} scored examples (e.g. {missing[0]}) have no embedding; "
             "the embeddings come from another run: run the score stage again"
         )
-    return matrix[np.fromiter((row_of[i] for i in ranked), dtype=np.int64, count=len(ranked))]
+    vectors = matrix[np.fromiter((row_of[i] for i in ranked), dtype=np.int64, count=len(ranked))]
+    return centre_rows(vectors) if centre else vectors
 
 
 def choices_by_mode(cfg: SelectConfig, ranked: Sequence[str], vectors: np.ndarray | None) -> dict[str, Choice]:

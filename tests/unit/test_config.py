@@ -63,6 +63,7 @@ BASE = {
         "learned_ifd": False,
         "diversity": "none",
         "max_similarity": 0.9,
+        "centre_embeddings": True,
         "semantic_duplicates": None,
         "clusters": 50,
         "coverage_sample": 5000,

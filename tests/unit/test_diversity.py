@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from selectit.core.embeddings import centre_rows
 from selectit.selection.coverage import (
     ExampleFacts,
     clusters_touched,
@@ -196,3 +197,29 @@ def test_diversity_metrics_are_flat_names():
         "coverage/random": None,
         "clusters_touched/random": None,
     }
+
+
+def test_centring_spreads_embeddings_that_share_one_direction():
+    # Hidden states as a rater gives them: every row is a large common part plus a small own
+    # part, so any two are at cosine above 0.9 and a 0.9 repr filter keeps one example.
+    rng = np.random.default_rng(0)
+    own = rng.standard_normal((200, 16)).astype(np.float32)
+    crowded = unit(own * 0.1 + np.eye(16, dtype=np.float32)[0] * 3)
+    assert (crowded @ crowded.T).min() > 0.9
+    assert len(repr_filter(crowded, 40, 0.9, exact=True)) == 1
+    centred = centre_rows(crowded.copy())
+    assert np.allclose(np.linalg.norm(centred, axis=1), 1, atol=1e-5)
+    assert abs(float(centred.mean(axis=0) @ centred.mean(axis=0))) < 0.05  # no shared direction left
+    assert len(repr_filter(centred, 40, 0.9, exact=True)) == 40  # the budget is filled
+
+
+def test_ranked_vectors_centre_over_the_ranked_pool_only_when_asked(tmp_path):
+    from selectit.core.embeddings import write_embeddings
+    from selectit.selection.diversity import ranked_vectors
+
+    path = tmp_path / "embeddings.parquet"
+    write_embeddings(path, ["a", "b", "c"], np.asarray([[1, 1], [1, 0.8], [0.8, 1]], dtype=np.float32))
+    raw = ranked_vectors(path, ["c", "a", "b"], centre=False)
+    assert np.allclose(raw[0], unit([[0.8, 1]])[0], atol=1e-3)  # float16 on disk
+    centred = ranked_vectors(path, ["c", "b"], centre=True)  # two rows: each the other's opposite
+    assert np.allclose(centred[0] @ centred[1], -1, atol=1e-3)

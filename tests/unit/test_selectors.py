@@ -176,6 +176,10 @@ def test_learned_without_a_pairs_file_is_one_line_naming_the_key(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ParamsError, match="select.learned_pairs: the `learned` selector is fitted on judged pairs"):
         load_params(path)
+    raw["select"]["learned_pairs"] = "missing.jsonl"  # relative to params.yaml
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match=rf"select.learned_pairs: {tmp_path / 'missing.jsonl'} not found; name"):
+        load_params(path)
     raw["select"]["method"] = "lengthy"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ParamsError, match=r"select.method: expected one of \['selectit', 'length', 'ifd', 'learned'\]"):

@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=800)
     parser.add_argument("--wait-for", help="a playwright selector that shows the page has rendered")
     parser.add_argument("--settle-ms", type=int, default=1500, help="extra wait for charts to draw")
+    parser.add_argument("--click", action="append", default=[], help="a selector to click first (repeatable)")
+    parser.add_argument("--scroll-to", help="a selector to scroll into view before the picture")
     parser.add_argument("--full-page", action="store_true")
     args = parser.parse_args()
 
@@ -35,9 +37,14 @@ def main() -> None:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=browser_path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="load", timeout=180_000)  # not networkidle: MLflow and Prefect poll
         if args.wait_for:
             page.wait_for_selector(args.wait_for, timeout=60_000)
+        for selector in args.click:
+            page.click(selector, timeout=30_000)
+            page.wait_for_timeout(500)
+        if args.scroll_to:
+            page.locator(args.scroll_to).first.scroll_into_view_if_needed(timeout=30_000)
         page.wait_for_timeout(args.settle_ms)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(args.out), full_page=args.full_page)

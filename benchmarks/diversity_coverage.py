@@ -123,22 +123,16 @@ def ranking(args, ids: list[str], rows: list[dict]) -> list[str]:
     return [i for i in table["example_id"].to_pylist() if i in present]
 
 
-def mean_pairwise_cosine(vectors: np.ndarray, seed: int, sample: int = 2000) -> float:
-    """How far apart the embeddings lie at all: near 1 means they crowd in one direction."""
-    rows = vectors[np.random.default_rng(seed).choice(len(vectors), min(sample, len(vectors)), replace=False)]
-    products = rows @ rows.T
-    return float((products.sum() - np.trace(products)) / (len(rows) * (len(rows) - 1)))
-
-
 def cosine_profile(vectors: np.ndarray, seed: int, sample: int = 2000) -> dict:
-    """Quantiles (5/50/95%) of the pairwise cosines and of each row's nearest neighbour's:
-    are the embeddings spread, or do they crowd one direction?"""
+    """The mean and quantiles (5/50/95%) of the pairwise cosines, and the quantiles of each
+    row's nearest neighbour's, over a seeded sample: spread, or crowded in one direction?"""
     rows = vectors[np.random.default_rng(seed).choice(len(vectors), min(sample, len(vectors)), replace=False)]
     products = rows @ rows.T
     np.fill_diagonal(products, -np.inf)
     nearest = products.max(axis=1)
     pairs = products[np.triu_indices(len(rows), k=1)]
     return {
+        "mean": float(pairs.mean()),
         "pairwise": [round(float(q), 3) for q in np.percentile(pairs, [5, 50, 95])],
         "nearest_neighbour": [round(float(q), 3) for q in np.percentile(nearest, [5, 50, 95])],
     }
@@ -208,6 +202,7 @@ def main() -> None:
     described = describe_selections(
         ranked, vectors, facts, selections, clusters=args.clusters, coverage_sample=None, seed=args.seed
     )
+    profile = cosine_profile(vectors, args.seed)
     report = {
         "source": str(args.source),
         "rows": len(ranked),
@@ -217,8 +212,8 @@ def main() -> None:
         "embed_seconds": round(embed_seconds, 1),
         "ranking": args.ranking,
         "ratio": args.ratio,
-        "mean_pairwise_cosine": round(mean_pairwise_cosine(vectors, args.seed), 4),
-        "cosines": cosine_profile(vectors, args.seed),
+        "mean_pairwise_cosine": round(profile.pop("mean"), 4),
+        "cosines": profile,
         "shortfall": shortfall,
         "select_seconds": seconds,
         **described,

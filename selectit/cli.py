@@ -26,8 +26,9 @@ from selectit.finetune.run import finetune_variant
 from selectit.ingest.formats import read_examples
 from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
-from selectit.selection.diversity import choose, ranked_vectors
+from selectit.selection.diversity import choose
 from selectit.selection.output import write_selection
+from selectit.selection.rows import ranked_vectors
 
 log = logging.getLogger("selectit")
 

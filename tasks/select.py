@@ -24,9 +24,10 @@ from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_scores
 from selectit.selection.card import run_card
 from selectit.selection.coverage import ExampleFacts, describe_selections, leading_verb
-from selectit.selection.diversity import Choice, choices_by_mode, ranked_vectors
+from selectit.selection.diversity import Choice, choices_by_mode
 from selectit.selection.methods import LEARNED, SELECTIT, method_ranking
 from selectit.selection.output import write_selection
+from selectit.selection.rows import ranked_vectors
 from selectit.summaries import SelectSummary
 
 BASELINES = ("random", "length", "bottom")  # the fine-tuning baselines of the selection's size

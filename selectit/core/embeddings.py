@@ -23,6 +23,9 @@ from selectit.core.errors import InputError
 from selectit.core.io import atomic_write
 
 METADATA_KEY = b"selectit.embeddings"
+# Rows per row group: a reader can take the file a group at a time (selection/rows.py)
+# rather than the whole column at once.
+ROW_GROUP = 4096
 
 
 def embeddings_schema(dim: int, metadata: dict | None = None) -> pa.Schema:
@@ -43,7 +46,7 @@ def embeddings_table(ids: Sequence[str], matrix: np.ndarray, metadata: dict | No
 def write_embeddings(path: str | Path, ids: Sequence[str], matrix: np.ndarray, metadata: dict | None = None) -> None:
     """`metadata`: what made the vectors (model, layer, pooling ...), kept in the file."""
     table = embeddings_table(ids, matrix, metadata)
-    atomic_write(path, lambda handle: pq.write_table(table, handle))
+    atomic_write(path, lambda handle: pq.write_table(table, handle, row_group_size=ROW_GROUP))
 
 
 def copy_embeddings(source: str | Path, ids: Sequence[str], out: str | Path, metadata: dict) -> int:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from selectit.selection.rows import RankedRows, SubsetRows, as_rows, row_blocks
+
 _WORD = re.compile(r"[A-Za-z]+")
 TOP_VERBS = 5  # leading verbs named per selection; the rest are summed as "other"
 KMEANS_ITERATIONS = 50
@@ -40,23 +42,24 @@ def leading_verb(instruction: str) -> str:
     return found.group().lower() if found else "(none)"
 
 
-def coverage(pool: np.ndarray, selected: np.ndarray, cells: int = 1 << 22) -> float:
+def coverage(pool: np.ndarray, selected: RankedRows | np.ndarray, cells: int = 1 << 22) -> float:
     """Mean over the rows of `pool` of the cosine distance (1 - cosine) to the nearest row of
-    `selected` (all unit rows); the pool is taken a block at a time against the whole selection,
-    each block's similarity matrix at most `cells` floats (16 MB), whatever the selection's size."""
+    `selected` (all unit rows). The selection is read a block at a time against the whole
+    pool, each block's similarity matrix at most `cells` floats (16 MB), whatever the sizes."""
     if not len(pool):
         return float("nan")
+    selected = as_rows(selected)
     if not len(selected):
         return 1.0  # nothing selected: as far as orthogonal
-    block = max(1, cells // len(selected))
-    total = 0.0
-    for start in range(0, len(pool), block):
-        nearest = (pool[start : start + block] @ selected.T).max(axis=1)
-        total += float(np.sum(1.0 - np.clip(nearest, -1.0, 1.0)))
-    return total / len(pool)
+    nearest = np.full(len(pool), -np.inf, dtype=np.float32)
+    for _, block in row_blocks(selected, max(1, cells // len(pool))):
+        np.maximum(nearest, (pool @ block.T).max(axis=1), out=nearest)
+    return float(np.mean(1.0 - np.clip(nearest, -1.0, 1.0), dtype=np.float64))
 
 
-def kmeans_labels(vectors: np.ndarray, k: int, seed: int, fit_rows: np.ndarray | None = None) -> np.ndarray:
+def kmeans_labels(
+    vectors: RankedRows | np.ndarray, k: int, seed: int, fit_rows: np.ndarray | None = None
+) -> np.ndarray:
     """The k-means cluster of each row. The centres are fitted on `fit_rows` (default: all),
     seeded, one initialisation (k-means++) and at most KMEANS_ITERATIONS Lloyd steps; every
     row then goes to its nearest centre, a block at a time. Fitting on a sample of fixed size
@@ -64,17 +67,17 @@ def kmeans_labels(vectors: np.ndarray, k: int, seed: int, fit_rows: np.ndarray |
     # scikit-learn is imported here: only runs with embeddings need it, and it is slow to load.
     from sklearn.cluster import KMeans
 
-    sample = vectors if fit_rows is None else vectors[fit_rows]
+    vectors = as_rows(vectors)
+    sample = vectors.take(np.arange(len(vectors)) if fit_rows is None else fit_rows)
     model = KMeans(n_clusters=min(k, len(sample)), n_init=1, max_iter=KMEANS_ITERATIONS, random_state=seed)
     with threadpool_limits(limits=1):  # small products; threads cost more than they save on a busy machine
         model.fit(sample)
     centres = model.cluster_centers_.astype(np.float32)
     squared = (centres**2).sum(axis=1)
     labels = np.empty(len(vectors), dtype=np.int64)
-    for start in range(0, len(vectors), 4096):
-        block = vectors[start : start + 4096]
+    for start, block in row_blocks(vectors, 4096):
         # argmin of |x - c|^2 = |x|^2 - 2 x.c + |c|^2; |x|^2 is the same for every centre.
-        labels[start : start + 4096] = np.argmin(squared - 2 * block @ centres.T, axis=1)
+        labels[start : start + len(block)] = np.argmin(squared - 2 * block @ centres.T, axis=1)
     return labels
 
 
@@ -103,7 +106,7 @@ def jaccard(a: Sequence[str], b: Sequence[str]) -> float:
 
 def describe_selections(
     pool_ids: Sequence[str],
-    vectors: np.ndarray | None,
+    vectors: RankedRows | np.ndarray | None,
     facts: Mapping[str, ExampleFacts],
     selections: Mapping[str, Sequence[str]],
     *,
@@ -111,22 +114,24 @@ def describe_selections(
     coverage_sample: int | None,
     seed: int,
 ) -> dict:
-    """diversity.json's body. `vectors[i]` is the unit embedding of `pool_ids[i]` (None: no
-    embeddings); `facts` covers every id of the pool and of the selections."""
+    """diversity.json's body. `vectors[i]` is the unit embedding of `pool_ids[i]` (an array
+    or `rows.RankedRows`, read a block at a time; None: no embeddings); `facts` covers
+    every id of the pool and of the selections."""
     row_of = {example_id: row for row, example_id in enumerate(pool_ids)}
     labels = sample = None
     if vectors is not None and len(pool_ids):
+        vectors = as_rows(vectors)
         size = len(pool_ids) if coverage_sample is None else min(coverage_sample, len(pool_ids))
         rows = np.sort(np.random.default_rng(seed).choice(len(pool_ids), size=size, replace=False))
         labels = kmeans_labels(vectors, clusters, seed, fit_rows=rows)
-        sample = vectors[rows]
+        sample = vectors.take(rows)
     described = {}
     for name, ids in selections.items():
         rows = [row_of[i] for i in ids if i in row_of]
         words = [facts[i].response_words for i in ids]
         described[name] = {
             "examples": len(ids),
-            "coverage": None if sample is None else round(coverage(sample, vectors[rows]), 6),
+            "coverage": None if sample is None else round(coverage(sample, SubsetRows(vectors, np.sort(rows))), 6),
             "clusters_touched": None if labels is None else clusters_touched(labels, rows),
             "leading_verbs": {v: round(s, 4) for v, s in verb_mix([facts[i].verb for i in ids]).items()},
             "response_words_mean": round(float(np.mean(words)), 2) if words else None,

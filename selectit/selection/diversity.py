@@ -16,9 +16,10 @@ A ranking (ids best first, from SelectIT or another `select.method`) and the bud
   (distance x score) would mix two scales that have no common unit, and lose greedy
   k-center's guarantee (its covering radius is within 2x of the best possible).
 
-Both are block matrix products, never loops over pairs. The filter searches the kept
-set through LSH buckets (selection/similarity.py). k-center over more than
-`KCENTER_LEAF` candidates splits them first with a random-projection tree (each split at
+Both are block matrix products, never loops over pairs, and both read the pool a block
+at a time (selection/rows.py): memory holds what is kept and one block, not the pool.
+The filter searches the kept set through LSH buckets (selection/similarity.py).
+k-center over more than `KCENTER_LEAF` candidates splits them first with a random-projection tree (each split at
 the median of a random direction) and runs the greedy traversal inside each leaf, with
 the budget shared by leaf size: each step then costs a leaf, not the whole pool, so the
 time grows linearly with the pool; on a pool of at most one leaf it is the exact greedy
@@ -29,13 +30,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from selectit.config import DIVERSITY_MODES, DIVERSITY_VARIANTS, SelectConfig
-from selectit.core.embeddings import centre_rows, read_embeddings
-from selectit.core.errors import InputError
+from selectit.selection.rows import ROW_BLOCK, RankedRows, SubsetRows, as_rows
 from selectit.selection.semantic_duplicates import SemanticDuplicate, semantic_duplicate_rows
 from selectit.selection.similarity import KeptSet, small_products
 from selectit.selection.top import n_to_keep
@@ -58,31 +57,34 @@ class Choice:
 
 
 def repr_filter(
-    vectors: np.ndarray, budget: int, max_similarity: float, *, exact: bool = False, seed: int = 0
+    vectors: RankedRows | np.ndarray, budget: int, max_similarity: float, *, exact: bool = False, seed: int = 0
 ) -> list[int]:
     """Rows (in ranking order: row 0 is the best) kept by DEITA's filter, at most `budget`."""
-    kept = KeptSet(vectors, max_similarity, capacity=budget, exact=exact, seed=seed)
+    rows = as_rows(vectors)
+    kept = KeptSet(rows.dim, max_similarity, capacity=budget, pool=len(rows), exact=exact, seed=seed)
     with small_products():
-        for row in range(len(vectors)):
+        for position, vector, key in kept.walk(rows):
             if len(kept.kept) == budget:
                 break
-            if kept.closest(row) is None:
-                kept.add(row)
+            if kept.closest(vector, key) is None:
+                kept.add(position, vector, key)
     return kept.kept
 
 
-def k_center(vectors: np.ndarray, budget: int, *, seed: int = 0, leaf: int = KCENTER_LEAF) -> list[int]:
-    """Rows (ranking order) chosen by greedy k-center among the best CANDIDATE_FACTOR x budget."""
-    candidates = vectors[: min(len(vectors), CANDIDATE_FACTOR * budget)]
-    if budget >= len(candidates):
-        return list(range(len(candidates)))
-    leaves = _projection_tree(candidates, leaf, np.random.default_rng(seed))
-    quotas = _shares(budget, [len(rows) for rows in leaves])
+def k_center(vectors: RankedRows | np.ndarray, budget: int, *, seed: int = 0, leaf: int = KCENTER_LEAF) -> list[int]:
+    """Rows (ranking order) chosen by greedy k-center among the best CANDIDATE_FACTOR x budget.
+    One leaf's rows are in memory at a time."""
+    rows = as_rows(vectors)
+    count = min(len(rows), CANDIDATE_FACTOR * budget)
+    if budget >= count:
+        return list(range(count))
+    leaves = _projection_tree(rows, count, leaf, np.random.default_rng(seed))
+    quotas = _shares(budget, [len(part) for part in leaves])
     with small_products():
         chosen = [
-            int(rows[i])
-            for rows, quota in zip(leaves, quotas, strict=True)
-            for i in _farthest_first(candidates[rows], quota)
+            int(part[i])
+            for part, quota in zip(leaves, quotas, strict=True)
+            for i in _farthest_first(rows.take(part), quota)
         ]
     return sorted(chosen)
 
@@ -102,25 +104,25 @@ def _farthest_first(vectors: np.ndarray, count: int) -> list[int]:
     return chosen
 
 
-def _projection_tree(vectors: np.ndarray, leaf: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Rows split at the median of random directions until each part holds at most `leaf`;
-    each part's rows in ascending order (ranking order)."""
-    parts, done = [np.arange(len(vectors))], []
+def _projection_tree(rows: RankedRows, count: int, leaf: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """The first `count` rows split at the median of random directions until each part holds
+    at most `leaf`; each part's rows in ascending order (ranking order)."""
+    parts, done = [np.arange(count)], []
     while parts:
-        rows = parts.pop()
-        if len(rows) <= leaf:
-            done.append(rows)
+        part = parts.pop()
+        if len(part) <= leaf:
+            done.append(part)
             continue
-        direction = rng.standard_normal(vectors.shape[1]).astype(np.float32)
-        order = np.argsort(_project(vectors, rows, direction), kind="stable")
-        half = len(rows) // 2
-        parts += [np.sort(rows[order[:half]]), np.sort(rows[order[half:]])]
-    return sorted(done, key=lambda rows: int(rows[0]))
+        direction = rng.standard_normal(rows.dim).astype(np.float32)
+        order = np.argsort(_project(rows, part, direction), kind="stable")
+        half = len(part) // 2
+        parts += [np.sort(part[order[:half]]), np.sort(part[order[half:]])]
+    return sorted(done, key=lambda part: int(part[0]))
 
 
-def _project(vectors: np.ndarray, rows: np.ndarray, direction: np.ndarray, block: int = 4096) -> np.ndarray:
-    """vectors[rows] @ direction, a block of rows at a time: no copy of all the rows at once."""
-    return np.concatenate([vectors[rows[start : start + block]] @ direction for start in range(0, len(rows), block)])
+def _project(rows: RankedRows, part: np.ndarray, direction: np.ndarray, block: int = ROW_BLOCK) -> np.ndarray:
+    """rows[part] @ direction, a block of rows at a time."""
+    return np.concatenate([rows.take(part[start : start + block]) @ direction for start in range(0, len(part), block)])
 
 
 def _shares(total: int, sizes: Sequence[int]) -> list[int]:
@@ -138,13 +140,14 @@ def choose(
     ratio: float,
     *,
     diversity: str,
-    vectors: np.ndarray | None,
+    vectors: RankedRows | np.ndarray | None,
     max_similarity: float,
     duplicate_threshold: float | None,
     seed: int,
 ) -> Choice:
     """The selection from `ranked` (ids best first); `vectors[i]` is the unit embedding of
-    `ranked[i]` (None when neither a diversity mode nor semantic duplicates is on).
+    `ranked[i]` (an array, or the rows of `rows.ranked_vectors`; None when neither a
+    diversity mode nor semantic duplicates is on).
 
     Semantic duplicates go first: they are left out of the pool, and the budget is R% of
     what remains (as it is of what validation left)."""
@@ -160,10 +163,12 @@ def choose(
     budget = n_to_keep(len(rows), ratio)
     if diversity == "none":
         picked = list(range(budget))
-    elif diversity == "repr-filter":
-        picked = repr_filter(vectors[rows], budget, max_similarity, seed=seed)
     else:
-        picked = k_center(vectors[rows], budget, seed=seed)
+        left = SubsetRows(as_rows(vectors), rows) if duplicates else vectors
+        if diversity == "repr-filter":
+            picked = repr_filter(left, budget, max_similarity, seed=seed)
+        else:
+            picked = k_center(left, budget, seed=seed)
     kept_rows = rows[picked]
     chosen = set(kept_rows.tolist())
     return Choice(
@@ -174,22 +179,7 @@ def choose(
     )
 
 
-def ranked_vectors(path: Path, ranked: Sequence[str], centre: bool) -> np.ndarray:
-    """The unit embeddings of `ranked` (ids best first), one row each in that order; `centre`
-    (select.centre_embeddings): less the mean of these rows, the pool's."""
-    ids, matrix = read_embeddings(path)
-    row_of = {example_id: row for row, example_id in enumerate(ids)}
-    missing = [i for i in ranked if i not in row_of]
-    if missing:
-        raise InputError(
-            f"{path}: {len(missing)} of {len(ranked)} scored examples (e.g. {missing[0]}) have no embedding; "
-            "the embeddings come from another run: run the score stage again"
-        )
-    vectors = matrix[np.fromiter((row_of[i] for i in ranked), dtype=np.int64, count=len(ranked))]
-    return centre_rows(vectors) if centre else vectors
-
-
-def choices_by_mode(cfg: SelectConfig, ranked: Sequence[str], vectors: np.ndarray | None) -> dict[str, Choice]:
+def choices_by_mode(cfg: SelectConfig, ranked: Sequence[str], vectors: RankedRows | None) -> dict[str, Choice]:
     """The selection of select.diversity's mode and, with embeddings, of every mode a
     diversity variant trains on (DIVERSITY_VARIANTS), each from the same ranking."""
     modes = dict.fromkeys([cfg.diversity, *(DIVERSITY_VARIANTS.values() if vectors is not None else [])])

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from selectit.selection.rows import RankedRows, as_rows
 from selectit.selection.similarity import KeptSet, small_products
 
 
@@ -31,17 +32,19 @@ class SemanticDuplicate:
 
 
 def semantic_duplicate_rows(
-    vectors: np.ndarray, threshold: float, *, exact: bool = False, seed: int = 0
+    vectors: RankedRows | np.ndarray, threshold: float, *, exact: bool = False, seed: int = 0
 ) -> dict[int, tuple[int, float]]:
     """Rows of `vectors` (unit rows in ranking order: row 0 is the best) whose cosine to a
-    better-ranked kept row is at or above `threshold`: row -> (that row, cosine)."""
-    kept = KeptSet(vectors, threshold, exact=exact, seed=seed)
+    better-ranked kept row is at or above `threshold`: row -> (that row, cosine). Every row
+    that is no duplicate is kept, so the search holds most of the pool (2 x dim bytes a row)."""
+    rows = as_rows(vectors)
+    kept = KeptSet(rows.dim, threshold, capacity=len(rows), pool=len(rows), exact=exact, seed=seed)
     duplicates = {}
     with small_products():
-        for row in range(len(vectors)):
-            match = kept.closest(row)
+        for position, vector, key in kept.walk(rows):
+            match = kept.closest(vector, key)
             if match is None:
-                kept.add(row)
+                kept.add(position, vector, key)
             else:
-                duplicates[row] = (match.index, match.similarity)
+                duplicates[position] = (match.index, match.similarity)
     return duplicates

@@ -22,10 +22,13 @@ is a candidate: the plain search, which the tests compare the bucketed one with.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
+
+from selectit.selection.rows import RankedRows, row_blocks
 
 MISS_RATE = 1e-3  # at most this share of pairs exactly at the threshold escape the buckets
 BITS = range(8, 17)  # signs per bucket key (keys are 16-bit): 256 to 65,536 buckets a table
@@ -69,84 +72,91 @@ def bucket_plan(threshold: float, capacity: int) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class Match:
-    index: int  # row of the kept example it is closest to
+    index: int  # the label (ranking position) of the kept example it is closest to
     similarity: float  # their cosine
 
 
 class KeptSet:
-    """The examples kept so far (rows of `vectors`, unit length), searchable by cosine."""
+    """The examples kept so far, searchable by cosine. It holds their vectors itself, as
+    float16 with each one's length (so a cosine divides the rounding out): memory grows with
+    what is kept, 2 x dim bytes an example, not with the pool asked about. A walk reads the
+    pool a block at a time, takes the block's bucket keys (`keys`), and asks about each row."""
 
-    def __init__(
-        self,
-        vectors: np.ndarray,
-        threshold: float,
-        *,
-        capacity: int | None = None,
-        exact: bool = False,
-        seed: int = 0,
-    ):
-        """`capacity`: the most examples it will keep (default: all the rows)."""
-        self.vectors, self.threshold = vectors, threshold
-        self.kept: list[int] = []
-        plan = None if exact or len(vectors) <= EXACT_BELOW else bucket_plan(threshold, capacity or len(vectors))
-        self._codes: np.ndarray | None = None
+    def __init__(self, dim: int, threshold: float, *, capacity: int, pool: int, exact: bool = False, seed: int = 0):
+        """`capacity`: the most examples it will keep; `pool`: how many it will be asked about
+        (a small pool is searched exactly: buckets would not pay off)."""
+        self.threshold = threshold
+        self.kept: list[int] = []  # the kept examples' labels, in the order kept
+        self._vectors = np.empty((capacity, dim), dtype=np.float16)
+        self._lengths = np.empty(capacity, dtype=np.float32)
+        plan = None if exact or pool <= EXACT_BELOW else bucket_plan(threshold, capacity)
+        self._planes: np.ndarray | None = None
         if plan is not None:
             bits, tables = plan
-            self._codes = _bucket_keys(vectors, tables, bits, seed)
+            self._planes = np.random.default_rng(seed).standard_normal((dim, tables * bits)).astype(np.float32)
+            self._powers = (1 << np.arange(bits, dtype=np.uint16)).reshape(1, 1, bits)  # keys of up to 16 bits
             self._tables = np.arange(tables)
             # Each bucket is a linked list in two arrays, not a Python list per bucket (a
             # dict of lists costs about 90 bytes a bucket, more than the embedding itself):
-            # `_heads[table, key]` is the bucket's last-added row (-1: empty), and
-            # `_next[row, table]` the row added to that bucket before `row`.
+            # `_heads[table, key]` is the bucket's last-added slot (-1: empty), and
+            # `_next[slot, table]` the slot added to that bucket before `slot`.
             self._heads = np.full((tables, 2**bits), -1, dtype=np.int32)
-            self._next = np.full((len(vectors), tables), -1, dtype=np.int32)
+            self._next = np.full((capacity, tables), -1, dtype=np.int32)
 
     @property
     def bucketed(self) -> bool:
-        return self._codes is not None
+        return self._planes is not None
 
-    def closest(self, row: int) -> Match | None:
-        """The kept example most similar to `row`, if their cosine is at or above the threshold."""
-        candidates = self._candidates(row)
-        if not len(candidates):
+    def keys(self, block: np.ndarray) -> np.ndarray | None:
+        """Per row of `block` and table, the integer whose bits are the signs of the table's
+        random projections (None when the search is exact)."""
+        if self._planes is None:
             return None
-        similarities = self.vectors[candidates] @ self.vectors[row]
+        bits = self._powers.shape[2]
+        signs = (block @ self._planes > 0).reshape(len(block), -1, bits)
+        return (signs * self._powers).sum(axis=2, dtype=np.uint16)
+
+    def walk(self, rows: RankedRows) -> Iterator[tuple[int, np.ndarray, np.ndarray | None]]:
+        """(position, unit row, its bucket key) for each of `rows` in ranking order, read a
+        block at a time, the block's keys in one product."""
+        for start, block in row_blocks(rows):
+            keys = self.keys(block)
+            for i, vector in enumerate(block):
+                yield start + i, vector, None if keys is None else keys[i]
+
+    def closest(self, vector: np.ndarray, key: np.ndarray | None = None) -> Match | None:
+        """The kept example most similar to `vector` (unit, with its `keys` row when
+        bucketed), if their cosine is at or above the threshold."""
+        slots = self._candidates(key)
+        if not len(slots):
+            return None
+        similarities = (self._vectors[slots] @ vector) / self._lengths[slots]
         best = int(np.argmax(similarities))
         if similarities[best] < self.threshold - TOLERANCE:
             return None
-        return Match(int(candidates[best]), float(similarities[best]))
+        return Match(self.kept[int(slots[best])], float(similarities[best]))
 
-    def add(self, row: int) -> None:
-        self.kept.append(row)
-        if self._codes is not None:
-            keys = self._codes[row]
-            self._next[row] = self._heads[self._tables, keys]
-            self._heads[self._tables, keys] = row
+    def add(self, label: int, vector: np.ndarray, key: np.ndarray | None = None) -> None:
+        slot = len(self.kept)
+        self.kept.append(label)
+        self._vectors[slot] = vector
+        self._lengths[slot] = np.linalg.norm(self._vectors[slot].astype(np.float32))
+        if self._planes is not None:
+            self._next[slot] = self._heads[self._tables, key]
+            self._heads[self._tables, key] = slot
 
-    def _candidates(self, row: int) -> np.ndarray:
-        if self._codes is None:
-            return np.asarray(self.kept, dtype=np.int64)
+    def _candidates(self, key: np.ndarray | None) -> np.ndarray:
+        if self._planes is None:
+            return np.arange(len(self.kept))
         # Walk every table's bucket at once, one link a step: as many steps as the longest bucket.
-        tables, rows = self._tables, self._heads[self._tables, self._codes[row]]
+        tables, slots = self._tables, self._heads[self._tables, key]
         found = []
         while True:
-            filled = rows >= 0
-            tables, rows = tables[filled], rows[filled]
-            if not len(rows):
+            filled = slots >= 0
+            tables, slots = tables[filled], slots[filled]
+            if not len(slots):
                 break
-            found.append(rows)
-            rows = self._next[rows, tables]
-        # A row found in several tables is compared more than once: cheaper than np.unique's sort.
+            found.append(slots)
+            slots = self._next[slots, tables]
+        # A slot found in several tables is compared more than once: cheaper than np.unique's sort.
         return np.concatenate(found) if found else np.empty(0, dtype=np.int64)
-
-
-def _bucket_keys(vectors: np.ndarray, tables: int, bits: int, seed: int, block: int = 8192) -> np.ndarray:
-    """Per row and table, the integer whose bits are the signs of `bits` random projections.
-    Projected a block of rows at a time, so memory stays one block's worth."""
-    planes = np.random.default_rng(seed).standard_normal((vectors.shape[1], tables * bits)).astype(np.float32)
-    powers = (1 << np.arange(bits, dtype=np.uint16)).reshape(1, 1, bits)  # keys of up to 16 bits
-    keys = np.empty((len(vectors), tables), dtype=np.uint16)
-    for start in range(0, len(vectors), block):
-        signs = (vectors[start : start + block] @ planes > 0).reshape(-1, tables, bits)
-        keys[start : start + block] = (signs * powers).sum(axis=2, dtype=np.uint16)
-    return keys

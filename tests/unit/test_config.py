@@ -561,3 +561,20 @@ def test_the_selection_study_params_load_with_every_key_params_yaml_has():
     study = load_params(ROOT / "studies" / "selection" / "params.yaml")
     assert study.finetune.variants == ["selectit", "random", "length", "ifd", "learned", "base"]
     assert Path(study.select.learned_pairs).is_file() and Path(study.evaluate.preference_file).is_file()
+
+
+def test_the_coverage_study_params_load_and_differ_from_the_selection_study_as_it_says():
+    """studies/coverage/params.yaml is the selection study's file with the pool, the variants and
+    fine-tuning changed (each a `# coverage:` line), and nothing else."""
+    folder = ROOT / "studies"
+    coverage = load_params(folder / "coverage" / "params.yaml")
+    assert (coverage.ingest.limit, coverage.finetune.variants, coverage.finetune.enabled) == (
+        5556,
+        ["selectit", "random"],
+        False,
+    )
+    raw = yaml.safe_load((folder / "coverage" / "params.yaml").read_text())
+    study = yaml.safe_load((folder / "selection" / "params.yaml").read_text())
+    raw["ingest"]["limit"] = study["ingest"]["limit"]
+    raw["finetune"].update(variants=study["finetune"]["variants"], enabled=study["finetune"]["enabled"])
+    assert raw == study

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from selectit.core.embeddings import centre_rows
+from selectit.core.embeddings import centre_rows, write_embeddings
+from selectit.core.errors import InputError
 from selectit.selection.coverage import (
     ExampleFacts,
     clusters_touched,
@@ -20,6 +21,7 @@ from selectit.selection.coverage import (
     verb_mix,
 )
 from selectit.selection.diversity import choose, k_center, repr_filter
+from selectit.selection.rows import ranked_vectors
 from selectit.selection.semantic_duplicates import semantic_duplicate_rows
 from selectit.selection.similarity import KeptSet, bucket_plan, tables_for
 
@@ -113,7 +115,7 @@ def planted(n: int, dim: int, seed: int) -> np.ndarray:
 
 def test_bucketed_search_equals_the_plain_one_on_random_data():
     vectors = planted(6000, 64, seed=1)
-    assert KeptSet(vectors, 0.9).bucketed
+    assert KeptSet(64, 0.9, capacity=2000, pool=len(vectors)).bucketed
     assert repr_filter(vectors, 2000, 0.9) == repr_filter(vectors, 2000, 0.9, exact=True)
     bucketed, plain = semantic_duplicate_rows(vectors, 0.9), semantic_duplicate_rows(vectors, 0.9, exact=True)
     assert len(plain) > 100 and bucketed.keys() == plain.keys()
@@ -214,12 +216,45 @@ def test_centring_spreads_embeddings_that_share_one_direction():
 
 
 def test_ranked_vectors_centre_over_the_ranked_pool_only_when_asked(tmp_path):
-    from selectit.core.embeddings import write_embeddings
-    from selectit.selection.diversity import ranked_vectors
-
     path = tmp_path / "embeddings.parquet"
     write_embeddings(path, ["a", "b", "c"], np.asarray([[1, 1], [1, 0.8], [0.8, 1]], dtype=np.float32))
-    raw = ranked_vectors(path, ["c", "a", "b"], centre=False)
+    raw = ranked_vectors(path, ["c", "a", "b"], centre=False).take(np.arange(3))
     assert np.allclose(raw[0], unit([[0.8, 1]])[0], atol=1e-3)  # float16 on disk
-    centred = ranked_vectors(path, ["c", "b"], centre=True)  # two rows: each the other's opposite
+    centred = ranked_vectors(path, ["c", "b"], centre=True).take(np.arange(2))  # each the other's opposite
     assert np.allclose(centred[0] @ centred[1], -1, atol=1e-3)
+
+
+def test_ranked_vectors_read_from_a_file_equal_the_matrix_they_came_from(tmp_path):
+    # More rows than one parquet group and one walk block, ranked in another order than the file's.
+    rng = np.random.default_rng(3)
+    matrix = unit(rng.standard_normal((9000, 8)))
+    ids = [f"e{i}" for i in range(9000)]
+    path = tmp_path / "embeddings.parquet"
+    write_embeddings(path, ids, matrix)
+    order = rng.permutation(9000)
+    rows = ranked_vectors(path, [ids[i] for i in order], centre=False)
+    expected = unit(matrix.astype(np.float16)[order])
+    assert len(rows) == 9000 and rows.dim == 8
+    assert np.allclose(rows.take(np.arange(9000)), expected, atol=2e-3)
+    scattered = np.array([8999, 3, 4, 5, 17, 0])  # runs and single rows, in any order
+    assert np.allclose(rows.take(scattered), expected[scattered], atol=2e-3)
+    # The walks give the same answer from the file as from the matrix it holds.
+    held = rows.take(np.arange(9000))
+    assert repr_filter(rows, 500, 0.5) == repr_filter(held, 500, 0.5)
+    assert k_center(rows, 300, leaf=256) == k_center(held, 300, leaf=256)
+
+
+def test_ranked_vectors_name_a_scored_example_with_no_embedding(tmp_path):
+    path = tmp_path / "embeddings.parquet"
+    write_embeddings(path, ["a", "b"], np.eye(2, dtype=np.float32))
+    with pytest.raises(InputError, match=r"1 of 3 scored examples \(e.g. z\) have no embedding"):
+        ranked_vectors(path, ["a", "z", "b"], centre=True)
+
+
+def test_kept_set_holds_float16_but_finds_an_exact_copy_at_cosine_one():
+    rng = np.random.default_rng(0)
+    vector = unit(rng.standard_normal((1, 576)))[0]
+    kept = KeptSet(576, 1.0, capacity=1, pool=1)
+    kept.add(7, vector)
+    match = kept.closest(vector)
+    assert match is not None and match.index == 7 and match.similarity == pytest.approx(1.0, abs=1e-6)

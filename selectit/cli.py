@@ -27,6 +27,7 @@ from selectit.ingest.formats import read_examples
 from selectit.rating_params import rating_settings
 from selectit.scoring.tables import read_ratings, read_scores, score_ratings, write_parquet
 from selectit.selection.diversity import choose
+from selectit.selection.methods import LENGTH, MODEL_METHODS, SELECTIT, length_scores, method_ranking
 from selectit.selection.output import write_selection
 from selectit.selection.rows import ranked_vectors
 
@@ -53,6 +54,7 @@ OVERRIDES = {
     "weights": "aggregate.weights",
     "token_score": "aggregate.token_score",
     "ratio": "select.ratio",
+    "select_method": "select.method",
     "base_model": "finetune.base_model",
     "method": "finetune.method",
     "epochs": "finetune.epochs",
@@ -146,8 +148,9 @@ def cmd_aggregate(args) -> None:
     log.info("wrote %s (%d examples, weights %s)", args.out, scores.table.num_rows, scores.weights)
 
 
-def _diversity_chooser(params: Params, scores, embeddings: str | None):
-    """select.diversity and select.semantic_duplicates over the embeddings file, or None (top R%)."""
+def _diversity_chooser(params: Params, ranked: list[str], embeddings: str | None):
+    """select.diversity and select.semantic_duplicates over the embeddings file and the
+    ranking `ranked` (ids best first), or None (top R%)."""
     cfg = params.select
     if not cfg.needs_embeddings:
         return None
@@ -156,7 +159,6 @@ def _diversity_chooser(params: Params, scores, embeddings: str | None):
             f"select.diversity {cfg.diversity} / select.semantic_duplicates {cfg.semantic_duplicates}: "
             "pass --embeddings (the score stage's data/embeddings/embeddings.parquet)"
         )
-    ranked = scores.sort_by("rank")["example_id"].to_pylist()
     choice = choose(
         ranked,
         cfg.ratio,
@@ -185,16 +187,33 @@ def cmd_select(args) -> None:
     if out.suffix != ".json":
         raise InputError(f"--out {out}: the selection is written as one Alpaca JSON list; name it *.json")
     excluded = Path(args.excluded or out.with_name("excluded_ids.txt"))
+    method = params.select.method
+    if method in MODEL_METHODS:
+        raise InputError(
+            f"select.method {method}: this command ranks by SelectIT's score or by length; {method} runs a "
+            "model over the pool: use the select stage (`dvc repro select` or `python -m flows.pipeline`)"
+        )
     scores = read_scores(args.scores)
+    examples = read_examples(_inputs(args, params), params.ingest.rows_key).examples
+    ranked = scores.sort_by("rank")["example_id"].to_pylist()
+    ranking = ranking_scores = None
+    if method == LENGTH:
+        try:
+            ranking = method_ranking(method, selectit_ranked=ranked, pool=examples)
+        except ValueError as error:
+            raise InputError(f"--scores {args.scores}: {error} (--inputs)") from None
+        ranking_scores = length_scores(examples)
     selection = write_selection(
         scores,
-        read_examples(_inputs(args, params), params.ingest.rows_key).examples,
+        examples,
         params.select.ratio,
         out,
         out.with_name("selected_ids.txt"),
         excluded,
         allow_unscored=args.allow_unscored,
-        choose=_diversity_chooser(params, scores, args.embeddings),
+        ranking=ranking,
+        ranking_scores=ranking_scores,
+        choose=_diversity_chooser(params, ranking or ranked, args.embeddings),
     )
     if selection.unscored:
         log.warning(
@@ -203,10 +222,11 @@ def cmd_select(args) -> None:
             len(selection.scores),
         )
     log.info(
-        "kept %d of %d examples (ratio %.3g) -> %s; left-out ids -> %s",
+        "kept %d of %d examples (ratio %.3g, ranked by %s) -> %s; left-out ids -> %s",
         len(selection.kept),
         len(selection.scores),
         params.select.ratio,
+        method,
         out,
         excluded,
     )
@@ -386,6 +406,13 @@ def _select_parser(sub) -> None:
     _input_arguments(select)
     select.add_argument("--scores", required=True, help="scores.parquet from `selectit score`")
     select.add_argument("--ratio", type=float)
+    select.add_argument(
+        "--method",
+        dest="select_method",
+        choices=[SELECTIT, LENGTH],
+        help="rank by SelectIT's score or by response length (default: select.method of params.yaml; "
+        "ifd and learned run a model: use the select stage)",
+    )
     select.add_argument(
         "--out", required=True, help="selected examples, one Alpaca JSON list (.json); selected_ids.txt beside it"
     )

@@ -120,6 +120,27 @@ def test_select_writes_what_the_select_stage_writes(scored, tmp_path, tiny_alpac
     assert (tmp_path / "excluded_ids.txt").read_text().split() == best[3:]
 
 
+def test_select_by_length_and_refuses_a_method_that_runs_a_model(scored, tmp_path, tiny_alpaca, capsys):
+    """--method length keeps the longest responses; ifd (select.method in params) is one line
+    naming the key and the stage that runs it, and writes nothing."""
+    params, out = scored
+    selected = tmp_path / "selected.json"
+    words = ["select", "--scores", out / "scores.parquet", "--ratio", "0.5", "--out", selected]
+    assert selectit(params, *words, "--method", "length") == 0
+    scored_ids = set(pq.read_table(out / "scores.parquet")["example_id"].to_pylist())
+    pool = [e for e in read_examples([tiny_alpaca]).examples if e.id in scored_ids]
+    longest = sorted(pool, key=lambda e: (-len(e.output), e.id))
+    assert (tmp_path / "selected_ids.txt").read_text().split() == [e.id for e in longest[:3]]
+    raw = yaml.safe_load(params.read_text())
+    raw["select"]["method"] = "ifd"
+    params.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert selectit(params, *words[:-1], tmp_path / "other.json") == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert "select.method ifd" in error and "use the select stage" in error
+    assert not (tmp_path / "other.json").exists()
+
+
 def test_select_with_the_repr_filter_over_embeddings(scored, tmp_path, monkeypatch, capsys):
     """--embeddings: the second-best example points the same way as the best, so the filter skips it."""
     params, out = scored

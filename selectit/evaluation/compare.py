@@ -135,7 +135,11 @@ class Comparison:
     @classmethod
     def load(cls, path: Path) -> Comparison:
         """A comparison that `to_json` wrote to `path` (comparison.json)."""
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls.parse(json.loads(Path(path).read_text(encoding="utf-8")), path)
+
+    @classmethod
+    def parse(cls, data: object, path: Path) -> Comparison:
+        """A comparison from what `to_json` wrote, read from `path` (named in errors)."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputError(f"{path}: not a {FORMAT} comparison (written by another version?); run compare again")
 

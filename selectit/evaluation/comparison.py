@@ -13,6 +13,9 @@ from selectit.core.stages import SELECTION_ONLY_NOTE
 from selectit.evaluation.compare import FORMAT, Comparison, compare_variants
 from selectit.evaluation.metrics import ordered_specs, read_questions
 
+# The compare stage's files (its DVC outputs and metrics, selectit/stages.py).
+MARKDOWN, JSON_FILE, METRICS = "comparison.md", "comparison.json", "metrics.json"
+
 
 def compare_evaluations(evaluated: Mapping[str, Path], cfg: EvaluateConfig, out: Path) -> Comparison:
     """Compare the evaluations in `evaluated` (variant -> its evaluate output folder) against
@@ -27,9 +30,9 @@ def compare_evaluations(evaluated: Mapping[str, Path], cfg: EvaluateConfig, out:
         seed=cfg.seed,
     )
     out = Path(out)
-    write_text(out / "comparison.md", comparison.to_markdown())
-    write_json(out / "comparison.json", comparison.to_json())
-    write_json(out / "metrics.json", comparison.dvc_metrics())
+    write_text(out / MARKDOWN, comparison.to_markdown())
+    write_json(out / JSON_FILE, comparison.to_json())
+    write_json(out / METRICS, comparison.dvc_metrics())
     return comparison
 
 
@@ -37,9 +40,9 @@ def write_switched_off(out: Path) -> None:
     """The compare stage's outputs when finetune.enabled is false, so that `dvc repro` runs
     through to the report and no earlier comparison is taken for this run's."""
     out = Path(out)
-    write_text(out / "comparison.md", f"# Comparison\n\n{SELECTION_ONLY_NOTE}")
-    write_json(out / "comparison.json", {"format": FORMAT, "enabled": False})
-    write_json(out / "metrics.json", {})
+    write_text(out / MARKDOWN, f"# Comparison\n\n{SELECTION_ONLY_NOTE}")
+    write_json(out / JSON_FILE, {"format": FORMAT, "enabled": False})
+    write_json(out / METRICS, {})
 
 
 def load_comparison(path: Path) -> Comparison | None:
@@ -47,6 +50,7 @@ def load_comparison(path: Path) -> Comparison | None:
     path = Path(path)
     if not path.is_file():
         return None
-    if json.loads(path.read_text(encoding="utf-8")).get("enabled") is False:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if isinstance(data, dict) and data.get("enabled") is False:
         return None
-    return Comparison.load(path)
+    return Comparison.parse(data, path)

@@ -389,3 +389,14 @@ def test_json_round_trip():
     assert set(cell["vs_reference"]) == {"diff", "low", "high", "verdict"}
     assert cell["n"] == 60
     assert data["variants"]["random"]["heldout_nll"]["vs_reference"] is None
+
+
+def test_load_comparison_none_when_absent_or_switched_off_and_one_error_when_not_a_comparison(tmp_path):
+    from selectit.evaluation.comparison import load_comparison, write_switched_off
+
+    assert load_comparison(tmp_path / "comparison.json") is None
+    write_switched_off(tmp_path)
+    assert load_comparison(tmp_path / "comparison.json") is None
+    (tmp_path / "comparison.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"comparison.json: not a .* comparison"):
+        load_comparison(tmp_path / "comparison.json")

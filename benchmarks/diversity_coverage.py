@@ -14,7 +14,7 @@ Embeddings (--embedder):
 Either way they are written to --workdir as the embeddings file the select stage reads
 (selectit/core/embeddings.py), and reused by a later run with the same settings.
 - --embeddings <embeddings.parquet> takes a run's own (data/embeddings/embeddings.parquet:
-  the rater's middle layer from its rating pass); the pool is then the rows that file holds.
+  the rater's own, from its rating pass); the pool is then the rows that file holds.
 
 Ranking (--ranking): `scores:<scores.parquet>` takes a run's SelectIT ranking; `length`
 (longest response first) stands in where no run has scored these rows: the paper reports

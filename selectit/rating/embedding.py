@@ -3,8 +3,8 @@
 The embedding comes from the rater's own forward pass over the rating text of the first
 prompt: the hidden states after one layer, pooled over the example's tokens only (its
 instruction, input and response; never the rating prompt or the cue), so rating and
-embedding share one pass. The choice below was measured (docs/guides/embeddings.md,
-`benchmarks/embedding_choice.py`): the middle layer, mean-pooled.
+embedding share one pass. The choice below was measured on both offline raters (docs/guides/embeddings.md,
+`benchmarks/embedding_choice.py`): the layer at three quarters of the depth, mean-pooled.
 """
 
 from __future__ import annotations
@@ -34,4 +34,4 @@ class EmbeddingSpec:
 
 
 # What the raters' embeddings are; part of the key of their embedding shards.
-RATER_EMBEDDING = EmbeddingSpec(depth=0.5, pooling="mean")
+RATER_EMBEDDING = EmbeddingSpec(depth=0.75, pooling="mean")

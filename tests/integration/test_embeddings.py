@@ -48,7 +48,7 @@ def test_an_embedding_is_the_plain_forward_pass_pooled_over_the_example(tmp_path
     assert ids == [e.id for e in tiny_examples()]
 
     # One example (the one with an input), by hand: the first prompt's rating text through the
-    # model, the middle layer's states over the example's own tokens, averaged.
+    # model, the states of the layer at 3/4 depth over the example's own tokens, averaged.
     loaded = session.loaded
     example = tiny_examples()[1]
     (encoded,) = loaded.encoder.encode([example], loaded.prompts.prompts[0])
@@ -63,7 +63,7 @@ def test_an_embedding_is_the_plain_forward_pass_pooled_over_the_example(tmp_path
     np.testing.assert_allclose(matrix[1], expected, rtol=0, atol=2e-3 * np.abs(expected).max())
 
     about = read_embeddings_metadata(rated.embeddings)
-    assert about["layer"] == layer == 1 and about["of_layers"] == 2  # the tiny Llama's middle layer
+    assert about["layer"] == layer == 2 and about["of_layers"] == 2  # round(0.75 x 2): the tiny Llama's last
     assert about["pooling"] == "mean" and about["dim"] == 64 and about["model"] == "tiny-llama"
 
 

@@ -38,14 +38,18 @@ _AS_A_TERMINAL_JOB = (
 )
 
 
-def _start_scoring(tmp_path, params, data, log):
-    """`python -m flows.score` in its own session, as a terminal's foreground job."""
+def _start_scoring(tmp_path, params, data, log, api_url: str | None = None):
+    """`python -m flows.score` in its own session, as a terminal's foreground job; with
+    `api_url`, reporting to that Prefect API instead of starting a temporary server."""
+    env = command_env(tmp_path / "prefect")
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
     with log.open("w") as output:
         return subprocess.Popen(
             [sys.executable, "-c", _AS_A_TERMINAL_JOB, "flows.score"]
             + ["--params", str(params), "--data", str(data), "--rater", RATER],
             cwd=ROOT,
-            env=command_env(tmp_path / "prefect"),
+            env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -61,6 +65,8 @@ def _wait_for_shards(process, cache, count: int, log) -> None:
 
 
 def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2_folder, prefect_harness):
+    from prefect.settings import PREFECT_API_URL
+
     from flows.score import score_flow
 
     source = tmp_path / "source.json"
@@ -70,7 +76,9 @@ def test_killed_scoring_resumes_without_redoing_or_losing_rows(tmp_path, smollm2
     n = len((data / "validated" / "examples.jsonl").read_text().splitlines())  # scored: one shard each
 
     log = tmp_path / "killed-run.log"
-    process = _start_scoring(tmp_path, params, data, log)
+    # The session's Prefect API: Prefect starts a temporary server in a session of its own,
+    # which a SIGKILL to the run's process group would leave running after the tests.
+    process = _start_scoring(tmp_path, params, data, log, api_url=PREFECT_API_URL.value())
     try:
         _wait_for_shards(process, cache, 2, log)
         os.killpg(process.pid, signal.SIGKILL)

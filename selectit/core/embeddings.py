@@ -99,12 +99,19 @@ def centre_rows(matrix: np.ndarray) -> np.ndarray:
     return normalise_rows(matrix, in_place=True)
 
 
-def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """The ids and a float32 matrix of unit-length rows, in file order."""
+def open_embeddings(path: str | Path) -> pq.ParquetFile:
+    """The embeddings file, to be read whole or a row group at a time; a missing file or one
+    with other columns is an `InputError` naming it."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no embeddings; the score stage writes them (re-run it)")
-    table = pq.read_table(path)
-    if table.schema.names != ["id", "embedding"]:
-        raise InputError(f"{path}: expected columns id, embedding; found {', '.join(table.schema.names)}")
+    source = pq.ParquetFile(path)
+    if source.schema_arrow.names != ["id", "embedding"]:
+        raise InputError(f"{path}: expected columns id, embedding; found {', '.join(source.schema_arrow.names)}")
+    return source
+
+
+def read_embeddings(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """The ids and a float32 matrix of unit-length rows, in file order."""
+    table = open_embeddings(path).read()
     return table.column("id").to_pylist(), normalise_rows(embedding_rows(table))

@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from selectit.core.embeddings import normalise_rows
+from selectit.core.embeddings import normalise_rows, open_embeddings
 from selectit.core.errors import InputError
 
 ROW_BLOCK = 1024  # rows a walk reads at once: 2.3 MB of float32 at 576 dimensions
@@ -109,12 +109,7 @@ def ranked_vectors(path: Path, ranked: Sequence[str], centre: bool) -> RowFile:
 
     Two passes over the file a row group at a time (the mean, then the rows), so memory
     holds one group, not the pool."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{path}: no embeddings; the score stage writes them (re-run it)")
-    source = pq.ParquetFile(path)
-    if source.schema_arrow.names != ["id", "embedding"]:
-        raise InputError(f"{path}: expected columns id, embedding; found {', '.join(source.schema_arrow.names)}")
+    source = open_embeddings(path)
     dim = source.schema_arrow.field("embedding").type.list_size
     position_of = {example_id: position for position, example_id in enumerate(ranked)}
     found = np.zeros(len(ranked), dtype=bool)

@@ -201,7 +201,7 @@ def cmd_select(args) -> None:
         try:
             ranking = method_ranking(method, selectit_ranked=ranked, pool=examples)
         except ValueError as error:
-            raise InputError(f"--scores {args.scores}: {error} (--inputs)") from None
+            raise InputError(f"--scores {args.scores}: {error} of the input files") from None
         ranking_scores = length_scores(examples)
     selection = write_selection(
         scores,
